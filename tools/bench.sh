@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs the Google Benchmark programs from an optimised build (build-release).
+#   tools/bench.sh                       # full run, as recorded in docs/benchmarks.md
+#   BENCH_MIN_TIME=0.05 tools/bench.sh   # quick smoke run (CI)
+#   tools/bench.sh --benchmark_filter=Parse
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BENCH_BUILD_DIR:-build-release}
+tools/bootstrap.sh >/dev/null
+if [ ! -f "$BUILD/build.ninja" ]; then
+  meson setup "$BUILD" --buildtype=release -Dtests=disabled ${CI:+-Dwerror=true} >/dev/null
+fi
+meson compile -C "$BUILD" >/dev/null
+args=("$@")
+[ -n "${BENCH_MIN_TIME:-}" ] && args+=("--benchmark_min_time=${BENCH_MIN_TIME}")
+for b in "$BUILD"/bench/*_bench; do
+  [ -x "$b" ] || continue
+  echo "== $(basename "$b")"
+  "$b" "${args[@]}"
+done

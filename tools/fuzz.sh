@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Builds a clang ASan+UBSan tree with the libFuzzer targets, runs the unit suite in it, then
+# runs each fuzzer for FUZZ_SECONDS on its corpus (tests/fuzz/corpus/<target>). A crash fails
+# the run and leaves the reproducer in build-fuzz/crashes/<target>/: turn it into a regression
+# test (copy it into the corpus and into a unit test), then fix the code.
+#
+#   FUZZ_SECONDS=600 tools/fuzz.sh        # longer local session
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
+SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
+
+tools/bootstrap.sh >/dev/null   # packages (clang, libclang-rt) are in its list
+if [ ! -f "$BUILD/build.ninja" ]; then
+  CC=clang CXX=clang++ meson setup "$BUILD" -Dfuzzing=true -Db_sanitize=address,undefined \
+    -Db_lundef=false -Dbenchmarks=disabled ${CI:+-Dwerror=true}
+fi
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+meson test -C "$BUILD" --suite unit --print-errorlogs
+
+for fuzzer in "$BUILD"/tests/fuzz/fuzz_*; do
+  [ -x "$fuzzer" ] || continue
+  name=$(basename "$fuzzer")
+  corpus=tests/fuzz/corpus/${name#fuzz_}
+  work="$BUILD/corpus/${name#fuzz_}"      # new inputs go here, the checked-in corpus stays clean
+  crashes="$BUILD/crashes/${name#fuzz_}"
+  mkdir -p "$work" "$crashes"
+  echo "fuzz: $name for ${SECONDS_PER_TARGET}s on $corpus"
+  "$fuzzer" -max_total_time="$SECONDS_PER_TARGET" -max_len=70000 -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=1 -artifact_prefix="$crashes/" "$work" "$corpus"
+done

@@ -1,0 +1,48 @@
+// wwan-dp: a userspace data-path driver for USB cellular modems.
+// This file only dispatches subcommands; each lives in its own translation unit.
+#include <iostream>
+#include <string_view>
+#include <vector>
+
+#include "tools/decode_ntb.hpp"
+
+namespace {
+
+constexpr std::string_view kUsage =
+    "usage: wwan-dp --dev VID:PID --tun NAME      drive a modem (not in this build yet, see below)\n"
+    "       wwan-dp decode ntb [--mbim] FILE|-    decode one bulk-IN transfer to JSON Lines\n"
+    "       wwan-dp --version | --help\n"
+    "\n"
+    "wwan-dp claims a modem's USB interfaces (detaching cdc_ncm / huawei_cdc_ncm / cdc_mbim from\n"
+    "it), sets up the data session itself and moves IP packets between the modem and a TUN device.\n"
+    "This build contains the NTB codec and the decoder; the USB layer, the emulated modem and the\n"
+    "daemon are being built (README.md, \"Status\").\n";
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::vector<std::string_view> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    (args.empty() ? std::cerr : std::cout) << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  if (args[0] == "--version") {
+    std::cout << "wwan-dp " WWAN_DP_VERSION "\n";
+    return 0;
+  }
+  if (args[0] == "decode") {
+    if (args.size() >= 2 && args[1] == "ntb")
+      return wwan::cli::run_decode_ntb(std::span(args).subspan(2), std::cout, std::cerr);
+    std::cerr << "wwan-dp decode: what should be decoded? try: wwan-dp decode ntb --help\n";
+    return 2;
+  }
+  for (const std::string_view a : args) {
+    if (a == "--dev" || a == "--sim" || a == "--tun") {
+      std::cerr << "wwan-dp: driving a modem (" << a
+                << ") is not in this build yet: only `wwan-dp decode ntb` is; see README.md \"Status\"\n";
+      return 2;
+    }
+  }
+  std::cerr << "wwan-dp: unknown command '" << args[0] << "' (see wwan-dp --help)\n";
+  return 2;
+}
