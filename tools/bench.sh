@@ -14,7 +14,7 @@ meson compile -C "$BUILD" >/dev/null
 args=("$@")
 [ -n "${BENCH_MIN_TIME:-}" ] && args+=("--benchmark_min_time=${BENCH_MIN_TIME}")
 for b in "$BUILD"/bench/*_bench; do
-  [ -x "$b" ] || continue
+  [ -f "$b" ] && [ -x "$b" ] || continue
   echo "== $(basename "$b")"
   "$b" "${args[@]}"
 done

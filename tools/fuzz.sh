@@ -17,10 +17,12 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 fi
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+meson compile -C "$BUILD"   # `meson test` alone builds only what the tests need, not the fuzzers
 meson test -C "$BUILD" --suite unit --print-errorlogs
 
+ran=0
 for fuzzer in "$BUILD"/tests/fuzz/fuzz_*; do
-  [ -x "$fuzzer" ] || continue
+  [ -f "$fuzzer" ] && [ -x "$fuzzer" ] || continue   # skip the fuzz_*.p object directories
   name=$(basename "$fuzzer")
   corpus=tests/fuzz/corpus/${name#fuzz_}
   work="$BUILD/corpus/${name#fuzz_}"      # new inputs go here, the checked-in corpus stays clean
@@ -29,4 +31,6 @@ for fuzzer in "$BUILD"/tests/fuzz/fuzz_*; do
   echo "fuzz: $name for ${SECONDS_PER_TARGET}s on $corpus"
   "$fuzzer" -max_total_time="$SECONDS_PER_TARGET" -max_len=70000 -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$crashes/" "$work" "$corpus"
+  ran=$((ran + 1))
 done
+[ "$ran" -gt 0 ] || { echo "fuzz: no fuzz targets were built in $BUILD" >&2; exit 1; }
