@@ -10,7 +10,11 @@ tools/bootstrap.sh >/dev/null
 if [ ! -f "$BUILD/build.ninja" ]; then
   meson setup "$BUILD" --buildtype=release -Dtests=disabled ${CI:+-Dwerror=true} >/dev/null
 fi
-meson compile -C "$BUILD" >/dev/null
+# Quiet when it works, the whole compiler output when it does not.
+if ! log=$(meson compile -C "$BUILD" 2>&1); then
+  echo "$log" >&2
+  exit 1
+fi
 args=("$@")
 [ -n "${BENCH_MIN_TIME:-}" ] && args+=("--benchmark_min_time=${BENCH_MIN_TIME}")
 for b in "$BUILD"/bench/*_bench; do
