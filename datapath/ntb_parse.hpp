@@ -249,7 +249,8 @@ TransferSummary parse_transfer(Bytes xfer, const ParseOptions& opt, Sink& sink) 
     const bool has_sig = remaining >= 4 && detail::nth_format_of(load_le32(xfer, static_cast<std::size_t>(pos)), format);
     if (!has_sig) {
       if (sum.ntbs == 0) {
-        report(remaining < kNth16Size ? NtbError::NthTruncated : NtbError::NthBadSignature);
+        // Four bytes are enough to know this is not an NTB at all; fewer cannot even say that.
+        report(remaining < 4 ? NtbError::NthTruncated : NtbError::NthBadSignature);
       } else {
         // After an NTB the rest may be padding: Linux pads to tx_max with zeros, Windows adds one
         // zero byte to avoid a ZLP (anchors.md §5 #3). Anything else is worth counting.

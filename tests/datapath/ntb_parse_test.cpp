@@ -546,6 +546,10 @@ TEST(NtbParseNth, BadSignatureDropsTheTransfer) {
   EXPECT_THAT(parse(w.b).errors, ElementsAre("0:nth_bad_signature"));
 }
 
+TEST(NtbParseNth, ShortGarbageIsABadSignatureNotATruncatedNth) {
+  EXPECT_THAT(parse({'O', 'K', '\r', '\n', 0}).errors, ElementsAre("0:nth_bad_signature"));
+}
+
 TEST(NtbParseNth, TruncatedNthIsReported) {
   Wire w;
   w.le32(kNth32Signature).le16(16);  // 6 bytes of an NTH32
