@@ -17,6 +17,9 @@ PACKAGES=(
   clang libclang-rt-14-dev           # libFuzzer + ASan/UBSan builds (tests/fuzz)
   libgtest-dev libgmock-dev          # tests/
   libbenchmark-dev                   # bench/
+  libusb-1.0-0-dev                   # usb/ (discovery, transfers)
+  umockdev libumockdev-dev           # tests/usbfs (emulated usbfs for real libusb)
+  nlohmann-json3-dev                 # tests/usbfs (reads `wwan-dp list --json` back)
 )
 
 missing=()

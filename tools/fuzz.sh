@@ -18,7 +18,7 @@ fi
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 meson compile -C "$BUILD"   # `meson test` alone builds only what the tests need, not the fuzzers
-meson test -C "$BUILD" --suite unit --print-errorlogs
+meson test -C "$BUILD" --suite unit --suite usbfs --print-errorlogs
 
 ran=0
 for fuzzer in "$BUILD"/tests/fuzz/fuzz_*; do

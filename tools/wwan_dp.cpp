@@ -5,18 +5,20 @@
 #include <vector>
 
 #include "tools/decode_ntb.hpp"
+#include "tools/list.hpp"
 
 namespace {
 
 constexpr std::string_view kUsage =
     "usage: wwan-dp --dev VID:PID --tun NAME      drive a modem (not in this build yet, see below)\n"
+    "       wwan-dp list [--json]                 the USB modems present, their interfaces and drivers\n"
     "       wwan-dp decode ntb [--mbim] FILE|-    decode one bulk-IN transfer to JSON Lines\n"
     "       wwan-dp --version | --help\n"
     "\n"
     "wwan-dp claims a modem's USB interfaces (detaching cdc_ncm / huawei_cdc_ncm / cdc_mbim from\n"
     "it), sets up the data session itself and moves IP packets between the modem and a TUN device.\n"
-    "This build contains the NTB codec and the decoder; the USB layer, the emulated modem and the\n"
-    "daemon are being built (README.md, \"Status\").\n";
+    "This build contains the NTB codec, the decoder and USB discovery (list); claiming the modem,\n"
+    "the emulated modem and the daemon are being built (README.md, \"Status\").\n";
 
 }  // namespace
 
@@ -30,6 +32,7 @@ int main(int argc, char** argv) {
     std::cout << "wwan-dp " WWAN_DP_VERSION "\n";
     return 0;
   }
+  if (args[0] == "list") return wwan::cli::run_list(std::span(args).subspan(1), std::cout, std::cerr);
   if (args[0] == "decode") {
     if (args.size() >= 2 && args[1] == "ntb")
       return wwan::cli::run_decode_ntb(std::span(args).subspan(2), std::cout, std::cerr);
@@ -39,7 +42,7 @@ int main(int argc, char** argv) {
   for (const std::string_view a : args) {
     if (a == "--dev" || a == "--sim" || a == "--tun") {
       std::cerr << "wwan-dp: driving a modem (" << a
-                << ") is not in this build yet: only `wwan-dp decode ntb` is; see README.md \"Status\"\n";
+                << ") is not in this build yet (decode ntb and list are); see README.md \"Status\"\n";
       return 2;
     }
   }
