@@ -11,19 +11,13 @@
 #include <set>
 #include <vector>
 
+#include "tests/fuzz/fuzz_check.hpp"
+
 #include "usb/descriptors.hpp"
 
 namespace {
 
 using namespace wwan::usb;
-
-#define FUZZ_CHECK(cond)                                                           \
-  do {                                                                             \
-    if (!(cond)) {                                                                 \
-      __builtin_printf("fuzz_descriptors: check failed: %s (line %d)\n", #cond, __LINE__); \
-      std::abort();                                                                \
-    }                                                                              \
-  } while (0)
 
 void check(const Configuration& c, std::uint16_t vid, std::uint16_t pid) {
   FUZZ_CHECK(c.problems.size() <= kMaxProblems + 1);

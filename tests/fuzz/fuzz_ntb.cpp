@@ -12,20 +12,14 @@
 #include <cstring>
 #include <vector>
 
+#include "tests/fuzz/fuzz_check.hpp"
+
 #include "datapath/ntb_build.hpp"
 #include "datapath/ntb_parse.hpp"
 
 namespace {
 
 using namespace wwan::ntb;
-
-#define FUZZ_CHECK(cond)                                                    \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      __builtin_printf("fuzz_ntb: check failed: %s (line %d)\n", #cond, __LINE__); \
-      std::abort();                                                         \
-    }                                                                       \
-  } while (0)
 
 struct Collect {
   Bytes transfer;
