@@ -8,7 +8,9 @@ cd "$(dirname "$0")/.."
 BUILD=${BENCH_BUILD_DIR:-build-release}
 tools/bootstrap.sh >/dev/null
 if [ ! -f "$BUILD/build.ninja" ]; then
-  meson setup "$BUILD" --buildtype=release -Dtests=disabled ${CI:+-Dwerror=true} >/dev/null
+  # No -Werror here: the warning gate is the debugoptimized build of the test command (CI stage
+  # 1); at -O3 gcc 12 reports false positives inside libstdc++ (-Wrestrict in std::string).
+  meson setup "$BUILD" --buildtype=release -Dtests=disabled >/dev/null
 fi
 # Quiet when it works, the whole compiler output when it does not.
 if ! log=$(meson compile -C "$BUILD" 2>&1); then
