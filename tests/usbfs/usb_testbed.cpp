@@ -17,66 +17,11 @@
 
 namespace wwan::usbfs_test {
 
-// ---------------------------------------------------------------- descriptor builders
-
 namespace {
-void put_le16(Bytes& b, std::uint16_t v) {
-  b.push_back(static_cast<std::uint8_t>(v & 0xff));
-  b.push_back(static_cast<std::uint8_t>(v >> 8));
-}
 std::uint16_t le16(const Bytes& b, std::size_t at) {
   return static_cast<std::uint16_t>(b[at] | b[at + 1] << 8);
 }
 }  // namespace
-
-Bytes device_descriptor(std::uint16_t bcd_usb, std::uint8_t cls, std::uint8_t subclass, std::uint8_t protocol,
-                        std::uint16_t vendor_id, std::uint16_t product_id, std::uint16_t bcd_device,
-                        std::uint8_t i_manufacturer, std::uint8_t i_product, std::uint8_t i_serial,
-                        std::uint8_t num_configurations) {
-  Bytes b{18, USB_DT_DEVICE};
-  put_le16(b, bcd_usb);
-  b.insert(b.end(), {cls, subclass, protocol, 64});
-  put_le16(b, vendor_id);
-  put_le16(b, product_id);
-  put_le16(b, bcd_device);
-  b.insert(b.end(), {i_manufacturer, i_product, i_serial, num_configurations});
-  return b;
-}
-
-Bytes interface(std::uint8_t number, std::uint8_t alternate, std::uint8_t num_endpoints, std::uint8_t cls,
-                std::uint8_t subclass, std::uint8_t protocol, std::uint8_t i_interface) {
-  return {9, USB_DT_INTERFACE, number, alternate, num_endpoints, cls, subclass, protocol, i_interface};
-}
-
-Bytes endpoint(std::uint8_t address, std::uint8_t attributes, std::uint16_t max_packet_size, std::uint8_t interval) {
-  Bytes b{7, USB_DT_ENDPOINT, address, attributes};
-  put_le16(b, max_packet_size);
-  b.push_back(interval);
-  return b;
-}
-
-Bytes iad(std::uint8_t first, std::uint8_t count, std::uint8_t cls, std::uint8_t subclass, std::uint8_t protocol) {
-  return {8, USB_DT_INTERFACE_ASSOCIATION, first, count, cls, subclass, protocol, 0};
-}
-
-Bytes concat(const std::vector<Bytes>& parts) {
-  Bytes b;
-  for (const Bytes& p : parts) b.insert(b.end(), p.begin(), p.end());
-  return b;
-}
-
-Bytes configuration(std::uint8_t value, std::uint8_t attributes, std::uint8_t max_power_2ma,
-                    const std::vector<Bytes>& parts) {
-  const Bytes body = concat(parts);
-  std::uint8_t interfaces = 0;  // interface descriptors with bAlternateSetting 0
-  for (std::size_t at = 0; at + 1 < body.size() && body[at] >= 2; at += body[at])
-    if (body[at + 1] == USB_DT_INTERFACE && at + 3 < body.size() && body[at + 3] == 0) ++interfaces;
-  Bytes b{9, USB_DT_CONFIG};
-  put_le16(b, static_cast<std::uint16_t>(9 + body.size()));
-  b.insert(b.end(), {interfaces, value, 0, attributes, max_power_2ma});
-  b.insert(b.end(), body.begin(), body.end());
-  return b;
-}
 
 // ---------------------------------------------------------------- the usbfs ioctl handler
 
@@ -126,12 +71,6 @@ void store(std::uint8_t* base, std::size_t offset, T v) {
   std::memcpy(base + offset, &v, sizeof v);
 }
 
-Bytes string_descriptor(const std::string& text) {
-  Bytes b{static_cast<std::uint8_t>(2 + 2 * text.size()), USB_DT_STRING};
-  for (const char c : text) b.insert(b.end(), {static_cast<std::uint8_t>(c), 0});
-  return b;
-}
-
 class UsbfsNode {
  public:
   UsbfsNode(UMockdevTestbed* tb, const std::string& devnode, const FakeDevice& fake)
@@ -174,7 +113,7 @@ class UsbfsNode {
         } else {
           const auto s = fake_.strings.find(index);
           if (s == fake_.strings.end()) return std::nullopt;
-          reply = string_descriptor(s->second);
+          reply = sim::string_descriptor(s->second.c_str());
         }
       } else {
         return std::nullopt;

@@ -22,24 +22,22 @@
 #include <string>
 #include <vector>
 
+#include "sim/descriptor_builder.hpp"
+
 namespace wwan::usbfs_test {
 
 using Bytes = std::vector<std::uint8_t>;
 
-// ---- descriptor builders (USB 2.0 §9.6): tests write real devices' layouts with these ----
-Bytes device_descriptor(std::uint16_t bcd_usb, std::uint8_t cls, std::uint8_t subclass, std::uint8_t protocol,
-                        std::uint16_t vendor_id, std::uint16_t product_id, std::uint16_t bcd_device,
-                        std::uint8_t i_manufacturer, std::uint8_t i_product, std::uint8_t i_serial,
-                        std::uint8_t num_configurations);
-Bytes interface(std::uint8_t number, std::uint8_t alternate, std::uint8_t num_endpoints, std::uint8_t cls,
-                std::uint8_t subclass, std::uint8_t protocol, std::uint8_t i_interface = 0);
-Bytes endpoint(std::uint8_t address, std::uint8_t attributes, std::uint16_t max_packet_size, std::uint8_t interval);
-Bytes iad(std::uint8_t first, std::uint8_t count, std::uint8_t cls, std::uint8_t subclass, std::uint8_t protocol);
-inline constexpr std::uint8_t kBulk = 2, kInterrupt = 3;
-// A configuration: the 9-byte header (wTotalLength and bNumInterfaces computed) + the parts in order.
-Bytes configuration(std::uint8_t value, std::uint8_t attributes, std::uint8_t max_power_2ma,
-                    const std::vector<Bytes>& parts);
-Bytes concat(const std::vector<Bytes>& parts);
+// Descriptor builders: the emulated modems' (sim/descriptor_builder.hpp), used here for the
+// devices that are not modems (hubs, keyboards).
+using sim::device_descriptor;
+using sim::interface;
+using sim::endpoint;
+using sim::iad;
+using sim::configuration;
+using sim::concat;
+using sim::kBulk;
+using sim::kInterrupt;
 
 // One emulated device.
 struct FakeDevice {

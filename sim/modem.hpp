@@ -1,0 +1,91 @@
+// The emulated modems: a DeviceModel (what the bus sees) + the network behind it (what the radio
+// link reaches) + switchable faults + counters a test can read.
+//
+// Profiles (DESIGN.md "The emulated modem"; descriptors from reference/vectors/usb_descriptors.md):
+//   huawei-e3372  12d1:1506, vendor NCM ff/03/16 (control and data in one interface), AT over
+//                 CDC encapsulated commands, NTB32 preferred, OUT NTBs with the NDP in front dropped
+//   generic-ncm   a conformant CDC NCM 1.0 function (02/0d + 0a data, Union, Ethernet descriptor)
+//   mbim          Sierra EM7455-like 1199:9079, MBIM on interfaces 12/13, IPS sessions, radio
+//                 refused until the QMI-over-MBIM FCC authentication
+//
+// Threading: a Modem is not thread-safe. Its front end serialises every call; a test that flips a
+// fault or reads counters while a front end is running goes through the front end's
+// with_modem() (which takes the same lock) and then lets the front end retry pending requests.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sim/device_model.hpp"
+#include "sim/network.hpp"
+
+namespace wwan::sim {
+
+// Switches a test flips to make the modem misbehave the way real ones do (anchors.md §5, the
+// quirk catalogue). Each is honoured at the next transaction it applies to.
+struct Faults {
+  bool stall_bulk_in = false;    // bulk IN answers STALL until CLEAR_FEATURE(ENDPOINT_HALT); then clears
+  bool stall_bulk_out = false;   // same for bulk OUT
+  bool unplug = false;           // the device leaves the bus now: every call answers gone
+  // Unplug in the middle of the data flow: after this many more bulk IN transfers (0 = off).
+  std::uint32_t unplug_after_in_transfers = 0;
+  // The next N NTBs toward the host are damaged (each counts down to 0).
+  std::uint32_t garbage_ntbs = 0;    // random bytes, no valid NTH
+  std::uint32_t truncated_ntbs = 0;  // cut short: wBlockLength says more than the transfer holds
+  std::uint32_t oversize_ntbs = 0;   // a block longer than the negotiated dwNtbInMaxSize
+  // RESPONSE_AVAILABLE notifications are not sent (the response is still queued and can be read
+  // by polling GET_ENCAPSULATED_RESPONSE): the lost-notification case of anchors.md.
+  bool lose_response_available = false;
+  // Control answers (encapsulated responses) become available only this long after the command.
+  std::chrono::milliseconds control_answer_delay{0};
+  // Network-initiated session drop: set to true and the modem ends the data session at the next
+  // transaction (Huawei: unsolicited ^NDISSTAT:0 + NETWORK_CONNECTION(disconnected); MBIM: a
+  // CONNECT indication with the context deactivated). Cleared by the modem once done.
+  bool drop_session = false;
+  // The NTB format the host set falls back to the device's default after the alt-setting switch
+  // (seen on Huawei firmware; Linux re-sends SET_NTB_FORMAT after alt 1, anchors.md).
+  bool ntb_format_reverts_after_alt = false;
+};
+
+struct ModemCounters {
+  std::uint64_t control_requests = 0;          // class + vendor requests answered or stalled
+  std::uint64_t ntbs_from_host = 0;            // OUT transfers accepted as NTBs
+  std::uint64_t datagrams_from_host = 0;
+  std::uint64_t ntbs_from_host_dropped = 0;    // OUT NTBs the device discarded (bad, or NDP in front on Huawei)
+  std::uint64_t ntbs_to_host = 0;              // IN transfers carrying an NTB
+  std::uint64_t datagrams_to_host = 0;
+  std::uint64_t frames_before_session = 0;     // datagrams from the host while no session was up (dropped)
+  std::uint64_t arp_requests_from_host = 0;    // NCM: host asking for the gateway's MAC
+  std::uint64_t arp_requests_to_host = 0;      // NCM: the modem asking for the host's MAC
+  std::uint64_t notifications_sent = 0;        // interrupt IN transfers
+  std::uint64_t commands_received = 0;         // AT commands (NCM) / MBIM commands (MBIM)
+  std::uint64_t faults_injected = 0;           // damaged NTBs, stalls, drops, unplugs carried out
+};
+
+class Modem : public DeviceModel {
+ public:
+  virtual std::string_view profile() const = 0;
+  virtual Network& network() = 0;
+  virtual Faults& faults() = 0;
+  virtual const ModemCounters& counters() const = 0;
+  // True while a data session is up (after AT^NDISDUP=1,1 / MBIM CONNECT activate, until it ends).
+  virtual bool session_active() const = 0;
+};
+
+struct ModemOptions {
+  NetworkConfig network;
+  std::string serial = "0123456789ABCDEF";  // iSerialNumber text
+  // Huawei: the SIM needs a PIN (+CPIN: SIM PIN) and this is it; empty = READY.
+  std::string sim_pin;
+};
+
+// nullptr for an unknown profile name.
+std::unique_ptr<Modem> make_modem(std::string_view profile, const ModemOptions& options = {});
+// The names make_modem knows, for --help and error messages.
+std::vector<std::string_view> modem_profiles();
+
+}  // namespace wwan::sim
