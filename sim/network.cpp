@@ -1,1 +1,311 @@
-// placeholder: being written
+#include "sim/network.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+namespace wwan::sim {
+
+using eth::Bytes;
+using eth::fits;
+using eth::load_be16;
+using eth::MutableBytes;
+using eth::store_be16;
+
+namespace {
+
+constexpr std::uint8_t kIpProtocolIcmp = 1;
+constexpr std::uint8_t kIpProtocolUdp = 17;
+constexpr std::uint8_t kIcmpEchoReply = 0, kIcmpEchoRequest = 8;           // RFC 792
+constexpr std::uint8_t kIcmpv6EchoRequest = 128, kIcmpv6EchoReply = 129;  // RFC 4443 §4
+constexpr std::size_t kUdpHeaderSize = 8;                                 // RFC 768
+constexpr std::size_t kIcmpEchoHeaderSize = 8;  // type, code, checksum, identifier, sequence
+// What the far end puts into the TTL / Hop Limit of what it sends: Linux's default.
+constexpr std::uint8_t kReplyHopLimit = 64;
+constexpr std::size_t kMaxIpv4PacketSize = 0xFFFF;  // Total Length is 16 bits
+
+// The IPv4 pseudo-header (RFC 768; RFC 9293 §3.1): source, destination, zero, protocol, length.
+std::uint16_t ipv4_pseudo_header_sum(Bytes ip, std::uint8_t protocol, std::uint16_t upper_length) {
+  std::uint16_t sum = eth::ones_complement_sum(ip.subspan(12, 8));
+  std::uint64_t acc = sum;
+  acc += protocol;
+  acc += upper_length;
+  return eth::fold_checksum(acc);
+}
+
+// UDP checksum over IPv4 (RFC 768): pseudo-header + datagram with the checksum field as it is.
+// Computing: zero the field first; verifying: a correct datagram sums to 0.
+std::uint16_t udp4_checksum(Bytes ip, std::size_t ihl, Bytes udp) {
+  (void)ihl;
+  const std::uint16_t pseudo = ipv4_pseudo_header_sum(ip, kIpProtocolUdp, static_cast<std::uint16_t>(udp.size()));
+  return static_cast<std::uint16_t>(~eth::ones_complement_sum(udp, pseudo));
+}
+
+void swap_bytes(MutableBytes p, std::size_t a, std::size_t b, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) std::swap(p[a + i], p[b + i]);
+}
+
+bool ipv4_is_group(const std::uint8_t* dst) {
+  return (dst[0] & 0xF0) == 0xE0 || (dst[0] == 255 && dst[1] == 255 && dst[2] == 255 && dst[3] == 255);
+}
+
+}  // namespace
+
+Network::Network(NetworkConfig config) : config_(config) {}
+
+void Network::enqueue(std::vector<std::uint8_t> packet) {
+  if (to_host_.size() >= config_.to_host_queue_packets) {
+    ++counters_.dropped_queue_full;
+    return;
+  }
+  to_host_.push_back(std::move(packet));
+}
+
+void Network::from_host(std::span<const std::uint8_t> ip_packet) {
+  ++counters_.packets_from_host;
+  counters_.bytes_from_host += ip_packet.size();
+  // Ethernet pads short frames (46-byte minimum payload): the far end reads the IP length.
+  const std::optional<Bytes> trimmed = eth::trim_to_ip_length(ip_packet);
+  if (!trimmed) {
+    ++counters_.malformed_from_host;
+    return;
+  }
+  if (eth::classify_ip(*trimmed) == eth::IpClass::Ipv4)
+    answer_ipv4(*trimmed);
+  else
+    answer_ipv6(*trimmed);
+}
+
+// A packet whose header or upper-layer checksum fails counts as malformed: the far end's stack
+// would discard it, and a driver that corrupts packets must show up in a counter, not as silence.
+void Network::answer_ipv4(std::span<const std::uint8_t> ip) {
+  const std::size_t ihl = static_cast<std::size_t>(ip[0] & 0x0F) * 4;  // trim_to_ip_length checked it
+  if (eth::ipv4_header_checksum(ip.subspan(0, ihl)) != load_be16(ip, 10)) {
+    ++counters_.malformed_from_host;
+    return;
+  }
+  // Fragments are not reassembled (nothing a modem test sends needs it): MF or an offset.
+  if ((load_be16(ip, 6) & 0x3FFF) != 0 || ipv4_is_group(ip.data() + 16)) {
+    ++counters_.other_packets;
+    return;
+  }
+  const std::uint8_t protocol = ip[9];
+  const Bytes l4 = ip.subspan(ihl);
+
+  if (protocol == kIpProtocolIcmp) {
+    if (l4.size() < kIcmpEchoHeaderSize || eth::internet_checksum(l4) != 0) {
+      ++counters_.malformed_from_host;
+      return;
+    }
+    if (l4[0] != kIcmpEchoRequest || l4[1] != 0) {
+      ++counters_.other_packets;
+      return;
+    }
+    // RFC 792: the reply is the request with the addresses swapped, type 0 and a new checksum.
+    std::vector<std::uint8_t> r(ip.begin(), ip.end());
+    const MutableBytes rb(r);
+    swap_bytes(rb, 12, 16, 4);
+    rb[8] = kReplyHopLimit;
+    store_be16(rb, 4, ++ipv4_identification_);
+    store_be16(rb, 10, eth::ipv4_header_checksum(Bytes(r).subspan(0, ihl)));
+    rb[ihl] = kIcmpEchoReply;
+    store_be16(rb, ihl + 2, 0);
+    store_be16(rb, ihl + 2, eth::internet_checksum(Bytes(r).subspan(ihl)));
+    ++counters_.icmp_echo_replies;
+    enqueue(std::move(r));
+    return;
+  }
+
+  if (protocol == kIpProtocolUdp) {
+    if (l4.size() < kUdpHeaderSize || load_be16(l4, 4) != l4.size()) {
+      ++counters_.malformed_from_host;
+      return;
+    }
+    // RFC 768: checksum 0 means "not computed" over IPv4.
+    if (load_be16(l4, 6) != 0 && udp4_checksum(ip, ihl, l4) != 0) {
+      ++counters_.malformed_from_host;
+      return;
+    }
+    const std::uint16_t port = load_be16(l4, 2);
+    if (port == kUdpDiscardPort) {
+      ++counters_.sink_packets;
+      counters_.sink_bytes += ip.size();
+      return;
+    }
+    if (port != kUdpEchoPort) {
+      ++counters_.other_packets;
+      return;
+    }
+    std::vector<std::uint8_t> r(ip.begin(), ip.end());
+    const MutableBytes rb(r);
+    swap_bytes(rb, 12, 16, 4);
+    swap_bytes(rb, ihl, ihl + 2, 2);
+    rb[8] = kReplyHopLimit;
+    store_be16(rb, 4, ++ipv4_identification_);
+    store_be16(rb, 10, eth::ipv4_header_checksum(Bytes(r).subspan(0, ihl)));
+    store_be16(rb, ihl + 6, 0);
+    std::uint16_t c = udp4_checksum(Bytes(r), ihl, Bytes(r).subspan(ihl));
+    store_be16(rb, ihl + 6, c == 0 ? 0xFFFF : c);  // RFC 768: a computed 0 is sent as all ones
+    ++counters_.udp_echo_replies;
+    enqueue(std::move(r));
+    return;
+  }
+  ++counters_.other_packets;
+}
+
+void Network::answer_ipv6(std::span<const std::uint8_t> ip) {
+  const std::uint8_t next_header = ip[6];
+  const eth::Ipv6Address source = eth::Ipv6Address::load(ip, 8);
+  const eth::Ipv6Address destination = eth::Ipv6Address::load(ip, 24);
+  const Bytes l4 = ip.subspan(eth::kIpv6HeaderSize);
+  // Extension headers are not walked: no test traffic carries them, and a multicast destination
+  // (the host's NS, RS, MLD reports) is nothing an echo server answers.
+  if (destination.is_multicast() || (next_header != eth::kIpProtocolIcmpv6 && next_header != kIpProtocolUdp)) {
+    ++counters_.other_packets;
+    return;
+  }
+  // Both ICMPv6 and UDP over IPv6 carry a mandatory checksum (RFC 8200 §8.1).
+  if (l4.size() < kUdpHeaderSize || eth::ipv6_upper_layer_checksum(source, destination, next_header, l4) != 0 ||
+      (next_header == kIpProtocolUdp && (load_be16(l4, 6) == 0 || load_be16(l4, 4) != l4.size()))) {
+    ++counters_.malformed_from_host;
+    return;
+  }
+
+  std::vector<std::uint8_t> r(ip.begin(), ip.end());
+  const MutableBytes rb(r);
+  const std::size_t at = eth::kIpv6HeaderSize;
+  if (next_header == eth::kIpProtocolIcmpv6) {
+    if (l4[0] != kIcmpv6EchoRequest || l4[1] != 0) {
+      ++counters_.other_packets;
+      return;
+    }
+    rb[at] = kIcmpv6EchoReply;
+    ++counters_.icmp_echo_replies;
+  } else {
+    const std::uint16_t port = load_be16(l4, 2);
+    if (port == kUdpDiscardPort) {
+      ++counters_.sink_packets;
+      counters_.sink_bytes += ip.size();
+      return;
+    }
+    if (port != kUdpEchoPort) {
+      ++counters_.other_packets;
+      return;
+    }
+    swap_bytes(rb, at, at + 2, 2);
+    ++counters_.udp_echo_replies;
+  }
+  swap_bytes(rb, 8, 24, 16);
+  rb[7] = kReplyHopLimit;
+  const std::size_t checksum_at = at + (next_header == kIpProtocolUdp ? 6 : 2);
+  store_be16(rb, checksum_at, 0);
+  std::uint16_t c = eth::ipv6_upper_layer_checksum(destination, source, next_header, Bytes(r).subspan(at));
+  if (c == 0 && next_header == kIpProtocolUdp) c = 0xFFFF;  // RFC 8200 §8.1
+  store_be16(rb, checksum_at, c);
+  enqueue(std::move(r));
+}
+
+// ---- the source --------------------------------------------------------------------------------
+
+void Network::start_source(const SourceConfig& source, Clock::time_point now) {
+  source_ = source;
+  source_started_ = now;
+  source_sent_ = 0;
+}
+
+void Network::stop_source() { source_.reset(); }
+
+std::size_t Network::source_packet_bytes() const {
+  const std::size_t headers = eth::kIpv4MinHeaderSize + kUdpHeaderSize;
+  return headers + std::min(source_->payload_bytes, kMaxIpv4PacketSize - headers);
+}
+
+// Packet k (from 0) falls due k * bits-per-packet / rate seconds after the start, so the stream
+// averages the set rate whatever the caller's polling pattern, and a caller that polls late gets
+// the backlog at once (a token bucket without a cap: the benchmark measures the host, and the
+// host being late must not lower the offered load). Whole seconds are integer; only the
+// sub-second remainder goes through a double, so the schedule does not drift over long runs.
+Clock::time_point Network::source_due_time(std::uint64_t index) const {
+  const std::uint64_t rate = source_->rate_bits_per_s;
+  if (rate == 0) return source_started_;
+  const std::uint64_t bits = index * source_packet_bytes() * 8;
+  const std::uint64_t seconds = bits / rate;
+  const std::uint64_t remainder = bits % rate;
+  const auto fraction_ns = static_cast<std::uint64_t>(
+      std::ceil(static_cast<double>(remainder) * 1e9 / static_cast<double>(rate)));
+  const std::uint64_t ns = seconds * 1'000'000'000ULL + fraction_ns;
+  return source_started_ + std::chrono::nanoseconds(static_cast<std::int64_t>(ns));
+}
+
+bool Network::source_due(Clock::time_point now) const {
+  if (!source_) return false;
+  if (source_->packet_limit != 0 && source_sent_ >= source_->packet_limit) return false;
+  return now >= source_due_time(source_sent_);
+}
+
+// IPv4 + UDP from server_ipv4 to host_ipv4; the payload starts with the packet's sequence number
+// (64-bit, big-endian) so a receiver can spot loss and reordering, then a counting pattern.
+std::size_t Network::write_source_packet(std::span<std::uint8_t> out) {
+  const std::size_t total = source_packet_bytes();
+  const MutableBytes p = out.subspan(0, total);
+  const std::size_t ihl = eth::kIpv4MinHeaderSize;
+  std::fill(p.begin(), p.end(), std::uint8_t{0});
+  p[0] = 0x45;  // version 4, IHL 5
+  store_be16(p, 2, static_cast<std::uint16_t>(total));
+  store_be16(p, 4, ++ipv4_identification_);
+  store_be16(p, 6, 0x4000);  // DF: nothing here fragments
+  p[8] = kReplyHopLimit;
+  p[9] = kIpProtocolUdp;
+  std::memcpy(p.data() + 12, config_.server_ipv4.bytes.data(), 4);
+  std::memcpy(p.data() + 16, config_.host_ipv4.bytes.data(), 4);
+  store_be16(p, 10, eth::ipv4_header_checksum(Bytes(p).subspan(0, ihl)));
+  store_be16(p, ihl, source_->source_port);
+  store_be16(p, ihl + 2, source_->destination_port);
+  store_be16(p, ihl + 4, static_cast<std::uint16_t>(total - ihl));
+  const std::size_t payload = ihl + kUdpHeaderSize;
+  for (std::size_t i = 0; i < 8 && payload + i < total; ++i)
+    p[payload + i] = static_cast<std::uint8_t>(source_sent_ >> (56 - 8 * i));
+  for (std::size_t i = payload + 8; i < total; ++i) p[i] = static_cast<std::uint8_t>(i - payload);
+  const std::uint16_t c = udp4_checksum(Bytes(p), ihl, Bytes(p).subspan(ihl));
+  store_be16(p, ihl + 6, c == 0 ? 0xFFFF : c);
+  return total;
+}
+
+std::optional<std::size_t> Network::to_host(std::span<std::uint8_t> out, Clock::time_point now) {
+  while (!to_host_.empty()) {
+    std::vector<std::uint8_t> p = std::move(to_host_.front());
+    to_host_.pop_front();
+    if (p.size() > out.size()) {
+      ++counters_.dropped_too_large;
+      continue;
+    }
+    std::copy(p.begin(), p.end(), out.begin());
+    ++counters_.packets_to_host;
+    counters_.bytes_to_host += p.size();
+    return p.size();
+  }
+  if (!source_due(now)) return std::nullopt;
+  const std::size_t size = source_packet_bytes();
+  ++counters_.source_packets;
+  counters_.source_bytes += size;
+  if (size > out.size()) {
+    ++source_sent_;
+    ++counters_.dropped_too_large;
+    return std::nullopt;
+  }
+  write_source_packet(out);
+  ++source_sent_;
+  ++counters_.packets_to_host;
+  counters_.bytes_to_host += size;
+  return size;
+}
+
+bool Network::has_packet_for_host(Clock::time_point now) const { return !to_host_.empty() || source_due(now); }
+
+std::optional<Clock::time_point> Network::next_deadline() const {
+  if (!source_) return std::nullopt;
+  if (source_->packet_limit != 0 && source_sent_ >= source_->packet_limit) return std::nullopt;
+  return source_due_time(source_sent_);
+}
+
+}  // namespace wwan::sim

@@ -66,6 +66,7 @@ struct NetworkCounters {
   std::uint64_t packets_to_host = 0;       // handed to the modem toward the host
   std::uint64_t bytes_to_host = 0;
   std::uint64_t dropped_queue_full = 0;    // replies / source packets that found the queue full
+  std::uint64_t dropped_too_large = 0;     // did not fit the caller's buffer in to_host (never truncated)
 };
 
 class Network {
@@ -99,6 +100,14 @@ class Network {
   Clock::time_point source_started_{};
   std::uint64_t source_sent_ = 0;
   std::uint16_t ipv4_identification_ = 0;
+
+  void enqueue(std::vector<std::uint8_t> packet);
+  void answer_ipv4(std::span<const std::uint8_t> packet);
+  void answer_ipv6(std::span<const std::uint8_t> packet);
+  bool source_due(Clock::time_point now) const;
+  Clock::time_point source_due_time(std::uint64_t index) const;
+  std::size_t source_packet_bytes() const;
+  std::size_t write_source_packet(std::span<std::uint8_t> out);
 };
 
 }  // namespace wwan::sim

@@ -1,1 +1,299 @@
-// placeholder: being written
+// The network behind the emulated modem. Requests are built here byte by byte and every reply is
+// checked by parsing it and recomputing its checksums with ref_checksum, a naive RFC 1071
+// implementation that shares nothing with datapath/ethernet, so the network cannot pass by
+// agreeing with itself.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "sim/network.hpp"
+
+namespace wwan::sim {
+namespace {
+
+using Vec = std::vector<std::uint8_t>;
+using namespace std::chrono_literals;
+
+std::uint16_t ref_checksum(Vec data) {
+  if (data.size() % 2 != 0) data.push_back(0);
+  std::uint32_t sum = 0;
+  for (std::size_t i = 0; i < data.size(); i += 2) {
+    sum += static_cast<std::uint32_t>(data[i] << 8 | data[i + 1]);
+    sum = (sum & 0xFFFF) + (sum >> 16);
+  }
+  return static_cast<std::uint16_t>(~sum & 0xFFFF);
+}
+std::uint16_t be16(const Vec& v, std::size_t at) { return static_cast<std::uint16_t>(v[at] << 8 | v[at + 1]); }
+void put16(Vec& v, std::size_t at, std::uint16_t x) {
+  v[at] = static_cast<std::uint8_t>(x >> 8);
+  v[at + 1] = static_cast<std::uint8_t>(x);
+}
+Vec sub(const Vec& v, std::size_t from, std::size_t n) {
+  return Vec(v.begin() + static_cast<std::ptrdiff_t>(from), v.begin() + static_cast<std::ptrdiff_t>(from + n));
+}
+// Pseudo-header (RFC 768 for v4, RFC 8200 §8.1 for v6) + message; 0 means the checksum is right.
+std::uint16_t ref_l4_checksum(const Vec& ip, std::uint8_t proto) {
+  const bool v6 = (ip[0] >> 4) == 6;
+  const std::size_t hdr = v6 ? 40 : static_cast<std::size_t>(ip[0] & 0xF) * 4;
+  const Vec l4 = sub(ip, hdr, ip.size() - hdr);
+  Vec all = v6 ? sub(ip, 8, 32) : sub(ip, 12, 8);
+  const auto len = static_cast<std::uint32_t>(l4.size());
+  if (v6) {
+    for (int s = 24; s >= 0; s -= 8) all.push_back(static_cast<std::uint8_t>(len >> s));
+    all.insert(all.end(), {0, 0, 0, proto});
+  } else {
+    all.insert(all.end(), {0, proto, static_cast<std::uint8_t>(len >> 8), static_cast<std::uint8_t>(len)});
+  }
+  all.insert(all.end(), l4.begin(), l4.end());
+  return ref_checksum(all);
+}
+
+const Vec kHost4 = {10, 64, 64, 2}, kFar4 = {8, 8, 4, 4};
+const Vec kHost6 = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2};
+const Vec kFar6 = {0x20, 0x01, 0x48, 0x60, 0x48, 0x60, 0, 0, 0, 0, 0, 0, 0, 0, 0x88, 0x88};
+
+Vec ipv4(std::uint8_t proto, const Vec& l4, const Vec& src = kHost4, const Vec& dst = kFar4) {
+  Vec p = {0x45, 0x00, 0, 0, 0x12, 0x34, 0x40, 0x00, 64, proto, 0, 0};
+  p.insert(p.end(), src.begin(), src.end());
+  p.insert(p.end(), dst.begin(), dst.end());
+  p.insert(p.end(), l4.begin(), l4.end());
+  put16(p, 2, static_cast<std::uint16_t>(p.size()));
+  put16(p, 10, ref_checksum(sub(p, 0, 20)));
+  return p;
+}
+Vec ipv6(std::uint8_t next, const Vec& l4, const Vec& src = kHost6, const Vec& dst = kFar6) {
+  Vec p = {0x60, 0, 0, 0, 0, 0, next, 64};
+  put16(p, 4, static_cast<std::uint16_t>(l4.size()));
+  p.insert(p.end(), src.begin(), src.end());
+  p.insert(p.end(), dst.begin(), dst.end());
+  p.insert(p.end(), l4.begin(), l4.end());
+  return p;
+}
+// Fills the L4 checksum at `off` (from the start of L4) with the reference computation.
+Vec with_l4_checksum(Vec ip, std::uint8_t proto, std::size_t off) {
+  const std::size_t hdr = (ip[0] >> 4) == 6 ? 40 : 20;
+  put16(ip, hdr + off, 0);
+  put16(ip, hdr + off, ref_l4_checksum(ip, proto));
+  return ip;
+}
+Vec icmp4_echo(std::uint16_t seq) {
+  Vec l4 = {8, 0, 0, 0, 0xbe, 0xef, 0, 0, 'p', 'i', 'n', 'g', '!'};
+  put16(l4, 6, seq);
+  put16(l4, 2, ref_checksum(l4));
+  return ipv4(1, l4);
+}
+Vec udp4(std::uint16_t src_port, std::uint16_t dst_port, const Vec& payload) {
+  Vec l4 = {0, 0, 0, 0, 0, 0, 0, 0};
+  put16(l4, 0, src_port);
+  put16(l4, 2, dst_port);
+  put16(l4, 4, static_cast<std::uint16_t>(8 + payload.size()));
+  l4.insert(l4.end(), payload.begin(), payload.end());
+  return with_l4_checksum(ipv4(17, l4), 17, 6);
+}
+Vec udp6(std::uint16_t src_port, std::uint16_t dst_port, const Vec& payload) {
+  Vec l4 = {0, 0, 0, 0, 0, 0, 0, 0};
+  put16(l4, 0, src_port);
+  put16(l4, 2, dst_port);
+  put16(l4, 4, static_cast<std::uint16_t>(8 + payload.size()));
+  l4.insert(l4.end(), payload.begin(), payload.end());
+  return with_l4_checksum(ipv6(17, l4), 17, 6);
+}
+Vec icmp6_echo() {
+  const Vec l4 = {128, 0, 0, 0, 0x12, 0x34, 0, 7, 'v', '6'};
+  return with_l4_checksum(ipv6(58, l4), 58, 2);
+}
+
+Vec take(Network& n, Clock::time_point now = Clock::time_point{}) {
+  std::array<std::uint8_t, 2048> out{};
+  const auto len = n.to_host(out, now);
+  if (!len) return {};
+  return Vec(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(*len));
+}
+
+TEST(NetworkTest, AnswersIcmpv4EchoForAnyDestination) {
+  Network n;
+  const Vec req = icmp4_echo(3);
+  n.from_host(req);
+  const Vec r = take(n);
+  ASSERT_EQ(r.size(), req.size());
+  EXPECT_EQ(ref_checksum(sub(r, 0, 20)), 0);  // IPv4 header checksum
+  EXPECT_EQ(sub(r, 12, 4), kFar4);             // source: whom the host pinged
+  EXPECT_EQ(sub(r, 16, 4), kHost4);
+  EXPECT_EQ(r[9], 1);
+  EXPECT_EQ(r[20], 0);                         // echo reply
+  EXPECT_EQ(ref_checksum(sub(r, 20, r.size() - 20)), 0);
+  EXPECT_EQ(sub(r, 24, r.size() - 24), sub(req, 24, req.size() - 24));  // id, seq, data echoed
+  EXPECT_EQ(n.counters().icmp_echo_replies, 1u);
+  EXPECT_EQ(n.counters().packets_to_host, 1u);
+  EXPECT_TRUE(take(n).empty());
+}
+
+TEST(NetworkTest, AnswersIcmpv6Echo) {
+  Network n;
+  const Vec req = icmp6_echo();
+  n.from_host(req);
+  const Vec r = take(n);
+  ASSERT_EQ(r.size(), req.size());
+  EXPECT_EQ(sub(r, 8, 16), kFar6);
+  EXPECT_EQ(sub(r, 24, 16), kHost6);
+  EXPECT_EQ(r[40], 129);
+  EXPECT_EQ(ref_l4_checksum(r, 58), 0);
+  EXPECT_EQ(n.counters().icmp_echo_replies, 1u);
+}
+
+TEST(NetworkTest, EchoesUdpOnPort7BothFamilies) {
+  Network n;
+  n.from_host(udp4(40000, 7, {'h', 'e', 'l', 'l', 'o'}));
+  Vec r = take(n);
+  ASSERT_EQ(r.size(), 20u + 8 + 5);
+  EXPECT_EQ(ref_checksum(sub(r, 0, 20)), 0);
+  EXPECT_EQ(sub(r, 12, 4), kFar4);
+  EXPECT_EQ(be16(r, 20), 7);      // source port
+  EXPECT_EQ(be16(r, 22), 40000);  // destination port
+  EXPECT_NE(be16(r, 26), 0);
+  EXPECT_EQ(ref_l4_checksum(r, 17), 0);
+  EXPECT_EQ(sub(r, 28, 5), (Vec{'h', 'e', 'l', 'l', 'o'}));
+
+  n.from_host(udp6(40001, 7, {1, 2, 3}));
+  r = take(n);
+  ASSERT_EQ(r.size(), 40u + 8 + 3);
+  EXPECT_EQ(be16(r, 40), 7);
+  EXPECT_EQ(be16(r, 42), 40001);
+  EXPECT_EQ(sub(r, 8, 16), kFar6);
+  EXPECT_EQ(ref_l4_checksum(r, 17), 0);
+  EXPECT_EQ(n.counters().udp_echo_replies, 2u);
+}
+
+TEST(NetworkTest, SinksPort9AndCountsTheRest) {
+  Network n;
+  const Vec discard = udp4(1234, 9, Vec(100, 0xab));
+  n.from_host(discard);
+  n.from_host(udp6(1234, 9, Vec(10, 1)));
+  n.from_host(udp4(1234, 53, {1}));             // nobody answers DNS here
+  n.from_host(ipv4(6, Vec(20, 0)));             // TCP
+  Vec echo_reply = icmp4_echo(1);
+  echo_reply[20] = 0;                            // an echo *reply* from the host: not answered
+  put16(echo_reply, 22, 0);
+  put16(echo_reply, 22, ref_checksum(sub(echo_reply, 20, echo_reply.size() - 20)));
+  n.from_host(echo_reply);
+  EXPECT_TRUE(take(n).empty());
+  EXPECT_EQ(n.counters().sink_packets, 2u);
+  EXPECT_EQ(n.counters().sink_bytes, discard.size() + 40 + 8 + 10);
+  EXPECT_EQ(n.counters().other_packets, 3u);
+  EXPECT_EQ(n.counters().packets_from_host, 5u);
+  EXPECT_EQ(n.counters().malformed_from_host, 0u);
+}
+
+TEST(NetworkTest, MalformedAndCorruptPacketsAreCountedNotAnswered) {
+  Network n;
+  n.from_host(Vec{});
+  n.from_host(Vec{0x45, 0, 0});                   // truncated header
+  n.from_host(Vec(30, 0));                         // version 0
+  Vec bad_header = icmp4_echo(1);
+  bad_header[11] ^= 1;
+  n.from_host(bad_header);
+  Vec bad_icmp = icmp4_echo(1);
+  bad_icmp[30] ^= 0x40;
+  n.from_host(bad_icmp);
+  Vec bad_udp6 = udp6(1, 7, {1, 2});
+  bad_udp6.back() ^= 1;
+  n.from_host(bad_udp6);
+  Vec zero_udp6 = udp6(1, 7, {1, 2});
+  put16(zero_udp6, 46, 0);                         // UDP over IPv6 without a checksum
+  n.from_host(zero_udp6);
+  EXPECT_TRUE(take(n).empty());
+  EXPECT_EQ(n.counters().malformed_from_host, 7u);
+  EXPECT_EQ(n.counters().icmp_echo_replies + n.counters().udp_echo_replies, 0u);
+}
+
+TEST(NetworkTest, TrailingEthernetPaddingIsIgnored) {
+  Network n;
+  Vec padded = icmp4_echo(9);
+  const std::size_t ip_len = padded.size();
+  padded.resize(46 + 20, 0);
+  n.from_host(padded);
+  const Vec r = take(n);
+  EXPECT_EQ(r.size(), ip_len);
+  EXPECT_EQ(ref_checksum(sub(r, 20, r.size() - 20)), 0);
+}
+
+TEST(NetworkTest, QueueTowardTheHostIsBounded) {
+  NetworkConfig c;
+  c.to_host_queue_packets = 2;
+  Network n(c);
+  for (std::uint16_t i = 0; i < 5; ++i) n.from_host(icmp4_echo(i));
+  EXPECT_EQ(n.counters().icmp_echo_replies, 5u);
+  EXPECT_EQ(n.counters().dropped_queue_full, 3u);
+  EXPECT_EQ(be16(take(n), 26), 0);  // sequence 0 first: FIFO
+  EXPECT_EQ(be16(take(n), 26), 1);
+  EXPECT_TRUE(take(n).empty());
+}
+
+TEST(NetworkTest, APacketLargerThanTheBufferIsDroppedNotTruncated) {
+  Network n;
+  n.from_host(udp4(5, 7, Vec(1000, 7)));
+  n.from_host(icmp4_echo(2));
+  std::array<std::uint8_t, 100> small{};
+  const auto len = n.to_host(small, Clock::time_point{});
+  ASSERT_TRUE(len);
+  EXPECT_EQ(*len, icmp4_echo(2).size());  // the big echo was skipped
+  EXPECT_EQ(n.counters().dropped_too_large, 1u);
+}
+
+TEST(NetworkTest, UnlimitedSourceHonoursThePacketLimit) {
+  Network n;
+  const Clock::time_point t0{};
+  n.start_source({0, 100, 3, 5001, 6000}, t0);
+  EXPECT_TRUE(n.has_packet_for_host(t0));
+  for (std::uint64_t i = 0; i < 3; ++i) {
+    const Vec p = take(n, t0);
+    ASSERT_EQ(p.size(), 20u + 8 + 100);
+    EXPECT_EQ(ref_checksum(sub(p, 0, 20)), 0);
+    EXPECT_EQ(sub(p, 12, 4), (Vec{198, 51, 100, 7}));
+    EXPECT_EQ(sub(p, 16, 4), kHost4);
+    EXPECT_EQ(be16(p, 20), 6000);
+    EXPECT_EQ(be16(p, 22), 5001);
+    EXPECT_EQ(ref_l4_checksum(p, 17), 0);
+    EXPECT_EQ(p[28 + 7], i);  // the sequence number, big-endian, first in the payload
+  }
+  EXPECT_TRUE(take(n, t0).empty());
+  EXPECT_FALSE(n.next_deadline());
+  EXPECT_EQ(n.counters().source_packets, 3u);
+  EXPECT_EQ(n.counters().source_bytes, 3u * 128);
+}
+
+TEST(NetworkTest, RateLimitedSourceFollowsThePassedClock) {
+  Network n;
+  const Clock::time_point t0 = Clock::time_point{} + 1h;
+  // 100 bytes of payload -> 128 IP bytes = 1024 bits; 1024000 bit/s -> one packet per millisecond.
+  n.start_source({1'024'000, 100, 0, 5001, 5001}, t0);
+  EXPECT_FALSE(take(n, t0).empty());  // the first is due at once
+  EXPECT_TRUE(take(n, t0).empty());
+  EXPECT_FALSE(n.has_packet_for_host(t0 + 999us));
+  ASSERT_TRUE(n.next_deadline());
+  EXPECT_EQ(*n.next_deadline(), t0 + 1ms);
+  EXPECT_FALSE(take(n, t0 + 1ms).empty());
+  // A late caller gets the backlog: 10 ms later, 10 more are due.
+  int burst = 0;
+  while (!take(n, t0 + 11ms).empty()) ++burst;
+  EXPECT_EQ(burst, 10);
+  EXPECT_EQ(*n.next_deadline(), t0 + 12ms);
+  n.stop_source();
+  EXPECT_FALSE(n.next_deadline());
+  EXPECT_TRUE(take(n, t0 + 1h).empty());
+}
+
+TEST(NetworkTest, RepliesGoBeforeSourcedPackets) {
+  Network n;
+  n.start_source({0, 10, 0, 1, 1}, Clock::time_point{});
+  n.from_host(icmp4_echo(5));
+  const Vec first = take(n);
+  EXPECT_EQ(first[9], 1);  // ICMP
+  EXPECT_EQ(take(n)[9], 17);
+}
+
+}  // namespace
+}  // namespace wwan::sim

@@ -1,18 +1,27 @@
 #include "tests/usbfs/usb_testbed.hpp"
 
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <sys/ioctl.h>
 #include <linux/usb/ch9.h>
 #include <linux/usbdevice_fs.h>
 #include <umockdev.h>
 
+#include "sim/host_port.hpp"
+
+#include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <thread>
 #include <stdexcept>
 
 namespace wwan::usbfs_test {
@@ -71,62 +80,160 @@ void store(std::uint8_t* base, std::size_t offset, T v) {
   std::memcpy(base + offset, &v, sizeof v);
 }
 
+// The descriptors of a FakeDevice and nothing else: hubs, keyboards, sticks in mass-storage or
+// download mode are listed and opened, never driven.
+class DescriptorOnlyDevice final : public sim::DeviceModel {
+ public:
+  explicit DescriptorOnlyDevice(const FakeDevice& fake) {
+    id_.descriptors = fake.descriptors;
+    id_.strings = fake.strings;
+    id_.active_configuration = fake.active_configuration;
+    id_.kernel_drivers = fake.drivers;
+    id_.speed_mbps = fake.speed_mbps;
+  }
+  const sim::DeviceIdentity& identity() const override { return id_; }
+  bool set_configuration(std::uint8_t value) override {
+    for (const Bytes& c : split_configurations(id_.descriptors))
+      if (c[5] == value) return true;
+    return false;
+  }
+  bool set_interface(std::uint8_t, std::uint8_t alternate) override { return alternate == 0; }
+  bool clear_halt(std::uint8_t) override { return true; }
+  std::optional<std::size_t> control(const sim::SetupPacket&, std::span<std::uint8_t>) override { return std::nullopt; }
+  sim::EndpointResult out(std::uint8_t, std::span<const std::uint8_t>) override { return sim::EndpointResult::stall; }
+  sim::InResult in(std::uint8_t, std::span<std::uint8_t>) override { return {sim::EndpointResult::stall, 0}; }
+
+ private:
+  sim::DeviceIdentity id_;
+};
+
+// One URB between SUBMITURB and REAPURB.
+struct Urb {
+  UMockdevIoctlData* urb_data = nullptr;  // owned ref; data is the handler's copy of struct usbdevfs_urb
+  sim::PortRequest request;               // bulk / interrupt: queued in the HostPort
+  bool control = false;
+};
+
+// The kernel's usbfs for one device node.
 class UsbfsNode {
  public:
   UsbfsNode(UMockdevTestbed* tb, const std::string& devnode, const FakeDevice& fake)
-      : fake_(fake), configs_(split_configurations(fake.descriptors)) {
+      : fake_(fake),
+        model_(fake.model ? fake.model : std::make_shared<DescriptorOnlyDevice>(fake)),
+        port_(*model_),
+        drivers_(fake.drivers) {
+    stats_.drivers = drivers_;
+    make_fifo(tb, devnode);
     handler_ = umockdev_ioctl_base_new();
     g_signal_connect_data(handler_, "handle-ioctl", reinterpret_cast<GCallback>(&UsbfsNode::on_ioctl), this,
                           nullptr, GConnectFlags{});
     GError* err = nullptr;
     if (!umockdev_testbed_attach_ioctl(tb, devnode.c_str(), handler_, &err)) fail("attach_ioctl " + devnode, err);
+    timer_ = std::thread([this] { timer_loop(); });
   }
   ~UsbfsNode() {
-    for (UMockdevIoctlData* d : done_) g_object_unref(d);
+    {
+      const std::lock_guard lock(mu_);
+      stop_ = true;
+      cv_.notify_all();
+    }
+    timer_.join();
+    for (auto& [addr, urb] : urbs_) g_object_unref(urb->urb_data);
     g_object_unref(handler_);
+    if (fifo_ >= 0) close(fifo_);
   }
   UsbfsNode(const UsbfsNode&) = delete;
   UsbfsNode& operator=(const UsbfsNode&) = delete;
 
   UsbfsStats stats() const {
     const std::lock_guard lock(mu_);
-    return stats_;
+    UsbfsStats s = stats_;
+    s.drivers = drivers_;
+    for (const std::uint8_t i : claimed_) s.drivers[i] = "usbfs";
+    return s;
+  }
+
+  void with_model(const std::function<void(sim::DeviceModel&)>& fn) {
+    const std::lock_guard lock(mu_);
+    fn(*model_);
+    pump_locked();
+    cv_.notify_all();
+  }
+
+  void unplug() {
+    const std::lock_guard lock(mu_);
+    gone_ = true;
+    port_.disconnect_all();
+    pump_locked();
   }
 
  private:
-  // A standard control request to the device; nullopt = STALL. Called with mu_ held.
-  std::optional<Bytes> control(std::uint8_t request_type, std::uint8_t request, std::uint16_t value,
-                               std::uint16_t length) {
-    ++stats_.control_requests;
-    Bytes reply;
-    if (request_type == USB_DIR_IN && request == USB_REQ_GET_DESCRIPTOR) {
-      const auto type = static_cast<std::uint8_t>(value >> 8);
-      const auto index = static_cast<std::uint8_t>(value & 0xff);
-      if (type == USB_DT_DEVICE) {
-        reply.assign(fake_.descriptors.begin(), fake_.descriptors.begin() + 18);
-      } else if (type == USB_DT_CONFIG && index < configs_.size()) {
-        reply = configs_[index];
-      } else if (type == USB_DT_STRING) {
-        stats_.string_indexes.push_back(index);
-        if (index == 0) {
-          reply = {4, USB_DT_STRING, 0x09, 0x04};  // LANGID: en-US
-        } else {
-          const auto s = fake_.strings.find(index);
-          if (s == fake_.strings.end()) return std::nullopt;
-          reply = sim::string_descriptor(s->second.c_str());
-        }
-      } else {
-        return std::nullopt;
+  // ---- polling: see the header (the FIFO trick)
+  void make_fifo(UMockdevTestbed* tb, const std::string& devnode) {
+    gchar* root = umockdev_testbed_get_root_dir(tb);
+    const std::string path = std::string(root) + devnode;
+    g_free(root);
+    if (unlink(path.c_str()) != 0 || mkfifo(path.c_str(), 0666) != 0)
+      throw std::runtime_error("cannot make " + path + " a FIFO: " + std::strerror(errno));
+    fifo_ = open(path.c_str(), O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fifo_ < 0 || fcntl(fifo_, F_SETPIPE_SZ, 4096) < 0)
+      throw std::runtime_error("cannot open " + path + ": " + std::strerror(errno));
+    update_pollout_locked();
+  }
+  // Called with mu_ held after done_ changed: full pipe = nothing to reap (no POLLOUT).
+  void update_pollout_locked() {
+    if (fifo_ < 0) return;
+    char page[4096] = {};
+    const bool reapable = !done_.empty();
+    if (reapable && fifo_full_) {
+      while (read(fifo_, page, sizeof page) > 0) {
       }
-    } else if (request_type == USB_DIR_IN && request == USB_REQ_GET_CONFIGURATION) {
-      reply = {fake_.active_configuration};
-    } else if (request_type == USB_DIR_IN && request == USB_REQ_GET_STATUS) {
-      reply = {0, 0};
-    } else {
-      return std::nullopt;
+      fifo_full_ = false;
+    } else if (!reapable && !fifo_full_) {
+      while (write(fifo_, page, sizeof page) > 0) {
+      }
+      fifo_full_ = true;
     }
-    if (reply.size() > length) reply.resize(length);
-    return reply;
+  }
+
+  // Lets the device answer queued requests and moves completed ones to the reap queue.
+  void pump_locked() {
+    std::vector<sim::PortRequest*> finished;
+    port_.run(finished, std::chrono::steady_clock::now());
+    if (!port_.connected()) gone_ = true;
+    for (sim::PortRequest* r : finished) {
+      Urb* urb = static_cast<Urb*>(r->tag);
+      std::uint8_t* u = urb->urb_data->data;
+      int status = 0;
+      switch (r->status) {
+        case sim::RequestStatus::completed: status = 0; break;
+        case sim::RequestStatus::stall: status = -EPIPE; break;
+        case sim::RequestStatus::cancelled: status = -ENOENT; break;
+        case sim::RequestStatus::no_device: status = -ESHUTDOWN; break;
+        case sim::RequestStatus::timed_out: status = -ETIMEDOUT; break;
+        case sim::RequestStatus::pending: status = -EIO; break;
+      }
+      store<int>(u, offsetof(usbdevfs_urb, status), status);
+      store<int>(u, offsetof(usbdevfs_urb, actual_length),
+                 r->status == sim::RequestStatus::completed ? static_cast<int>(r->actual_bytes) : 0);
+      done_.push_back(urb);
+    }
+    update_pollout_locked();
+  }
+
+  // Time-driven answers (a rate-limited source, a slow control answer): run at the model's deadline.
+  void timer_loop() {
+    std::unique_lock lock(mu_);
+    while (!stop_) {
+      const auto next = port_.next_deadline();
+      if (next) {
+        cv_.wait_until(lock, *next);
+      } else {
+        cv_.wait(lock);
+      }
+      if (stop_) break;
+      if (next && std::chrono::steady_clock::now() >= *next) pump_locked();
+    }
   }
 
   static gboolean on_ioctl(UMockdevIoctlBase*, UMockdevIoctlClient* client, gpointer user) {
@@ -140,39 +247,79 @@ class UsbfsNode {
       std::fprintf(stderr, "[usbfs %s] %s\n", self->fake_.port_path.c_str(), e.what());
       umockdev_ioctl_client_complete(client, -1, EIO);
     }
+    self->cv_.notify_all();  // the timer re-reads the deadline
     return TRUE;
+  }
+
+  // A control transfer. nullopt = STALL.
+  std::optional<std::size_t> control(const sim::SetupPacket& setup, std::span<std::uint8_t> data) {
+    ++stats_.control_requests;
+    if (setup.request_type == USB_DIR_IN && setup.request == USB_REQ_GET_DESCRIPTOR &&
+        (setup.value >> 8) == USB_DT_STRING)
+      stats_.string_indexes.push_back(static_cast<std::uint8_t>(setup.value & 0xff));
+    const std::optional<std::size_t> n = port_.control(setup, data);
+    if (n && setup.request_type == (USB_DIR_OUT | USB_RECIP_INTERFACE) && setup.request == USB_REQ_SET_INTERFACE)
+      stats_.alt_settings[static_cast<std::uint8_t>(setup.index)] = static_cast<std::uint8_t>(setup.value);
+    pump_locked();  // a class request may have produced IN data (RESPONSE_AVAILABLE)
+    return n;
+  }
+
+  bool interface_exists(unsigned number) const {
+    const Bytes* active = nullptr;
+    const std::vector<Bytes> configs = split_configurations(model_->identity().descriptors);
+    for (const Bytes& c : configs)
+      if (c[5] == current_configuration_) active = &c;
+    if (active == nullptr) return false;
+    for (const InterfaceFacts& f : interfaces_of(*active))
+      if (f.number == number) return true;
+    return false;
+  }
+
+  void complete(UMockdevIoctlClient* client, long result, int errno_value) {
+    umockdev_ioctl_client_complete(client, result, errno_value);
   }
 
   void handle(UMockdevIoctlClient* client) {
     const gulong request = umockdev_ioctl_client_get_request(client);
     UMockdevIoctlData* arg = umockdev_ioctl_client_get_arg(client);
     GError* err = nullptr;
-    const auto resolve = [&](std::size_t offset, std::size_t length) {
-      UMockdevIoctlData* d = umockdev_ioctl_data_resolve(arg, offset, length, &err);
+    const auto resolve = [&](UMockdevIoctlData* base, std::size_t offset, std::size_t length) {
+      UMockdevIoctlData* d = umockdev_ioctl_data_resolve(base, offset, length, &err);
       if (d == nullptr) fail("ioctl_data_resolve", err);
       return d;
     };
+    // Reads a plain value the ioctl argument points to.
+    const auto read_arg = [&](auto& value) {
+      UMockdevIoctlData* d = resolve(arg, 0, sizeof value);
+      std::memcpy(&value, d->data, sizeof value);
+      g_object_unref(d);
+    };
+    // Once the device has left the bus every ioctl but REAP fails like devio.c's (ENODEV).
+    if (gone_ && request != USBDEVFS_REAPURB && request != USBDEVFS_REAPURBNDELAY) {
+      complete(client, -1, ENODEV);
+      return;
+    }
 
     switch (request) {
       case USBDEVFS_GET_CAPABILITIES: {
-        UMockdevIoctlData* caps = resolve(0, sizeof(std::uint32_t));
         // What an xHCI host reports; with BULK_SCATTER_GATHER libusb submits one URB per transfer.
         const std::uint32_t value = USBDEVFS_CAP_ZERO_PACKET | USBDEVFS_CAP_BULK_CONTINUATION |
                                     USBDEVFS_CAP_NO_PACKET_SIZE_LIM | USBDEVFS_CAP_REAP_AFTER_DISCONNECT |
                                     USBDEVFS_CAP_BULK_SCATTER_GATHER;
+        UMockdevIoctlData* caps = resolve(arg, 0, sizeof value);
         std::memcpy(caps->data, &value, sizeof value);
         g_object_unref(caps);
-        umockdev_ioctl_client_complete(client, 0, 0);
+        complete(client, 0, 0);
         return;
       }
       case USBDEVFS_CONNECTINFO: {
-        UMockdevIoctlData* ci = resolve(0, sizeof(usbdevfs_connectinfo));
+        UMockdevIoctlData* ci = resolve(arg, 0, sizeof(usbdevfs_connectinfo));
         usbdevfs_connectinfo info{};
         info.devnum = fake_.devnum;
         info.slow = fake_.speed_mbps <= 12 ? 1 : 0;
         std::memcpy(ci->data, &info, sizeof info);
         g_object_unref(ci);
-        umockdev_ioctl_client_complete(client, 0, 0);
+        complete(client, 0, 0);
         return;
       }
       case USBDEVFS_GET_SPEED: {
@@ -180,108 +327,301 @@ class UsbfsNode {
                            : fake_.speed_mbps >= 480 ? USB_SPEED_HIGH
                            : fake_.speed_mbps >= 12  ? USB_SPEED_FULL
                                                      : USB_SPEED_LOW;
-        umockdev_ioctl_client_complete(client, speed, 0);
+        complete(client, speed, 0);
         return;
       }
       case USBDEVFS_GETDRIVER: {
-        UMockdevIoctlData* gd = resolve(0, sizeof(usbdevfs_getdriver));
+        UMockdevIoctlData* gd = resolve(arg, 0, sizeof(usbdevfs_getdriver));
         usbdevfs_getdriver q{};
         std::memcpy(&q, gd->data, sizeof q);
-        const auto d = fake_.drivers.find(static_cast<std::uint8_t>(q.interface));
-        if (d == fake_.drivers.end()) {
+        const auto number = static_cast<std::uint8_t>(q.interface);
+        const auto d = drivers_.find(number);
+        const char* name = claimed_.count(number) != 0 ? "usbfs" : d != drivers_.end() ? d->second.c_str() : nullptr;
+        if (name == nullptr) {
           g_object_unref(gd);
-          umockdev_ioctl_client_complete(client, -1, ENODATA);
+          complete(client, -1, ENODATA);
           return;
         }
-        std::snprintf(q.driver, sizeof q.driver, "%s", d->second.c_str());
+        std::snprintf(q.driver, sizeof q.driver, "%s", name);
         std::memcpy(gd->data, &q, sizeof q);
         g_object_unref(gd);
-        umockdev_ioctl_client_complete(client, 0, 0);
+        complete(client, 0, 0);
         return;
       }
-      case USBDEVFS_CONTROL: {  // synchronous control transfer
-        UMockdevIoctlData* ct = resolve(0, sizeof(usbdevfs_ctrltransfer));
-        usbdevfs_ctrltransfer c{};
-        std::memcpy(&c, ct->data, sizeof c);
-        const std::optional<Bytes> reply = control(c.bRequestType, c.bRequest, c.wValue, c.wLength);
-        if (!reply) {
-          g_object_unref(ct);
-          umockdev_ioctl_client_complete(client, -1, EPIPE);
+      case USBDEVFS_CLAIMINTERFACE:
+      case USBDEVFS_RELEASEINTERFACE: {
+        unsigned int number = 0;
+        read_arg(number);
+        const auto i = static_cast<std::uint8_t>(number);
+        if (!interface_exists(number)) {
+          complete(client, -1, EINVAL);
           return;
         }
-        if (!reply->empty()) {
-          UMockdevIoctlData* data =
-              umockdev_ioctl_data_resolve(ct, offsetof(usbdevfs_ctrltransfer, data), c.wLength, &err);
-          if (data == nullptr) fail("ioctl_data_resolve", err);
-          std::memcpy(data->data, reply->data(), reply->size());
-          g_object_unref(data);
+        if (request == USBDEVFS_CLAIMINTERFACE) {
+          if (claimed_.count(i) != 0) {
+            complete(client, 0, 0);
+            return;
+          }
+          if (drivers_.count(i) != 0) {  // devio.c claimintf: usb_driver_claim_interface -> EBUSY
+            complete(client, -1, EBUSY);
+            return;
+          }
+          claimed_.insert(i);
+          stats_.driver_events.push_back("claim " + std::to_string(number));
+        } else {
+          if (claimed_.erase(i) == 0) {
+            complete(client, -1, EINVAL);
+            return;
+          }
+          stats_.driver_events.push_back("release " + std::to_string(number));
         }
+        complete(client, 0, 0);
+        return;
+      }
+      case USBDEVFS_IOCTL: {  // struct usbdevfs_ioctl: a request to the interface's driver
+        usbdevfs_ioctl command{};
+        read_arg(command);
+        const auto i = static_cast<std::uint8_t>(command.ifno);
+        if (command.ifno < 0 || !interface_exists(static_cast<unsigned>(command.ifno))) {
+          complete(client, -1, EINVAL);
+          return;
+        }
+        if (command.ioctl_code == static_cast<int>(USBDEVFS_DISCONNECT)) {
+          const auto d = drivers_.find(i);
+          if (d == drivers_.end()) {
+            complete(client, -1, ENODATA);
+            return;
+          }
+          stats_.driver_events.push_back("detach " + std::to_string(i) + " " + d->second);
+          drivers_.erase(d);
+          complete(client, 0, 0);
+          return;
+        }
+        if (command.ioctl_code == static_cast<int>(USBDEVFS_CONNECT)) {
+          // device_attach(): 1 = a driver bound, 0 = none wanted it; EBUSY while claimed.
+          if (claimed_.count(i) != 0 || drivers_.count(i) != 0) {
+            complete(client, -1, EBUSY);
+            return;
+          }
+          const auto plug_in = fake_.drivers.find(i);
+          if (plug_in == fake_.drivers.end()) {
+            complete(client, 0, 0);
+            return;
+          }
+          drivers_[i] = plug_in->second;
+          stats_.driver_events.push_back("attach " + std::to_string(i) + " " + plug_in->second);
+          complete(client, 1, 0);
+          return;
+        }
+        ++stats_.unhandled;
+        complete(client, -1, ENOTTY);
+        return;
+      }
+      case USBDEVFS_DISCONNECT_CLAIM: {
+        usbdevfs_disconnect_claim dc{};
+        read_arg(dc);
+        const auto i = static_cast<std::uint8_t>(dc.interface);
+        if (!interface_exists(dc.interface)) {
+          complete(client, -1, EINVAL);
+          return;
+        }
+        const auto d = drivers_.find(i);
+        if (d != drivers_.end()) {
+          stats_.driver_events.push_back("detach " + std::to_string(i) + " " + d->second);
+          drivers_.erase(d);
+        }
+        claimed_.insert(i);
+        stats_.driver_events.push_back("claim " + std::to_string(i));
+        complete(client, 0, 0);
+        return;
+      }
+      case USBDEVFS_SETINTERFACE: {
+        usbdevfs_setinterface si{};
+        read_arg(si);
+        const auto i = static_cast<std::uint8_t>(si.interface);
+        if (drivers_.count(i) != 0) {  // devio.c checkintf: someone else's interface
+          complete(client, -1, EBUSY);
+          return;
+        }
+        claimed_.insert(i);  // checkintf claims it implicitly, as devio.c does
+        if (!port_.set_interface(i, static_cast<std::uint8_t>(si.altsetting))) {
+          complete(client, -1, EINVAL);
+          return;
+        }
+        stats_.alt_settings[i] = static_cast<std::uint8_t>(si.altsetting);
+        pump_locked();
+        complete(client, 0, 0);
+        return;
+      }
+      case USBDEVFS_SETCONFIGURATION: {
+        unsigned int value = 0;
+        read_arg(value);
+        if (!claimed_.empty() || !drivers_.empty()) {  // usb_set_configuration needs every interface free
+          complete(client, -1, EBUSY);
+          return;
+        }
+        if (!port_.set_configuration(static_cast<std::uint8_t>(value))) {
+          complete(client, -1, EINVAL);
+          return;
+        }
+        current_configuration_ = static_cast<std::uint8_t>(value);
+        complete(client, 0, 0);
+        return;
+      }
+      case USBDEVFS_CLEAR_HALT: {
+        unsigned int ep = 0;
+        read_arg(ep);
+        ++stats_.clear_halts;
+        const bool ok = port_.clear_halt(static_cast<std::uint8_t>(ep));
+        pump_locked();
+        complete(client, ok ? 0 : -1, ok ? 0 : EPIPE);
+        return;
+      }
+      case USBDEVFS_RESET:
+        complete(client, 0, 0);
+        return;
+      case USBDEVFS_CONTROL: {  // synchronous control transfer
+        UMockdevIoctlData* ct = resolve(arg, 0, sizeof(usbdevfs_ctrltransfer));
+        usbdevfs_ctrltransfer c{};
+        std::memcpy(&c, ct->data, sizeof c);
+        Bytes buffer(c.wLength);
+        UMockdevIoctlData* data = nullptr;
+        if (c.wLength > 0) {
+          data = resolve(ct, offsetof(usbdevfs_ctrltransfer, data), c.wLength);
+          std::memcpy(buffer.data(), data->data, c.wLength);
+        }
+        const std::optional<std::size_t> n =
+            control({c.bRequestType, c.bRequest, c.wValue, c.wIndex, c.wLength}, buffer);
+        if (n && (c.bRequestType & USB_DIR_IN) != 0 && *n > 0) std::memcpy(data->data, buffer.data(), *n);
+        if (data != nullptr) g_object_unref(data);
         g_object_unref(ct);
-        umockdev_ioctl_client_complete(client, static_cast<long>(reply->size()), 0);
+        if (!n) {
+          complete(client, -1, gone_ ? ENODEV : EPIPE);
+          return;
+        }
+        complete(client, static_cast<long>(*n), 0);
         return;
       }
       case USBDEVFS_SUBMITURB: {
-        UMockdevIoctlData* urb_data = resolve(0, sizeof(usbdevfs_urb));
+        auto urb = std::make_unique<Urb>();
+        urb->urb_data = resolve(arg, 0, sizeof(usbdevfs_urb));
         // Field by field: struct usbdevfs_urb ends in a zero-length array (no locals of it in C++).
-        std::uint8_t* u = urb_data->data;
+        std::uint8_t* u = urb->urb_data->data;
         const auto type = load<unsigned char>(u, offsetof(usbdevfs_urb, type));
+        const auto endpoint = load<unsigned char>(u, offsetof(usbdevfs_urb, endpoint));
         const auto buffer_length = load<int>(u, offsetof(usbdevfs_urb, buffer_length));
-        if (type != USBDEVFS_URB_TYPE_CONTROL || buffer_length < 8) {
-          g_object_unref(urb_data);  // bulk / interrupt / iso: not part of this harness
-          ++stats_.unhandled;
-          umockdev_ioctl_client_complete(client, -1, EINVAL);
+        if (buffer_length < 0) {
+          g_object_unref(urb->urb_data);
+          complete(client, -1, EINVAL);
           return;
         }
-        // The buffer is the 8-byte setup packet followed by the data stage.
-        UMockdevIoctlData* buf = umockdev_ioctl_data_resolve(urb_data, offsetof(usbdevfs_urb, buffer),
-                                                             static_cast<std::size_t>(buffer_length), &err);
-        if (buf == nullptr) fail("ioctl_data_resolve", err);
-        const std::uint8_t* setup = buf->data;
-        const std::optional<Bytes> reply =
-            control(setup[0], setup[1], static_cast<std::uint16_t>(setup[2] | setup[3] << 8),
-                    static_cast<std::uint16_t>(setup[6] | setup[7] << 8));
-        store<int>(u, offsetof(usbdevfs_urb, status), reply ? 0 : -EPIPE);
-        // actual_length excludes the setup packet
-        store<int>(u, offsetof(usbdevfs_urb, actual_length), reply ? static_cast<int>(reply->size()) : 0);
-        if (reply && !reply->empty() && reply->size() + 8 <= static_cast<std::size_t>(buffer_length))
-          std::memcpy(buf->data + 8, reply->data(), reply->size());
-        g_object_unref(buf);  // still referenced by urb_data, written back on reap
-        done_.push_back(urb_data);
-        umockdev_ioctl_client_complete(client, 0, 0);
+        std::uint8_t* buf = nullptr;
+        if (buffer_length > 0) {
+          // Pulls the client's buffer over; umockdev writes it back on reap.
+          UMockdevIoctlData* b = resolve(urb->urb_data, offsetof(usbdevfs_urb, buffer),
+                                         static_cast<std::size_t>(buffer_length));
+          buf = b->data;
+          g_object_unref(b);  // still referenced by urb_data
+        }
+        store<int>(u, offsetof(usbdevfs_urb, status), 0);
+        store<int>(u, offsetof(usbdevfs_urb, actual_length), 0);
+        Urb* raw = urb.get();
+        if (type == USBDEVFS_URB_TYPE_CONTROL) {
+          if (buffer_length < 8) {
+            g_object_unref(urb->urb_data);
+            complete(client, -1, EINVAL);
+            return;
+          }
+          // The buffer is the 8-byte setup packet followed by the data stage.
+          const sim::SetupPacket setup{buf[0], buf[1], static_cast<std::uint16_t>(buf[2] | buf[3] << 8),
+                                       static_cast<std::uint16_t>(buf[4] | buf[5] << 8),
+                                       static_cast<std::uint16_t>(buf[6] | buf[7] << 8)};
+          const std::size_t room = std::min<std::size_t>(setup.length, static_cast<std::size_t>(buffer_length) - 8);
+          const std::optional<std::size_t> n = control(setup, std::span<std::uint8_t>(buf + 8, room));
+          store<int>(u, offsetof(usbdevfs_urb, status), n ? 0 : -EPIPE);
+          store<int>(u, offsetof(usbdevfs_urb, actual_length), n ? static_cast<int>(*n) : 0);
+          raw->control = true;
+          done_.push_back(raw);
+          urbs_[urb->urb_data->client_addr] = std::move(urb);
+          update_pollout_locked();
+          complete(client, 0, 0);
+          return;
+        }
+        if (type != USBDEVFS_URB_TYPE_BULK && type != USBDEVFS_URB_TYPE_INTERRUPT) {
+          g_object_unref(urb->urb_data);
+          ++stats_.unhandled;  // isochronous: no modem function uses it
+          complete(client, -1, EINVAL);
+          return;
+        }
+        raw->request.endpoint = endpoint;
+        raw->request.buffer = std::span<std::uint8_t>(buf, static_cast<std::size_t>(buffer_length));
+        raw->request.length = static_cast<std::size_t>(buffer_length);
+        raw->request.tag = raw;
+        ++stats_.urbs_submitted;
+        urbs_[urb->urb_data->client_addr] = std::move(urb);
+        port_.submit(&raw->request);
+        stats_.max_urbs_queued = std::max(stats_.max_urbs_queued, static_cast<unsigned>(port_.queued()));
+        pump_locked();
+        complete(client, 0, 0);
         return;
       }
       case USBDEVFS_REAPURB:
       case USBDEVFS_REAPURBNDELAY: {
         if (done_.empty()) {
-          umockdev_ioctl_client_complete(client, -1, EAGAIN);
+          complete(client, -1, gone_ ? ENODEV : EAGAIN);
           return;
         }
-        UMockdevIoctlData* urb_data = done_.front();
+        Urb* urb = done_.front();
         done_.pop_front();
-        UMockdevIoctlData* out = resolve(0, sizeof(void*));
+        update_pollout_locked();
+        if (!urb->control) ++stats_.urbs_reaped;
+        UMockdevIoctlData* out = resolve(arg, 0, sizeof(void*));
         // *arg = the client's urb pointer; umockdev writes the urb and its buffer back first.
-        umockdev_ioctl_data_set_ptr(out, 0, urb_data);
+        umockdev_ioctl_data_set_ptr(out, 0, urb->urb_data);
         g_object_unref(out);
-        g_object_unref(urb_data);
-        umockdev_ioctl_client_complete(client, 0, 0);
+        const auto it = urbs_.find(urb->urb_data->client_addr);
+        g_object_unref(urb->urb_data);
+        if (it != urbs_.end()) urbs_.erase(it);
+        complete(client, 0, 0);
         return;
       }
-      case USBDEVFS_DISCARDURB:  // every URB completes at submit: nothing is ever pending
-        umockdev_ioctl_client_complete(client, -1, EINVAL);
+      case USBDEVFS_DISCARDURB: {
+        // The argument is the client's urb pointer itself.
+        const gulong addr = *reinterpret_cast<const gulong*>(arg->data);
+        const auto it = urbs_.find(addr);
+        if (it == urbs_.end() || it->second->control || !port_.cancel(&it->second->request)) {
+          complete(client, -1, EINVAL);  // already completed: libusb reaps it
+          return;
+        }
+        ++stats_.urbs_discarded;
+        pump_locked();
+        complete(client, 0, 0);
         return;
+      }
       default:
         ++stats_.unhandled;
         std::fprintf(stderr, "[usbfs %s] unhandled ioctl 0x%lx\n", fake_.port_path.c_str(), request);
-        umockdev_ioctl_client_complete(client, -1, ENOTTY);
+        complete(client, -1, ENOTTY);
         return;
     }
   }
 
   FakeDevice fake_;
-  std::vector<Bytes> configs_;
+  std::shared_ptr<sim::DeviceModel> model_;
+  sim::HostPort port_;
   UMockdevIoctlBase* handler_ = nullptr;
   mutable std::mutex mu_;
-  std::deque<UMockdevIoctlData*> done_;  // completed URBs waiting to be reaped (owned refs)
+  std::condition_variable cv_;
+  std::thread timer_;
+  bool stop_ = false;
+  bool gone_ = false;
+  int fifo_ = -1;
+  bool fifo_full_ = false;
+  std::uint8_t current_configuration_ = fake_.active_configuration;
+  std::map<std::uint8_t, std::string> drivers_;  // bound kernel drivers now
+  std::set<std::uint8_t> claimed_;               // claimed through usbfs
+  std::map<gulong, std::unique_ptr<Urb>> urbs_;  // by the client's urb address
+  std::deque<Urb*> done_;                        // completed, waiting to be reaped
   UsbfsStats stats_;
 };
 
@@ -343,6 +683,37 @@ std::string UsbTestbed::sys_dir() const {
 UsbfsStats UsbTestbed::stats(const std::string& port_path) const {
   const auto n = impl_->nodes.find(port_path);
   return n == impl_->nodes.end() ? UsbfsStats{} : n->second->stats();
+}
+
+void UsbTestbed::with_model(const std::string& port_path, const std::function<void(sim::DeviceModel&)>& fn) {
+  const auto n = impl_->nodes.find(port_path);
+  if (n == impl_->nodes.end()) throw std::invalid_argument(port_path + ": no such device with a usbfs handler");
+  n->second->with_model(fn);
+}
+
+void UsbTestbed::unplug(const std::string& port_path) {
+  const auto p = impl_->syspaths.find(port_path);
+  if (p == impl_->syspaths.end()) throw std::invalid_argument(port_path + ": no such device");
+  const auto n = impl_->nodes.find(port_path);
+  if (n != impl_->nodes.end()) n->second->unplug();
+  const std::string sys = "/sys" + p->second;
+  umockdev_testbed_uevent(impl_->tb, sys.c_str(), "remove");
+  umockdev_testbed_remove_device(impl_->tb, sys.c_str());
+  impl_->syspaths.erase(p);
+}
+
+FakeDevice from_model(const std::string& port_path, std::uint8_t devnum, std::shared_ptr<sim::DeviceModel> model) {
+  FakeDevice f;
+  f.port_path = port_path;
+  f.devnum = devnum;
+  const sim::DeviceIdentity& id = model->identity();
+  f.descriptors = id.descriptors;
+  f.active_configuration = id.active_configuration;
+  f.strings = id.strings;
+  f.drivers = id.kernel_drivers;
+  f.speed_mbps = id.speed_mbps;
+  f.model = std::move(model);
+  return f;
 }
 
 void UsbTestbed::add(const FakeDevice& fake) {
