@@ -665,8 +665,7 @@ InResult NcmModem::send_notification(std::span<std::uint8_t> buffer) {
   return {EndpointResult::ok, take};
 }
 
-bool NcmModem::forwarding(Clock::time_point now) const {
-  (void)now;
+bool NcmModem::forwarding() const {
   return session_active() && (host_mac_ || !profile_.arps_host_before_forwarding);
 }
 
@@ -717,7 +716,7 @@ InResult NcmModem::send_ntb(std::span<std::uint8_t> buffer, Clock::time_point no
     if (r == 0) break;
     link_frames_.pop_front();
   }
-  if (forwarding(now) && !b.full()) {
+  if (forwarding() && !b.full()) {
     const eth::MacAddress destination = host_destination();
     const std::size_t max_ip = max_datagram_size_ > eth::kEthernetHeaderSize
                                    ? max_datagram_size_ - eth::kEthernetHeaderSize

@@ -24,7 +24,12 @@
 //               to the iMACAddress the host was told to use. NAK when there is nothing.
 //   in(interrupt)  CONNECTION_SPEED_CHANGE + NETWORK_CONNECTION(1) when the session comes up,
 //               NETWORK_CONNECTION(0) when it goes, RESPONSE_AVAILABLE per queued response.
-// Every Fault of sim/modem.hpp is honoured; see faults() in the .cpp for each one's observable.
+// Every Fault of sim/modem.hpp is honoured: stall_bulk_in/out (STALL until clear_halt), unplug and
+// unplug_after_in_transfers (gone), garbage/truncated/oversize_ntbs (the next bulk IN transfers),
+// lose_response_available, control_answer_delay (announced by next_deadline), drop_session
+// (^NDISSTAT:0 + NETWORK_CONNECTION(0); generic: link down until the alt is toggled) and
+// ntb_format_reverts_after_alt (the reset format comes back at alt 1). Each one carried out
+// counts in faults_injected.
 //
 // Time: every call reads the modem's clock once (steady_clock unless set_clock() replaced it), so
 // tests drive rate-limited sources and delayed answers with a fake clock and never sleep.
@@ -160,7 +165,7 @@ class NcmModem final : public Modem {
   void receive_frame(std::span<const std::uint8_t> frame);
   InResult send_ntb(std::span<std::uint8_t> buffer, Clock::time_point now);
   InResult send_notification(std::span<std::uint8_t> buffer);
-  bool forwarding(Clock::time_point now) const;
+  bool forwarding() const;  // IP may flow toward the host now
   eth::MacAddress host_destination() const { return host_mac_.value_or(profile_.mac_address); }
 
   NcmProfile profile_;

@@ -26,8 +26,7 @@ constexpr std::size_t kMaxIpv4PacketSize = 0xFFFF;  // Total Length is 16 bits
 
 // The IPv4 pseudo-header (RFC 768; RFC 9293 §3.1): source, destination, zero, protocol, length.
 std::uint16_t ipv4_pseudo_header_sum(Bytes ip, std::uint8_t protocol, std::uint16_t upper_length) {
-  std::uint16_t sum = eth::ones_complement_sum(ip.subspan(12, 8));
-  std::uint64_t acc = sum;
+  std::uint64_t acc = eth::ones_complement_sum(ip.subspan(12, 8));
   acc += protocol;
   acc += upper_length;
   return eth::fold_checksum(acc);
@@ -35,8 +34,7 @@ std::uint16_t ipv4_pseudo_header_sum(Bytes ip, std::uint8_t protocol, std::uint1
 
 // UDP checksum over IPv4 (RFC 768): pseudo-header + datagram with the checksum field as it is.
 // Computing: zero the field first; verifying: a correct datagram sums to 0.
-std::uint16_t udp4_checksum(Bytes ip, std::size_t ihl, Bytes udp) {
-  (void)ihl;
+std::uint16_t udp4_checksum(Bytes ip, Bytes udp) {
   const std::uint16_t pseudo = ipv4_pseudo_header_sum(ip, kIpProtocolUdp, static_cast<std::uint16_t>(udp.size()));
   return static_cast<std::uint16_t>(~eth::ones_complement_sum(udp, pseudo));
 }
@@ -122,7 +120,7 @@ void Network::answer_ipv4(std::span<const std::uint8_t> ip) {
       return;
     }
     // RFC 768: checksum 0 means "not computed" over IPv4.
-    if (load_be16(l4, 6) != 0 && udp4_checksum(ip, ihl, l4) != 0) {
+    if (load_be16(l4, 6) != 0 && udp4_checksum(ip, l4) != 0) {
       ++counters_.malformed_from_host;
       return;
     }
@@ -144,7 +142,7 @@ void Network::answer_ipv4(std::span<const std::uint8_t> ip) {
     store_be16(rb, 4, ++ipv4_identification_);
     store_be16(rb, 10, eth::ipv4_header_checksum(Bytes(r).subspan(0, ihl)));
     store_be16(rb, ihl + 6, 0);
-    std::uint16_t c = udp4_checksum(Bytes(r), ihl, Bytes(r).subspan(ihl));
+    std::uint16_t c = udp4_checksum(Bytes(r), Bytes(r).subspan(ihl));
     store_be16(rb, ihl + 6, c == 0 ? 0xFFFF : c);  // RFC 768: a computed 0 is sent as all ones
     ++counters_.udp_echo_replies;
     enqueue(std::move(r));
@@ -266,7 +264,7 @@ std::size_t Network::write_source_packet(std::span<std::uint8_t> out) {
   for (std::size_t i = 0; i < 8 && payload + i < total; ++i)
     p[payload + i] = static_cast<std::uint8_t>(source_sent_ >> (56 - 8 * i));
   for (std::size_t i = payload + 8; i < total; ++i) p[i] = static_cast<std::uint8_t>(i - payload);
-  const std::uint16_t c = udp4_checksum(Bytes(p), ihl, Bytes(p).subspan(ihl));
+  const std::uint16_t c = udp4_checksum(Bytes(p), Bytes(p).subspan(ihl));
   store_be16(p, ihl + 6, c == 0 ? 0xFFFF : c);
   return total;
 }

@@ -353,8 +353,9 @@ TEST(MbimBasicConnect, IpConfigurationIpv4AndIpv6OfARealNetwork) {
 
 TEST(MbimBasicConnect, ConnectAnswerWithoutInformationBufferIsRejected) {
   // A9: CONNECT, Status FAILURE, no InformationBuffer: framing fine, payload too short.
-  const auto m = parse_command_done(hex("03000080300000001a0d00000100000000000000"
-                                        "a289cc33bcbb8b4fb6b0133ec2aae6df0c0000000200000000000000"));
+  const ByteVector bytes = hex("03000080300000001a0d00000100000000000000"
+                               "a289cc33bcbb8b4fb6b0133ec2aae6df0c0000000200000000000000");
+  const auto m = parse_command_done(bytes);
   ASSERT_TRUE(m);
   EXPECT_EQ(m->transaction_id, 0x0d1au);
   EXPECT_EQ(m->status, Status::Failure);
@@ -655,9 +656,10 @@ TEST(MbimQmi, CtlAllocateClientIdOfARealEm7455) {
             hex("03000000 40000000 05000000 01000000 00000000 d1a30bc2f97a6e43bf65c7e24fb0f0d3"
                 "01000000 01000000 10000000"
                 "01 0f00 00 00 00 | 00 04 2200 0400 | 01 0100 02"));
-  const auto m = parse_command_done(hex(
+  const ByteVector answer = hex(
       "03000080 48000000 05000000 01000000 00000000 d1a30bc2f97a6e43bf65c7e24fb0f0d3 01000000 00000000 18000000"
-      "01 1700 80 00 00 01 04 2200 0c00 02 0400 0000 0000 01 0200 02 03"));
+      "01 1700 80 00 00 01 04 2200 0c00 02 0400 0000 0000 01 0200 02 03");
+  const auto m = parse_command_done(answer);  // views into `answer`
   ASSERT_TRUE(m);
   const auto q = qmi::parse(m->information_buffer);
   ASSERT_TRUE(q);

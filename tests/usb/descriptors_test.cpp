@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "usb/descriptors.hpp"
+#include "usb/network_function.hpp"
 
 namespace wwan::usb {
 namespace {
@@ -884,6 +885,93 @@ TEST(DescriptorsNcm, NcmMbimFunctionPrefersMbimAndItsDataAltSetting) {
   EXPECT_EQ(comm.data_interface, 1);
   EXPECT_EQ(comm.data_alt_setting, 2);
   EXPECT_EQ(classify_mode(0x1199, 0x9041, *c), ModemMode::Mbim);
+}
+
+// ================================ the network function to drive ===================================
+
+TEST(NetworkFunction, Huawei1506SharesOneInterfaceForControlAndData) {
+  const auto c = parse(kHuawei1506, 0x12D1, 0x1506);
+  ASSERT_TRUE(c);
+  std::string error;
+  const auto f = find_network_function(*c, error);
+  ASSERT_TRUE(f) << error;
+  EXPECT_EQ(f->kind, Function::HuaweiNcm);
+  EXPECT_EQ(f->control_interface, 1);
+  EXPECT_TRUE(f->shared_interface());
+  EXPECT_EQ(f->data_alt_setting, 1);
+  EXPECT_THAT(f->interfaces(), ElementsAre(1));
+  EXPECT_TRUE(f->notification.is_interrupt() && f->notification.is_in());
+  EXPECT_TRUE(f->bulk_in.is_bulk() && f->bulk_in.is_in());
+  EXPECT_TRUE(f->bulk_out.is_bulk() && !f->bulk_out.is_in());
+  EXPECT_GT(f->bulk_in.max_packet_size, 0);
+  EXPECT_TRUE(f->ncm);
+}
+
+TEST(NetworkFunction, SierraMbimOn12And13) {
+  const auto c = parse(sierra_mbim(0xA0), 0x1199, 0x9079);
+  ASSERT_TRUE(c);
+  std::string error;
+  const auto f = find_network_function(*c, error);
+  ASSERT_TRUE(f) << error;
+  EXPECT_EQ(f->kind, Function::Mbim);
+  EXPECT_THAT(f->interfaces(), ElementsAre(12, 13));
+  EXPECT_EQ(f->notification.address, 0x82);
+  EXPECT_EQ(f->bulk_in.address, 0x81);
+  EXPECT_EQ(f->bulk_out.address, 0x01);
+  EXPECT_EQ(f->data_alt_setting, 1);
+  ASSERT_TRUE(f->mbim);
+  EXPECT_EQ(f->mbim->max_control_message, 4096);
+}
+
+TEST(NetworkFunction, NcmMbimFunctionIsDrivenAsMbimWithItsDataAltSetting) {
+  const Raw raw = ConfigBuilder()
+                      .interface(0, 0, 0x02, 0x0D, 0x00)
+                      .bytes(header_fd() + union_fd(0, 1) + ethernet_fd(4, 1514) + ncm_fd(0x21))
+                      .interrupt_in(0x81, 16, 9)
+                      .interface(0, 1, 0x02, 0x0E, 0x00)
+                      .bytes(header_fd() + union_fd(0, 1) + mbim_fd(4096, 32, 128, 2048, 0x20))
+                      .interrupt_in(0x83, 16, 9)
+                      .interface(1, 0, 0x0A, 0x00, 0x01)
+                      .interface(1, 1, 0x0A, 0x00, 0x01)
+                      .bulk_in(0x82)
+                      .bulk_out(0x02)
+                      .interface(1, 2, 0x0A, 0x00, 0x02)
+                      .bulk_in(0x84)
+                      .bulk_out(0x04)
+                      .build();
+  const auto c = parse(raw, 0x1199, 0x9041);
+  ASSERT_TRUE(c);
+  std::string error;
+  const auto f = find_network_function(*c, error);
+  ASSERT_TRUE(f) << error;
+  EXPECT_EQ(f->kind, Function::Mbim);
+  EXPECT_EQ(f->notification.address, 0x83) << "the interrupt endpoint of the MBIM alt setting";
+  EXPECT_EQ(f->data_alt_setting, 2);
+  EXPECT_EQ(f->bulk_in.address, 0x84);
+}
+
+TEST(NetworkFunction, NoneInAMassStorageConfigurationSaysSo) {
+  const auto c = parse(kHuawei1446Config1, 0x12D1, 0x1446);
+  ASSERT_TRUE(c);
+  std::string error;
+  EXPECT_FALSE(find_network_function(*c, error));
+  EXPECT_THAT(error, HasSubstr("no NCM, Huawei NCM or MBIM function"));
+}
+
+TEST(NetworkFunction, ControlWithoutInterruptEndpointIsRefused) {
+  const Raw raw = ConfigBuilder()
+                      .interface(0, 0, 0x02, 0x0D, 0x00)
+                      .bytes(header_fd() + union_fd(0, 1) + ncm_fd(0x21))
+                      .interface(1, 0, 0x0A, 0x00, 0x01)
+                      .interface(1, 1, 0x0A, 0x00, 0x01)
+                      .bulk_in(0x82)
+                      .bulk_out(0x02)
+                      .build();
+  const auto c = parse(raw, 0x0525, 0xA4A1);
+  ASSERT_TRUE(c);
+  std::string error;
+  EXPECT_FALSE(find_network_function(*c, error));
+  EXPECT_THAT(error, HasSubstr("no interrupt IN endpoint"));
 }
 
 // Qualcomm EDL: one ff/ff/ff interface with a bulk pair at 05c6:9008 (qcserial's QDL check).

@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "sim/profiles.hpp"
+
 namespace wwan::usbfs_test {
 namespace {
 
@@ -62,65 +64,44 @@ FakeDevice logitech_keyboard(const std::string& port_path, std::uint8_t devnum) 
   return f;
 }
 
-// usb_descriptors.md D2: lsusb -v of 12d1:1506 (wTotalLength 225), drivers as Linux bound them.
+// usb_descriptors.md D2 (12d1:1506, wTotalLength 225): the emulated modem owns the one copy of
+// those bytes (sim/ncm_modem.cpp); the bench presents exactly what the modem model presents.
 FakeDevice huawei_e3372_ncm(const std::string& port_path, std::uint8_t devnum, const std::string& serial) {
   FakeDevice f;
   f.port_path = port_path;
   f.devnum = devnum;
-  f.descriptors = concat({
-      device_descriptor(0x0200, 0x02, 0x00, 0x00, 0x12d1, 0x1506, 0x0102, 1, 2, 3, 1),
-      configuration(1, 0x80, 0xfa,
-                    {
-                        // 0: modem (PPP) port, CDC ACM-style functional descriptors
-                        interface(0, 0, 3, 0xff, 0x03, 0x01), kCdcHeader110, {0x04, 0x24, 0x02, 0x02},
-                        {0x05, 0x24, 0x01, 0x00, 0x00}, {0x05, 0x24, 0x06, 0x00, 0x00},
-                        endpoint(0x83, kInterrupt, 64, 5), endpoint(0x82, kBulk, 512, 0), endpoint(0x02, kBulk, 512, 0),
-                        // 1: Huawei NCM, control and data in one interface; bulk only in alt 1
-                        interface(1, 0, 1, 0xff, 0x03, 0x16), kCdcHeader110, {0x06, 0x24, 0x1a, 0x00, 0x01, 0x1f},
-                        {0x0d, 0x24, 0x0f, 0x07, 0x0f, 0x00, 0x00, 0x00, 0xea, 0x05, 0x03, 0x00, 0x01},
-                        {0x05, 0x24, 0x06, 0x01, 0x01}, endpoint(0x85, kInterrupt, 16, 9),
-                        interface(1, 1, 3, 0xff, 0x03, 0x16, 6), endpoint(0x85, kInterrupt, 16, 9),
-                        endpoint(0x84, kBulk, 512, 0), endpoint(0x03, kBulk, 512, 0),
-                        // 2: DIAG, 3: PCUI (AT)
-                        interface(2, 0, 2, 0xff, 0x03, 0x03), endpoint(0x86, kBulk, 512, 0), endpoint(0x04, kBulk, 512, 0),
-                        interface(3, 0, 2, 0xff, 0x03, 0x02), endpoint(0x87, kBulk, 512, 0), endpoint(0x05, kBulk, 512, 0),
-                        // 4, 5: CD-ROM and SD card
-                        interface(4, 0, 2, 0x08, 0x06, 0x50), endpoint(0x88, kBulk, 512, 0), endpoint(0x06, kBulk, 512, 1),
-                        interface(5, 0, 2, 0x08, 0x06, 0x50), endpoint(0x89, kBulk, 512, 0), endpoint(0x07, kBulk, 512, 1),
-                    }),
-  });
+  sim::ModemOptions options;
+  options.serial = serial;
+  // The node serves the emulated modem itself: class requests, AT, bulk data, faults.
+  std::shared_ptr<sim::Modem> modem = sim::make_huawei_e3372(options);
+  const sim::DeviceIdentity& identity = modem->identity();
+  f.model = modem;
+  f.descriptors = identity.descriptors;
+  f.strings = identity.strings;
+  f.drivers = identity.kernel_drivers;
+  f.active_configuration = identity.active_configuration;
+  f.speed_mbps = identity.speed_mbps;
   if (configuration_bytes(f, 1).size() != 225) throw std::logic_error("D2 says wTotalLength 225");
-  f.strings = {{1, "HUAWEI"}, {2, "HUAWEI Mobile"}, {3, serial}, {6, "CDC Network Control Model (NCM)"}};
-  f.drivers = {{0, "option"}, {1, "huawei_cdc_ncm"}, {2, "option"}, {3, "option"}, {4, "usb-storage"},
-               {5, "usb-storage"}};
   return f;
 }
 
-// usb_descriptors.md D5/D6: MBIM-only composition on interfaces 12 (control) and 13 (data).
+// usb_descriptors.md D5/D6: MBIM-only composition on interfaces 12 (control) and 13 (data). The
+// emulated modem owns the one copy of those bytes (sim/mbim_modem.cpp); the bench presents exactly
+// what the modem model presents.
 FakeDevice sierra_em7455_mbim(const std::string& port_path, std::uint8_t devnum) {
   FakeDevice f;
   f.port_path = port_path;
   f.devnum = devnum;
-  f.descriptors = concat({
-      device_descriptor(0x0200, 0x00, 0x00, 0x00, 0x1199, 0x9079, 0x0006, 1, 2, 3, 1),
-      configuration(1, 0xa0, 0xfa,
-                    {
-                        iad(12, 2, 0x02, 0x0e, 0x00),
-                        interface(12, 0, 1, 0x02, 0x0e, 0x00), kCdcHeader110,
-                        // MBIM FD: 1.00, wMaxControlMessage 4096, 32 filters of 128, wMaxSegmentSize 2048, caps 0x20
-                        {0x0c, 0x24, 0x1b, 0x00, 0x01, 0x00, 0x10, 0x20, 0x80, 0x00, 0x08, 0x20},
-                        // MBIM Extended FD: 1.00, 64 outstanding commands, wMTU 1500
-                        {0x08, 0x24, 0x1c, 0x00, 0x01, 0x40, 0xdc, 0x05},
-                        {0x05, 0x24, 0x06, 12, 13}, endpoint(0x82, kInterrupt, 64, 9),
-                        interface(13, 0, 0, 0x0a, 0x00, 0x02),
-                        interface(13, 1, 2, 0x0a, 0x00, 0x02), endpoint(0x81, kBulk, 512, 0),
-                        endpoint(0x01, kBulk, 512, 0),
-                    }),
-  });
-  f.strings = {{1, "Sierra Wireless, Incorporated"},
-               {2, "Sierra Wireless EM7455 Qualcomm Snapdragon X7 LTE-A"},
-               {3, "LQ62750110021011"}};
-  f.drivers = {{12, "cdc_mbim"}, {13, "cdc_mbim"}};
+  sim::ModemOptions options;
+  options.serial = "LQ62750110021011";
+  std::shared_ptr<sim::Modem> modem = sim::make_mbim_em7455(options);
+  const sim::DeviceIdentity& identity = modem->identity();
+  f.model = modem;
+  f.descriptors = identity.descriptors;
+  f.strings = identity.strings;
+  f.drivers = identity.kernel_drivers;
+  f.active_configuration = identity.active_configuration;
+  f.speed_mbps = identity.speed_mbps;
   return f;
 }
 

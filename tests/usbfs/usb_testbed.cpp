@@ -112,6 +112,7 @@ struct Urb {
   UMockdevIoctlData* urb_data = nullptr;  // owned ref; data is the handler's copy of struct usbdevfs_urb
   sim::PortRequest request;               // bulk / interrupt: queued in the HostPort
   bool control = false;
+  UMockdevIoctlClient* owner = nullptr;   // the open file that submitted it
 };
 
 // The kernel's usbfs for one device node.
@@ -126,6 +127,8 @@ class UsbfsNode {
     make_fifo(tb, devnode);
     handler_ = umockdev_ioctl_base_new();
     g_signal_connect_data(handler_, "handle-ioctl", reinterpret_cast<GCallback>(&UsbfsNode::on_ioctl), this,
+                          nullptr, GConnectFlags{});
+    g_signal_connect_data(handler_, "client-vanished", reinterpret_cast<GCallback>(&UsbfsNode::on_vanished), this,
                           nullptr, GConnectFlags{});
     GError* err = nullptr;
     if (!umockdev_testbed_attach_ioctl(tb, devnode.c_str(), handler_, &err)) fail("attach_ioctl " + devnode, err);
@@ -149,7 +152,7 @@ class UsbfsNode {
     const std::lock_guard lock(mu_);
     UsbfsStats s = stats_;
     s.drivers = drivers_;
-    for (const std::uint8_t i : claimed_) s.drivers[i] = "usbfs";
+    for (const auto& [i, owner] : claimed_) s.drivers[i] = "usbfs";
     return s;
   }
 
@@ -234,6 +237,44 @@ class UsbfsNode {
       if (stop_) break;
       if (next && std::chrono::steady_clock::now() >= *next) pump_locked();
     }
+  }
+
+  // The file was closed (the process exited, was killed): devio.c's usbdev_release releases the
+  // interfaces it claimed — without reattaching any kernel driver — and kills its URBs.
+  // umockdev 0.17.16 was not seen to emit "client-vanished" for a SIGKILLed child in this suite,
+  // so no test relies on it; when it is emitted, the state stays as the kernel's would.
+  static void on_vanished(UMockdevIoctlBase*, UMockdevIoctlClient* client, gpointer user) {
+    auto* self = static_cast<UsbfsNode*>(user);
+    const std::lock_guard lock(self->mu_);
+    for (auto it = self->claimed_.begin(); it != self->claimed_.end();) {
+      if (it->second != client) {
+        ++it;
+        continue;
+      }
+      self->stats_.driver_events.push_back("release-on-close " + std::to_string(it->first));
+      it = self->claimed_.erase(it);
+    }
+    // Its queued URBs are cancelled first (collected from run() while they still exist), then
+    // forgotten together with the completed ones nobody will reap.
+    for (auto& [addr, urb] : self->urbs_)
+      if (urb->owner == client && !urb->control) self->port_.cancel(&urb->request);
+    std::vector<sim::PortRequest*> finished;
+    self->port_.run(finished, std::chrono::steady_clock::now());
+    for (sim::PortRequest* r : finished) {
+      Urb* urb = static_cast<Urb*>(r->tag);
+      if (urb->owner != client) self->done_.push_back(urb);
+    }
+    for (auto it = self->urbs_.begin(); it != self->urbs_.end();) {
+      Urb* urb = it->second.get();
+      if (urb->owner != client) {
+        ++it;
+        continue;
+      }
+      self->done_.erase(std::remove(self->done_.begin(), self->done_.end(), urb), self->done_.end());
+      g_object_unref(urb->urb_data);
+      it = self->urbs_.erase(it);
+    }
+    self->update_pollout_locked();
   }
 
   static gboolean on_ioctl(UMockdevIoctlBase*, UMockdevIoctlClient* client, gpointer user) {
@@ -358,21 +399,22 @@ class UsbfsNode {
           return;
         }
         if (request == USBDEVFS_CLAIMINTERFACE) {
-          if (claimed_.count(i) != 0) {
-            complete(client, 0, 0);
+          if (const auto c = claimed_.find(i); c != claimed_.end()) {
+            complete(client, c->second == client ? 0 : -1, c->second == client ? 0 : EBUSY);
             return;
           }
           if (drivers_.count(i) != 0) {  // devio.c claimintf: usb_driver_claim_interface -> EBUSY
             complete(client, -1, EBUSY);
             return;
           }
-          claimed_.insert(i);
+          claimed_[i] = client;
           stats_.driver_events.push_back("claim " + std::to_string(number));
         } else {
-          if (claimed_.erase(i) == 0) {
+          if (const auto c = claimed_.find(i); c == claimed_.end() || c->second != client) {
             complete(client, -1, EINVAL);
             return;
           }
+          claimed_.erase(i);
           stats_.driver_events.push_back("release " + std::to_string(number));
         }
         complete(client, 0, 0);
@@ -430,7 +472,7 @@ class UsbfsNode {
           stats_.driver_events.push_back("detach " + std::to_string(i) + " " + d->second);
           drivers_.erase(d);
         }
-        claimed_.insert(i);
+        claimed_[i] = client;
         stats_.driver_events.push_back("claim " + std::to_string(i));
         complete(client, 0, 0);
         return;
@@ -443,7 +485,11 @@ class UsbfsNode {
           complete(client, -1, EBUSY);
           return;
         }
-        claimed_.insert(i);  // checkintf claims it implicitly, as devio.c does
+        if (const auto c = claimed_.find(i); c != claimed_.end() && c->second != client) {
+          complete(client, -1, EBUSY);
+          return;
+        }
+        claimed_[i] = client;  // checkintf claims it implicitly, as devio.c does
         if (!port_.set_interface(i, static_cast<std::uint8_t>(si.altsetting))) {
           complete(client, -1, EINVAL);
           return;
@@ -526,6 +572,7 @@ class UsbfsNode {
         store<int>(u, offsetof(usbdevfs_urb, status), 0);
         store<int>(u, offsetof(usbdevfs_urb, actual_length), 0);
         Urb* raw = urb.get();
+        raw->owner = client;
         if (type == USBDEVFS_URB_TYPE_CONTROL) {
           if (buffer_length < 8) {
             g_object_unref(urb->urb_data);
@@ -619,7 +666,8 @@ class UsbfsNode {
   bool fifo_full_ = false;
   std::uint8_t current_configuration_ = fake_.active_configuration;
   std::map<std::uint8_t, std::string> drivers_;  // bound kernel drivers now
-  std::set<std::uint8_t> claimed_;               // claimed through usbfs
+  // Claimed through usbfs, and by which open file (devio.c: ps->ifclaimed is per file).
+  std::map<std::uint8_t, UMockdevIoctlClient*> claimed_;
   std::map<gulong, std::unique_ptr<Urb>> urbs_;  // by the client's urb address
   std::deque<Urb*> done_;                        // completed, waiting to be reaped
   UsbfsStats stats_;

@@ -1,0 +1,216 @@
+// The real `wwan-dp monitor` binary against the emulated Huawei E3372 at 1-1.2 (sim::Modem
+// huawei-e3372 served through the usbfs emulation): it detaches huawei_cdc_ncm and claims
+// interface 1, prints what the interrupt endpoint says, and on SIGTERM, SIGINT and a normal exit
+// (--count) releases the interface and reattaches huawei_cdc_ncm — asserted on the emulated
+// kernel's side (the usbfs handler's driver state), not on what the program says about itself.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "sim/modem.hpp"
+#include "tests/usbfs/bench.hpp"
+
+namespace wwan::usbfs_test {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// A child process: the real binary with its stdout and stderr on pipes.
+class Child {
+ public:
+  explicit Child(const std::vector<std::string>& args) {
+    const char* exe = std::getenv("WWAN_DP_EXE");
+    if (exe == nullptr) throw std::runtime_error("WWAN_DP_EXE is not set (meson sets it)");
+    int out[2], err[2];
+    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) throw std::runtime_error("pipe2");
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(out[1], 1);
+      dup2(err[1], 2);
+      std::vector<char*> argv{const_cast<char*>(exe)};
+      for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+      argv.push_back(nullptr);
+      execv(exe, argv.data());
+      _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    out_ = out[0];
+    err_ = err[0];
+  }
+  ~Child() {
+    if (pid_ > 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    close(out_);
+    close(err_);
+  }
+
+  // The next stdout line, or "" after 10 s / at EOF (a bound against a hang).
+  std::string line() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (;;) {
+      const std::size_t nl = buffered_.find('\n');
+      if (nl != std::string::npos) {
+        std::string l = buffered_.substr(0, nl);
+        buffered_.erase(0, nl + 1);
+        return l;
+      }
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return "";
+      pollfd p{out_, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return "";
+      char b[512];
+      const ssize_t n = read(out_, b, sizeof b);
+      if (n <= 0) return "";
+      buffered_.append(b, static_cast<std::size_t>(n));
+    }
+  }
+  // Reads lines until one contains `what`; "" if none does within the bound.
+  std::string line_with(const std::string& what) {
+    for (std::string l = line(); !l.empty(); l = line())
+      if (l.find(what) != std::string::npos) return l;
+    return "";
+  }
+
+  void signal(int sig) { kill(pid_, sig); }
+
+  // Waits for the exit and returns the exit code (-1: killed by a signal, or still running after
+  // 10 s, a bound against a hang). Reads stderr to its end first so the child never blocks on it.
+  int wait_exit() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (bool eof = false; !eof;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0) return -1;
+      pollfd p{err_, POLLIN, 0};
+      if (poll(&p, 1, static_cast<int>(left.count())) <= 0) return -1;
+      char b[512];
+      const ssize_t n = read(err_, b, sizeof b);
+      if (n <= 0) eof = true;
+      else err_text_.append(b, static_cast<std::size_t>(n));
+    }
+    int status = 0;
+    if (waitpid(pid_, &status, 0) != pid_) return -1;
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  std::string stderr_text() {
+    drain_err();
+    return err_text_;
+  }
+
+ private:
+  void drain_err() {
+    const int flags = fcntl(err_, F_GETFL);
+    fcntl(err_, F_SETFL, flags | O_NONBLOCK);
+    char b[512];
+    for (ssize_t n; (n = read(err_, b, sizeof b)) > 0;) err_text_.append(b, static_cast<std::size_t>(n));
+    fcntl(err_, F_SETFL, flags);
+  }
+  pid_t pid_ = -1;
+  int out_ = -1, err_ = -1;
+  std::string buffered_, err_text_;
+};
+
+constexpr const char* kE3372 = "1-1.2";
+
+std::vector<std::string> events_since(std::size_t before) {
+  const UsbfsStats s = g_bed->stats(kE3372);
+  return {s.driver_events.begin() + static_cast<std::ptrdiff_t>(before), s.driver_events.end()};
+}
+
+// What a host's AT^NDISDUP does to the modem, sent straight to the model (as if another program
+// had dialled): the modem answers OK and ^NDISSTAT:1 behind RESPONSE_AVAILABLE notifications.
+void dial_from_outside() {
+  g_bed->with_model(kE3372, [](sim::DeviceModel& m) {
+    std::string command = "AT^NDISDUP=1,1,\"internet\"\r";
+    std::vector<std::uint8_t> bytes(command.begin(), command.end());
+    const sim::SetupPacket send{0x21, 0x00, 0, 1, static_cast<std::uint16_t>(bytes.size())};
+    ASSERT_TRUE(m.control(send, bytes));
+  });
+}
+
+void expect_given_back(std::size_t events_before) {
+  const UsbfsStats s = g_bed->stats(kE3372);
+  EXPECT_EQ(s.drivers.at(1), "huawei_cdc_ncm");
+  EXPECT_THAT(events_since(events_before),
+              ElementsAre("detach 1 huawei_cdc_ncm", "claim 1", "release 1", "attach 1 huawei_cdc_ncm"));
+}
+
+class MonitorBinary : public ::testing::TestWithParam<int> {};
+
+TEST_P(MonitorBinary, StopSignalReleasesAndReattaches) {
+  const std::size_t before = g_bed->stats(kE3372).driver_events.size();
+  Child c({"monitor", "--dev", "12d1:1506", "--path", kE3372, "--json"});
+  const std::string first = c.line();
+  ASSERT_THAT(first, HasSubstr(R"("monitoring":"12d1:1506 at 1-1.2")")) << c.stderr_text();
+  EXPECT_THAT(first, HasSubstr(R"("control_interface":1)"));
+  // While it runs the emulated kernel has interface 1 claimed through usbfs.
+  EXPECT_EQ(g_bed->stats(kE3372).drivers.at(1), "usbfs");
+
+  c.signal(GetParam());
+  EXPECT_EQ(c.wait_exit(), 0) << c.stderr_text();
+  EXPECT_THAT(c.stderr_text(), HasSubstr(std::string("stopped by ") + sigabbrev_np(GetParam())));
+  EXPECT_THAT(c.stderr_text(), HasSubstr("interface 1 given back to huawei_cdc_ncm"));
+  expect_given_back(before);
+}
+
+INSTANTIATE_TEST_SUITE_P(Signals, MonitorBinary, ::testing::Values(SIGTERM, SIGINT, SIGHUP),
+                         [](const auto& param_info) { return std::string(sigabbrev_np(param_info.param)); });
+
+TEST(MonitorBinaryNormalExit, NetworkConnectionAndTheAnnouncedResponse) {
+  const std::size_t before = g_bed->stats(kE3372).driver_events.size();
+  // Session up as far as the modem is concerned, then dropped by the network: NETWORK_CONNECTION
+  // (disconnected) plus the unsolicited ^NDISSTAT behind a RESPONSE_AVAILABLE.
+  Child c({"monitor", "--dev", "12d1:1506", "--path", kE3372, "--json", "--count", "1000"});
+  ASSERT_THAT(c.line(), HasSubstr("monitoring")) << c.stderr_text();
+  dial_from_outside();
+  EXPECT_THAT(c.line_with("NDISSTAT"), HasSubstr(R"({"response":"^NDISSTAT:1,,,)")) << c.stderr_text();
+  g_bed->with_model(kE3372, [](sim::DeviceModel& m) { static_cast<sim::Modem&>(m).faults().drop_session = true; });
+  EXPECT_THAT(c.line_with("NETWORK_CONNECTION"), HasSubstr(R"("connected":false)"));
+  EXPECT_THAT(c.line_with("NDISSTAT"), HasSubstr(R"({"response":"^NDISSTAT:0,,,)")) << c.stderr_text();
+  c.signal(SIGTERM);
+  EXPECT_EQ(c.wait_exit(), 0) << c.stderr_text();
+  expect_given_back(before);
+}
+
+TEST(MonitorBinaryNormalExit, CountReachedReleasesAndReattaches) {
+  const std::size_t before = g_bed->stats(kE3372).driver_events.size();
+  Child c({"monitor", "--dev", "12d1:1506", "--path", kE3372, "--count", "1"});
+  ASSERT_THAT(c.line(), HasSubstr("monitoring 12d1:1506 at 1-1.2: huawei-ncm control interface 1"))
+      << c.stderr_text();
+  dial_from_outside();
+  EXPECT_EQ(c.wait_exit(), 0) << c.stderr_text();
+  EXPECT_THAT(c.stderr_text(), HasSubstr("stopped after 1 notifications"));
+  expect_given_back(before);
+}
+
+TEST(MonitorBinaryErrors, OneLineAndNonZeroExit) {
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"monitor"}, {"monitor", "--dev", "nonsense"}, {"monitor", "--dev", "dead:beef"},
+           {"monitor", "--dev", "12d1:1f01"}, {"monitor", "--dev", "12d1:1506", "--count", "0"}}) {
+    Child c(args);
+    const int code = c.wait_exit();
+    EXPECT_NE(code, 0) << args.back();
+    const std::string err = c.stderr_text();
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    EXPECT_THAT(err, HasSubstr("wwan-dp monitor: "));
+  }
+  Child stick({"monitor", "--dev", "12d1:1f01"});
+  stick.wait_exit();
+  EXPECT_THAT(stick.stderr_text(), HasSubstr("mass-storage mode"));
+}
+
+}  // namespace
+}  // namespace wwan::usbfs_test
