@@ -180,6 +180,12 @@ Bytes configuration_bytes(const FakeDevice& fake, std::uint8_t value) {
   throw std::invalid_argument(fake.port_path + " has no configuration " + std::to_string(value));
 }
 
+// A conformant CDC NCM function (sim/ncm_modem.cpp generic-ncm, 0525:a4a1 as Linux's NCM gadget
+// enumerates), served by the modem model.
+FakeDevice generic_ncm(const std::string& port_path, std::uint8_t devnum) {
+  return from_model(port_path, devnum, std::shared_ptr<sim::Modem>(sim::make_generic_ncm({})));
+}
+
 std::vector<FakeDevice> standard_bench() {
   FakeDevice e3372_b = huawei_e3372_ncm("2-3", 3, "E3372-B");
   e3372_b.usbfs = false;                // its serial can only come from sysfs
@@ -191,6 +197,7 @@ std::vector<FakeDevice> standard_bench() {
       huawei_e3372_ncm("1-1.2", 4, "E3372-A"),
       sierra_em7455_mbim("1-1.4", 5),
       huawei_zerocd_1f01("1-2", 6),
+      generic_ncm("1-1.3", 8),
       root_hub(2, 5000),
       qualcomm_qdl_9008("2-1", 2),
       e3372_b,

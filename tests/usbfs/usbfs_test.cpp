@@ -163,6 +163,7 @@ TEST(Discovery, EveryDeviceWithBusAddressAndPortPath) {
       {"usb2", "1d6b:0003 bus 2 address 1"},  {"2-1", "05c6:9008 bus 2 address 2"},
       {"2-3", "12d1:1506 bus 2 address 3"},   {"2-4", "12d1:1446 bus 2 address 4"},
       {"1-3", "1d50:6018 bus 1 address 7"},  // the loopback of transport_test.cpp
+      {"1-1.3", "0525:a4a1 bus 1 address 8"},
   };
   // The hotplug test plugs a second loopback in at 1-5 and unplugs it; whether it ran first
   // depends on the test order, and it must be gone either way.
@@ -436,7 +437,7 @@ void expect_bench_json(const std::string& text) {
   // Keyboard, hub and root hubs are not modems.
   std::vector<std::string> paths;
   for (const auto& [path, m] : by_path) paths.push_back(path);
-  ASSERT_THAT(paths, ElementsAre("1-1.2", "1-1.4", "1-2", "2-1", "2-3", "2-4")) << text;
+  ASSERT_THAT(paths, ElementsAre("1-1.2", "1-1.3", "1-1.4", "1-2", "2-1", "2-3", "2-4")) << text;
 
   const auto head = [&](const std::string& path, const char* vid, const char* pid, Json configuration,
                         const char* mode, bool supported) {
@@ -466,6 +467,9 @@ void expect_bench_json(const std::string& text) {
                      {4, "08", "06", "50", "mass-storage", "usb-storage"},
                      {5, "08", "06", "50", "mass-storage", "usb-storage"}},
                     "2-3");
+  head("1-1.3", "0525", "a4a1", 1, "ncm", true);
+  expect_interfaces(by_path.at("1-1.3").at("interfaces"),
+                    {{0, "02", "0d", "00", "ncm", "cdc_ncm"}, {1, "0a", "00", "01", "cdc-data", "cdc_ncm"}}, "1-1.3");
   head("1-1.4", "1199", "9079", 1, "mbim", true);
   expect_interfaces(by_path.at("1-1.4").at("interfaces"),
                     {{12, "02", "0e", "00", "mbim", "cdc_mbim"}, {13, "0a", "00", "02", "cdc-data", "cdc_mbim"}},
