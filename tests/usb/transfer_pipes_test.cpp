@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "sim/inprocess_transport.hpp"
+#include "sim/modem.hpp"
 #include "tests/support/loopback_device.hpp"
 
 namespace wwan::usb {
@@ -208,6 +209,60 @@ TEST(InProcessTransport, AnswersStandardAndVendorControlRequests) {
   EXPECT_EQ(echo[1], 0xbe);
   EXPECT_EQ(t.control({.request_type = 0xc0, .request = 0x99}, echo, 100).status, TransferStatus::stall);
   EXPECT_EQ(t.set_alt_setting(0, 7), TransferStatus::stall);
+}
+
+}  // namespace
+}  // namespace wwan::usb
+
+// The in-process transport in front of a real modem model (not just the loopback): the control
+// channel, the interrupt endpoint and K bulk INs against the emulated E3372, with no libusb.
+namespace wwan::usb {
+namespace {
+
+void keep(void* user, unsigned slot, std::span<const std::uint8_t> data) {
+  auto* r = static_cast<Received*>(user);
+  r->data.emplace_back(data.begin(), data.end());
+  r->slots.push_back(slot);
+}
+
+TEST(InProcessTransport, DrivesTheEmulatedE3372) {
+  std::unique_ptr<sim::Modem> modem = sim::make_modem("huawei-e3372");
+  ASSERT_NE(modem, nullptr);
+  sim::InProcessTransport t(*modem);
+  // GET_NTB_PARAMETERS to interface 1 (the combined control/data interface of D2).
+  std::vector<std::uint8_t> params(28);
+  const ControlResult r = t.control({.request_type = 0xa1, .request = 0x80, .value = 0, .index = 1}, params, 1000);
+  ASSERT_EQ(r.status, TransferStatus::completed);
+  EXPECT_EQ(r.actual_bytes, 28u);
+  EXPECT_EQ(params[2] | params[3] << 8, 3) << "bmNtbFormatsSupported: NTB16 and NTB32";
+
+  Received notes;
+  InPipe notify(t, {.endpoint = 0x85, .transfer_bytes = 64, .transfers_in_flight = 1, .interrupt = true}, &keep, &notes);
+  ASSERT_TRUE(notify.start());
+  for (int i = 0; i < 200 && notes.data.empty(); ++i) t.handle_events(5);
+  ASSERT_FALSE(notes.data.empty()) << "the boot noise is announced with RESPONSE_AVAILABLE";
+  EXPECT_EQ(notes.data[0][1], 0x01);
+
+  ASSERT_EQ(t.set_alt_setting(1, 1), TransferStatus::completed);
+  Received rx;
+  InPipe in(t, {.endpoint = 0x84, .transfer_bytes = 65536, .transfers_in_flight = 4}, &keep, &rx);
+  ASSERT_TRUE(in.start());
+  EXPECT_EQ(in.in_flight(), 4u) << "nothing to receive before the session: all four wait";
+  std::string dial = "AT^NDISDUP=1,1,\"internet\"\r";
+  std::vector<std::uint8_t> cmd(dial.begin(), dial.end());
+  ASSERT_EQ(t.control({.request_type = 0x21, .request = 0x00, .value = 0, .index = 1}, cmd, 1000).status,
+            TransferStatus::completed);
+  t.with_model([](sim::DeviceModel& m) { EXPECT_TRUE(static_cast<sim::Modem&>(m).session_active()); });
+  // Once dialled the E3372 ARPs for the host before forwarding: an NTB arrives unasked.
+  for (int i = 0; i < 200 && rx.data.empty(); ++i) t.handle_events(5);
+  ASSERT_FALSE(rx.data.empty());
+  EXPECT_EQ(rx.data[0][0], 'n') << "an NTH32 (\"ncmh\"): the E3372 starts in NTB32";
+  for (unsigned s : rx.slots) in.release(s);
+  for (unsigned s : notes.slots) notify.release(s);
+  in.stop();
+  notify.stop();
+  EXPECT_TRUE(in.drain(2000));
+  EXPECT_TRUE(notify.drain(2000));
 }
 
 }  // namespace
