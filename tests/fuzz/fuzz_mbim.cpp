@@ -504,7 +504,8 @@ void feed_reassembler(Reassembler& r, ShadowReassembly& shadow, const Reassembly
     FUZZ_CHECK(r.message().empty());
     FUZZ_CHECK(is_fragmentable(h->type) && r.partial());
     if (current == 0) {
-      shadow = {ByteVector(transfer.begin(), transfer.begin() + h->message_length), 1, true};
+      shadow = {ByteVector(transfer.begin(), transfer.begin() + static_cast<std::ptrdiff_t>(h->message_length)), 1,
+                true};
     } else {
       FUZZ_CHECK(shadow.active);
       shadow.bytes.insert(shadow.bytes.end(), payload.begin(), payload.end());
@@ -563,10 +564,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   while (at < size) {
     std::size_t n = size - at;
     if (n >= 2) {
-      n = std::min<std::size_t>(data[at] | data[at + 1] << 8, n - 2);
+      n = std::min(static_cast<std::size_t>(data[at] | data[at + 1] << 8), n - 2);
       at += 2;
-    } else {
-      at = size - n;
     }
     // An exactly-sized copy, so that ASan sees the real end of the transfer.
     const ByteVector transfer(data + at, data + at + n);
