@@ -17,20 +17,28 @@ namespace wwan::cli {
 
 struct DeviceArgs {
   std::optional<usb::DeviceSelector> selector;
+  std::optional<std::uint8_t> configuration;  // --configuration N: use this bConfigurationValue
 
-  // If args[i] is --dev / --path / --serial, consumes it and its value and returns how many
+  // If args[i] is --dev / --path / --serial / --configuration, consumes it and its value and returns how many
   // arguments it used (2); 0 if args[i] is something else; -1 and `error` for a bad value.
   int take(std::span<const std::string_view> args, std::size_t i, std::string& error);
 };
 
 struct OpenedModem {
   usb::DeviceInfo device;
+  std::uint8_t configuration = 0;  // the configuration the function is in (selected if it was not active)
   usb::NetworkFunction function;
   std::unique_ptr<usb::LibusbTransport> transport;  // claimed; destroying it gives the modem back
 };
 
-// nullopt and one line in `error` (not present, several match, no network function in the active
+// nullopt and one line in `error` (not present, several match, no network function in any
 // configuration, mode-switch needed, permission, busy).
-std::optional<OpenedModem> open_modem(const usb::Context& ctx, const usb::DeviceSelector& selector, std::string& error);
+//
+// The configuration: `forced` if given; else the active one if it has a network function; else
+// the first other configuration that has one (Huawei 12d1:1446 offers MBIM only in configuration
+// 2 while configuration 1, the default, is a CD-ROM: vectors/usb_descriptors.md D2/D3). Switching
+// detaches every driver of the old configuration; the modem stays in the new one after exit.
+std::optional<OpenedModem> open_modem(const usb::Context& ctx, const usb::DeviceSelector& selector, std::string& error,
+                                      std::optional<std::uint8_t> forced_configuration = std::nullopt);
 
 }  // namespace wwan::cli

@@ -23,12 +23,15 @@ namespace wwan::cli {
 namespace {
 
 constexpr std::string_view kUsage =
-    "usage: wwan-dp monitor --dev VID:PID [--path BUS-PORT] [--serial SERIAL] [--json] [--count N]\n"
+    "usage: wwan-dp monitor --dev VID:PID [--path BUS-PORT] [--serial SERIAL] [--configuration N]\n"
+    "                       [--json] [--count N]\n"
     "\n"
     "Claims the modem's network function (detaching huawei_cdc_ncm / cdc_ncm / cdc_mbim), prints\n"
     "every notification its interrupt endpoint sends (NETWORK_CONNECTION, RESPONSE_AVAILABLE,\n"
     "CONNECTION_SPEED_CHANGE) and, after each RESPONSE_AVAILABLE, the encapsulated response it\n"
     "announces (Huawei: unsolicited AT lines such as ^NDISSTAT; MBIM: the message, in hex).\n"
+    "When the active configuration has no NCM/MBIM function another one that has is selected\n"
+    "(Huawei 12d1:1446: MBIM in configuration 2); --configuration N forces one.\n"
     "Runs until Ctrl-C / SIGTERM, or N notifications with --count; then gives the interfaces back\n"
     "to the kernel driver.\n";
 
@@ -230,7 +233,7 @@ int run_monitor(std::span<const std::string_view> args, std::ostream& out, std::
     err << "wwan-dp monitor: cannot use USB on this machine: " << error << "\n";
     return 1;
   }
-  std::optional<OpenedModem> modem = open_modem(*ctx, *device_args.selector, error);
+  std::optional<OpenedModem> modem = open_modem(*ctx, *device_args.selector, error, device_args.configuration);
   if (!modem) {
     err << "wwan-dp monitor: " << error << "\n";
     return 1;

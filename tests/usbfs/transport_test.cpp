@@ -8,6 +8,8 @@
 #include <numeric>
 
 #include "tests/usbfs/bench.hpp"
+#include "tests/usbfs/profiles.hpp"
+#include "tools/device_args.hpp"
 #include "usb/discovery.hpp"
 #include "usb/hotplug.hpp"
 #include "usb/libusb_transport.hpp"
@@ -206,6 +208,33 @@ TEST_F(UsbfsTransport, ControlRequestsReachTheDevice) {
   EXPECT_EQ(echo[0], 0x34);
   EXPECT_EQ(echo[1], 0x12);
   EXPECT_EQ(t->control({.request_type = 0xc0, .request = 0x77}, echo, 1000).status, usb::TransferStatus::stall);
+}
+
+// Huawei 12d1:1446 (D2/D3): the default configuration 1 is a CD-ROM, MBIM exists only in
+// configuration 2. open_modem selects it (detaching usb-storage first) and claims the MBIM
+// function there. On a fresh stick at its own port, removed afterwards.
+TEST(UsbfsConfiguration, MbimOnlyInANonDefaultConfigurationIsSelected) {
+  usb::Context ctx = open_context();
+  g_bed->add(huawei_1446_two_configs("2-5", 6));
+  std::string error;
+  {
+    auto modem = cli::open_modem(ctx, {.id = {0x12d1, 0x1446}, .port_path = "2-5", .serial = std::nullopt}, error);
+    ASSERT_TRUE(modem) << error;
+    EXPECT_EQ(modem->configuration, 2);
+    EXPECT_EQ(modem->function.kind, usb::Function::Mbim);
+    EXPECT_THAT(modem->function.interfaces(), ElementsAre(0, 1));
+    const UsbfsStats s = g_bed->stats("2-5");
+    EXPECT_THAT(s.driver_events, ElementsAre("detach 0 usb-storage", "claim 0", "claim 1"));
+  }
+  EXPECT_THAT(g_bed->stats("2-5").driver_events,
+              ElementsAre("detach 0 usb-storage", "claim 0", "claim 1", "release 1", "release 0"))
+      << "nothing to reattach: no driver was bound in configuration 2";
+
+  // --configuration 1 forces the CD-ROM configuration, which has no network function.
+  auto forced = cli::open_modem(ctx, {.id = {0x12d1, 0x1446}, .port_path = "2-5", .serial = std::nullopt}, error, 1);
+  EXPECT_FALSE(forced);
+  EXPECT_THAT(error, ::testing::HasSubstr("no NCM, Huawei NCM or MBIM function"));
+  g_bed->unplug("2-5");
 }
 
 // Last in this file's order on purpose: it removes a device from the bus. A second loopback is
