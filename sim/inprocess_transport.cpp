@@ -135,7 +135,9 @@ void InProcessTransport::handle_events(unsigned timeout_ms) {
       if (now >= until) break;
       auto wait_until = until;
       if (const auto next = port_.next_deadline(); next && *next < wait_until) wait_until = *next;
-      if (wait_until <= now) continue;  // a deadline passed: run again
+      // A deadline that has passed was just served by the run() above; if the model still has
+      // nothing, wait a millisecond instead of spinning on a deadline that does not move.
+      if (wait_until <= now) wait_until = now + std::chrono::milliseconds(1);
       cv_.wait_until(lock, wait_until, [this] { return poked_ || woken_; });
     }
     woken_ = false;

@@ -230,7 +230,8 @@ class UsbfsNode {
     while (!stop_) {
       const auto next = port_.next_deadline();
       if (next) {
-        cv_.wait_until(lock, *next);
+        // Never spin on a deadline that has passed without the model answering: at most 1 kHz.
+        cv_.wait_until(lock, std::max(*next, std::chrono::steady_clock::now() + std::chrono::milliseconds(1)));
       } else {
         cv_.wait(lock);
       }
