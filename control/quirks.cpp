@@ -1,0 +1,109 @@
+#include "control/quirks.hpp"
+
+#include <array>
+
+namespace wwan::control {
+
+const char* to_string(FccUnlock f) {
+  switch (f) {
+    case FccUnlock::none: return "none";
+    case FccUnlock::sierra_qmi: return "sierra-qmi";
+    case FccUnlock::fibocom_at: return "fibocom-at";
+  }
+  return "?";
+}
+
+namespace {
+
+constexpr std::uint8_t kClassComm = 0x02, kClassVendor = 0xff;
+constexpr std::uint8_t kSubclassNcm = 0x0d, kSubclassMbim = 0x0e;
+
+Quirks huawei_ncm() {
+  Quirks q;
+  q.ndp_at_end = true;
+  q.prefer_ntb32 = true;
+  return q;
+}
+Quirks huawei_mbim() {
+  Quirks q;
+  q.ndp_at_end = true;
+  return q;  // no ZLP (cdc_mbim's Huawei entry)
+}
+Quirks telit_mbim() {
+  Quirks q;
+  q.avoid_alt_toggle = true;
+  q.out_termination = OutTermination::zero_length_packet;
+  return q;
+}
+Quirks no_arp() {
+  Quirks q;
+  q.no_arp = true;
+  return q;
+}
+Quirks sierra_mbim_fcc() {
+  Quirks q;
+  q.out_termination = OutTermination::zero_length_packet;
+  q.fcc_unlock = FccUnlock::sierra_qmi;
+  return q;
+}
+Quirks fibocom_fcc() {
+  Quirks q;
+  q.fcc_unlock = FccUnlock::fibocom_at;
+  return q;
+}
+Quirks zlp() {
+  Quirks q;
+  q.out_termination = OutTermination::zero_length_packet;
+  return q;
+}
+Quirks hp_lt4132() {
+  Quirks q = huawei_mbim();
+  q.out_termination = OutTermination::zero_length_packet;  // the HP entry keeps cdc_mbim's ZLP default
+  return q;
+}
+
+const std::array<QuirkRow, 14> kRows = {{
+    {0x1bc7, 0x1041, kClassComm, kSubclassMbim, "Telit LE922A6 MBIM", "kernel 7b8076ce8a00 (avoid altsetting toggle)",
+     telit_mbim()},
+    {0x1bc7, 0x1061, kClassComm, kSubclassMbim, "Telit LN920 MBIM", "cdc_mbim.c mbim_devs", telit_mbim()},
+    {0x1bc7, 0x1071, kClassComm, kSubclassMbim, "Telit FN990A MBIM", "cdc_mbim.c mbim_devs", telit_mbim()},
+    {0x1bc7, 0x1081, kClassComm, kSubclassMbim, "Telit FE990A MBIM", "cdc_mbim.c mbim_devs", telit_mbim()},
+    {0x1bc7, 0x0036, std::nullopt, std::nullopt, "Telit LE910 V2 NCM", "cdc_ncm.c wwan_noarp_info", no_arp()},
+    {0x413c, 0x81bb, std::nullopt, std::nullopt, "Dell DW5812", "cdc_ncm.c: \"Unlike DW5550 this device requires FLAG_NOARP\"",
+     no_arp()},
+    {0x413c, 0x81bc, std::nullopt, std::nullopt, "Dell DW5813", "cdc_ncm.c wwan_noarp_info", no_arp()},
+    {0x1519, 0x0443, std::nullopt, std::nullopt, "Infineon/Intel HSPA platform", "cdc_ncm.c wwan_noarp_info", no_arp()},
+    {0x1199, 0x9079, kClassComm, kSubclassMbim, "Sierra EM7455 MBIM", "anchors.md §4.5 (FCC lock, QMI DMS 0x555F); ModemManager fcc-unlock.d 1199",
+     sierra_mbim_fcc()},
+    {0x1199, 0x9071, kClassComm, kSubclassMbim, "Sierra EM7355 MBIM", "ModemManager fcc-unlock.d 1199", sierra_mbim_fcc()},
+    {0x03f0, 0xa31d, kClassComm, kSubclassMbim, "HP lt4132 (Huawei ME906s)", "cdc_mbim.c cdc_mbim_info_ndp_to_end",
+     hp_lt4132()},
+    {0x0e8d, std::nullopt, std::nullopt, std::nullopt, "Fibocom FM350-GL", "vectors/fm350_fcc_unlock.md", fibocom_fcc()},
+    // Every Huawei vendor-class NCM function (huawei_cdc_ncm_bind: NDP_TO_END | PREFER_NTB32).
+    {0x12d1, std::nullopt, kClassVendor, std::nullopt, "Huawei vendor NCM",
+     "kernel 4a0e3e989d66 (NDP to end), 0fa81b304a79 (prefer NTB32), 2b02c20ce0c2 (E3372h fw 21.318)", huawei_ncm()},
+    // Every Huawei MBIM function (cdc_mbim_info_ndp_to_end, no ZLP).
+    {0x12d1, std::nullopt, kClassComm, kSubclassMbim, "Huawei MBIM", "cdc_mbim.c mbim_devs (E3372 12d1:157d, ME906s 12d1:15c1)",
+     huawei_mbim()},
+}};
+
+}  // namespace
+
+std::span<const QuirkRow> quirk_table() { return kRows; }
+
+QuirkMatch find_quirks(std::uint16_t vendor_id, std::uint16_t product_id, std::uint8_t interface_class,
+                       std::uint8_t interface_subclass) {
+  for (const QuirkRow& r : kRows) {
+    if (r.vendor_id != 0 && r.vendor_id != vendor_id) continue;
+    if (r.product_id && *r.product_id != product_id) continue;
+    if (r.interface_class && *r.interface_class != interface_class) continue;
+    if (r.interface_subclass && *r.interface_subclass != interface_subclass) continue;
+    return {r.quirks, &r};
+  }
+  // Defaults: cdc_mbim sends ZLPs for unknown MBIM devices except Ericsson (0bdb: known
+  // conformant, padding kept); cdc_ncm's generic entry is "CDC NCM (NO ZLP)".
+  const bool mbim = interface_class == kClassComm && interface_subclass == kSubclassMbim;
+  return {mbim && vendor_id != 0x0bdb ? zlp() : Quirks{}, nullptr};
+}
+
+}  // namespace wwan::control

@@ -1,0 +1,142 @@
+#include "control/session_runner.hpp"
+
+#include <algorithm>
+
+namespace wwan::control {
+namespace {
+// Interrupt transfers kept while the control thread is busy; more are dropped and counted
+// (a notification storm, RTL8156-style, must not grow memory).
+constexpr std::size_t kMaxPendingNotifications = 64;
+}  // namespace
+
+SessionRunner::SessionRunner(usb::Transport& transport, const usb::NetworkFunction& function, Session& session,
+                             RunnerOptions options)
+    : transport_(transport), function_(function), session_(session), options_(options) {}
+
+SessionRunner::~SessionRunner() {
+  if (notifications_) {
+    notifications_->stop();
+    notifications_->drain(2000);
+  }
+}
+
+bool SessionRunner::start() {
+  notifications_ = std::make_unique<usb::InPipe>(
+      transport_,
+      usb::PipeConfig{.endpoint = function_.notification.address,
+                      .transfer_bytes = std::max<std::size_t>(function_.notification.max_packet_size,
+                                                              cdc::kNotificationMaxSize),
+                      .transfers_in_flight = 1,
+                      .interrupt = true},
+      &SessionRunner::on_interrupt, this);
+  if (!notifications_->start()) {
+    error_ = std::string("cannot read the notification endpoint: ") + usb::to_string(notifications_->state());
+    return false;
+  }
+  const auto now = Clock::now();
+  next_poll_ = now + options_.poll_interval;
+  session_.start(now);
+  send_commands();
+  return true;
+}
+
+void SessionRunner::on_interrupt(void* user, unsigned slot, std::span<const std::uint8_t> data) {
+  auto* self = static_cast<SessionRunner*>(user);
+  {
+    const std::lock_guard lock(self->mu_);
+    if (self->pending_.size() < kMaxPendingNotifications) self->pending_.emplace_back(data.begin(), data.end());
+    else ++self->counters_.malformed_notifications;  // dropped: counted with the unusable ones
+  }
+  self->notifications_->release(slot);
+}
+
+void SessionRunner::drain_responses(bool by_poll) {
+  std::vector<std::uint8_t> buffer(options_.response_buffer_bytes);
+  for (unsigned i = 0; i < options_.max_reads_per_drain; ++i) {
+    const usb::ControlResult r = transport_.control(
+        {cdc::kRequestTypeClassInterfaceIn, cdc::kGetEncapsulatedResponse, 0, function_.control_interface}, buffer,
+        options_.control_timeout_ms);
+    // Nothing to read is a zero-length answer on conformant devices and a STALL on some others.
+    if (r.status == usb::TransferStatus::stall) return;
+    if (r.status != usb::TransferStatus::completed) {
+      ++counters_.response_failures;
+      return;
+    }
+    if (r.actual_bytes == 0) return;
+    ++counters_.responses;
+    if (by_poll) ++counters_.responses_by_poll;
+    session_.on_response(std::span<const std::uint8_t>(buffer.data(), std::min(r.actual_bytes, buffer.size())),
+                         Clock::now());
+    send_commands();  // an answer often makes the next command due at once
+  }
+}
+
+void SessionRunner::send_commands() {
+  for (std::vector<std::uint8_t>& c : session_.take_commands()) {
+    if (c.size() > 0xffff) {
+      ++counters_.command_failures;
+      continue;
+    }
+    const usb::ControlResult r = transport_.control(
+        {cdc::kRequestTypeClassInterfaceOut, cdc::kSendEncapsulatedCommand, 0, function_.control_interface}, c,
+        options_.control_timeout_ms);
+    if (r.status == usb::TransferStatus::completed) ++counters_.commands_sent;
+    else ++counters_.command_failures;  // the session's own timeout retries it
+  }
+}
+
+void SessionRunner::step(unsigned max_wait_ms) {
+  auto now = Clock::now();
+  auto until = now + std::chrono::milliseconds(max_wait_ms);
+  if (const auto t = session_.next_timer(); t && *t < until) until = *t;
+  if (next_poll_ < until) until = next_poll_;
+  const auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(until - now).count();
+  transport_.handle_events(static_cast<unsigned>(std::max<long long>(wait, 0)));
+
+  std::deque<std::vector<std::uint8_t>> notes;
+  {
+    const std::lock_guard lock(mu_);
+    notes.swap(pending_);
+  }
+  bool response_available = false;
+  for (const std::vector<std::uint8_t>& n : notes) {
+    const std::optional<cdc::Notification> decoded = cdc::decode_notification(n);
+    if (!decoded) {
+      ++counters_.malformed_notifications;
+      continue;
+    }
+    ++counters_.notifications;
+    if (decoded->header.notification == cdc::kNotifyResponseAvailable) response_available = true;
+    session_.on_notification(*decoded, Clock::now());
+  }
+  now = Clock::now();
+  const bool poll = now >= next_poll_;
+  if (response_available || poll) drain_responses(!response_available);
+  if (poll) next_poll_ = now + options_.poll_interval;
+  if (const auto t = session_.next_timer(); t && Clock::now() >= *t) session_.on_timer(Clock::now());
+  send_commands();
+}
+
+bool SessionRunner::run_until(const std::function<bool(const SessionStatus&)>& done, std::chrono::milliseconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (!done(session_.status())) {
+    if (Clock::now() >= deadline || transport_.device_gone()) return done(session_.status());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    step(static_cast<unsigned>(std::clamp<long long>(left, 1, 100)));
+  }
+  return true;
+}
+
+void SessionRunner::stop(std::chrono::milliseconds timeout) {
+  session_.stop(Clock::now());
+  send_commands();
+  run_until(
+      [](const SessionStatus& s) { return s.state == SessionState::stopped || s.state == SessionState::failed; },
+      timeout);
+  if (notifications_) {
+    notifications_->stop();
+    notifications_->drain(2000);
+  }
+}
+
+}  // namespace wwan::control
