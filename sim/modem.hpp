@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -81,6 +82,9 @@ struct ModemOptions {
   std::string serial = "0123456789ABCDEF";  // iSerialNumber text
   // Huawei: the SIM needs a PIN (+CPIN: SIM PIN) and this is it; empty = READY.
   std::string sim_pin;
+  // Enumerate under this idProduct instead of the profile's (the same stick-mode composition
+  // appears as 12d1:1506 or 12d1:155e depending on the switch message, usb_modeswitch_huawei.md M6).
+  std::optional<std::uint16_t> product_id;
 };
 
 // nullptr for an unknown profile name.

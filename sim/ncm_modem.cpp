@@ -198,7 +198,12 @@ NcmProfile generic_ncm_profile(const ModemOptions& options) {
 }
 
 std::unique_ptr<Modem> make_huawei_e3372(const ModemOptions& options) {
-  return std::make_unique<NcmModem>(huawei_e3372_profile(options), options);
+  NcmProfile profile = huawei_e3372_profile(options);
+  if (options.product_id && profile.identity.descriptors.size() >= 18) {  // idProduct, device descriptor offset 10
+    profile.identity.descriptors[10] = static_cast<std::uint8_t>(*options.product_id & 0xff);
+    profile.identity.descriptors[11] = static_cast<std::uint8_t>(*options.product_id >> 8);
+  }
+  return std::make_unique<NcmModem>(std::move(profile), options);
 }
 std::unique_ptr<Modem> make_generic_ncm(const ModemOptions& options) {
   return std::make_unique<NcmModem>(generic_ncm_profile(options), options);

@@ -1,9 +1,13 @@
 #include "tools/device_args.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cstdlib>
+#include <thread>
 #include <vector>
 
 #include "usb/descriptors.hpp"
+#include "usb/transfer_pipes.hpp"
 
 namespace wwan::cli {
 
@@ -37,6 +41,58 @@ int DeviceArgs::take(std::span<const std::string_view> args, std::size_t i, std:
     selector->serial = std::string(v);
   }
   return 2;
+}
+
+std::optional<usb::DeviceInfo> switch_mode(const usb::Context& ctx, const usb::DeviceInfo& stick,
+                                           const control::ModeswitchRow& row, std::string& error,
+                                           std::chrono::milliseconds wait) {
+  const usb::RawConfiguration* active = stick.active();
+  const std::optional<usb::Configuration> config =
+      active != nullptr ? usb::parse_configuration(active->bytes, stick.vendor_id, stick.product_id) : std::nullopt;
+  const usb::Interface* storage = nullptr;
+  if (config)
+    for (const usb::Interface& i : config->interfaces)
+      if (i.function == usb::Function::MassStorage && storage == nullptr) storage = &i;
+  const usb::AltSetting* alt = storage != nullptr ? storage->alt(0) : nullptr;
+  usb::Endpoint out, in;
+  if (alt != nullptr)
+    for (const usb::Endpoint& e : alt->endpoints) {
+      if (e.is_bulk() && !e.is_in() && out.address == 0) out = e;
+      if (e.is_bulk() && e.is_in() && in.address == 0) in = e;
+    }
+  if (out.address == 0) {
+    error = stick.describe() + " has no mass-storage interface with a bulk OUT endpoint to send the switch message to";
+    return std::nullopt;
+  }
+  {
+    std::unique_ptr<usb::LibusbTransport> t =
+        usb::LibusbTransport::open(ctx, stick, {.configuration = std::nullopt, .interfaces = {storage->number}}, error);
+    if (!t) return std::nullopt;
+    std::array<std::uint8_t, control::kCbwSize> message = row.message;
+    const usb::OneShotResult sent = usb::transfer_once(*t, out.address, message, message.size(), 5000);
+    if (sent.status != usb::TransferStatus::completed) {
+      error = stick.describe() + " refused the mode-switch message (" + usb::to_string(sent.status) +
+              "); try usb_modeswitch for this stick";
+      return std::nullopt;
+    }
+    // The CSW; the stick often vanishes while or instead of sending it (both are fine).
+    std::array<std::uint8_t, control::kCswSize> csw{};
+    if (in.address != 0) usb::transfer_once(*t, in.address, csw, csw.size(), 1000);
+  }
+  // Re-enumeration: the same port, the vendor's new PID. Polled, because libusb's hotplug may be
+  // unavailable (no udev in an initramfs, old libusb); 200 ms is far below the ~2–5 s a stick takes.
+  const auto deadline = std::chrono::steady_clock::now() + wait;
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::string enum_error;
+    for (usb::DeviceInfo& d : usb::enumerate(ctx, enum_error))
+      if (d.port_path == stick.port_path && d.vendor_id == row.vendor_id &&
+          std::find(row.target_products.begin(), row.target_products.end(), d.product_id) != row.target_products.end())
+        return std::move(d);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  error = stick.describe() + " took the mode-switch message but did not come back as a modem within " +
+          std::to_string(std::chrono::duration_cast<std::chrono::seconds>(wait).count()) + " s; see `dmesg`";
+  return std::nullopt;
 }
 
 std::optional<OpenedModem> open_modem(const usb::Context& ctx, const usb::DeviceSelector& selector, std::string& error,
@@ -86,6 +142,12 @@ std::optional<OpenedModem> open_modem(const usb::Context& ctx, const usb::Device
     return OpenedModem{std::move(*device), value, std::move(*function), std::move(transport)};
   }
   if (mass_storage && !forced_configuration) {
+    if (const control::ModeswitchRow* row = control::find_modeswitch(device->vendor_id, device->product_id)) {
+      std::optional<usb::DeviceInfo> modem = switch_mode(ctx, *device, *row, error);
+      if (!modem) return std::nullopt;
+      return open_modem(ctx, {.id = {modem->vendor_id, modem->product_id}, .port_path = modem->port_path,
+                              .serial = std::nullopt}, error);
+    }
     error = device->describe() +
             " is in mass-storage mode (a stick waiting for modeswitch): switch it with usb_modeswitch, then run "
             "`wwan-dp list` to find its new VID:PID";

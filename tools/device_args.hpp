@@ -3,12 +3,14 @@
 // function, detach the kernel drivers and claim the interfaces).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 
+#include "control/modeswitch.hpp"
 #include "usb/discovery.hpp"
 #include "usb/libusb_transport.hpp"
 #include "usb/network_function.hpp"
@@ -31,8 +33,16 @@ struct OpenedModem {
   std::unique_ptr<usb::LibusbTransport> transport;  // claimed; destroying it gives the modem back
 };
 
+// Switches a stick in mass-storage mode (a ZeroCD Huawei) to its modem composition with the
+// modeswitch table's message and waits up to `wait` for it to re-enumerate at the same port under
+// one of the row's target ids. The new device, or nullopt and one line in `error`.
+std::optional<usb::DeviceInfo> switch_mode(const usb::Context& ctx, const usb::DeviceInfo& stick,
+                                           const control::ModeswitchRow& row, std::string& error,
+                                           std::chrono::milliseconds wait = std::chrono::seconds(20));
+
 // nullopt and one line in `error` (not present, several match, no network function in any
-// configuration, mode-switch needed, permission, busy).
+// configuration, mode-switch failed, permission, busy). A stick in mass-storage mode that the
+// modeswitch table knows is switched first (switch_mode) and the modem it becomes is opened.
 //
 // The configuration: `forced` if given; else the active one if it has a network function; else
 // the first other configuration that has one (Huawei 12d1:1446 offers MBIM only in configuration

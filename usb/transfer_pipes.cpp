@@ -4,6 +4,7 @@
 #include <bit>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <stdexcept>
 #include <string>
 
@@ -373,6 +374,36 @@ void OutPipe::completed(Slot& slot) {
     PipeState expected = PipeState::stopping;
     state_.compare_exchange_strong(expected, PipeState::stopped);
   }
+}
+
+// ---------------------------------------------------------------- one-shot
+
+OneShotResult transfer_once(Transport& transport, std::uint8_t endpoint, std::span<std::uint8_t> buffer,
+                            std::size_t length, unsigned timeout_ms) {
+  struct Done {
+    bool done = false;
+  } state;
+  Transfer t;
+  t.endpoint = endpoint;
+  t.buffer = buffer;
+  t.length = length;
+  t.timeout_ms = timeout_ms;
+  t.user = &state;
+  t.on_complete = [](Transfer& x) { static_cast<Done*>(x.user)->done = true; };
+  const TransferStatus st = transport.submit(t);
+  if (st != TransferStatus::completed) return {st, 0};
+  // The transfer's own timeout ends it; the loop bound is a second line of defence.
+  if (!pump_until(transport, timeout_ms + 1000, [&] { return state.done; })) {
+    transport.cancel(t);
+    pump_until(transport, 2000, [&] { return state.done; });
+    if (!state.done) {
+      // Cannot return while the transport may still write into `buffer` through `t`.
+      std::fprintf(stderr, "wwan-dp: a one-shot transfer on endpoint 0x%02x never ended\n", endpoint);
+      std::abort();
+    }
+    return {TransferStatus::timeout, 0};
+  }
+  return {t.status, t.actual_bytes};
 }
 
 }  // namespace wwan::usb

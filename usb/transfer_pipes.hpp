@@ -156,4 +156,14 @@ class OutPipe {
   PipeCounters counters_;
 };
 
+// One bulk transfer, waited for: submit, then handle_events() until it completes (or timeout_ms,
+// then cancelled and reaped). For the rare one-shot transfers of the control plane (a mode-switch
+// CBW and its CSW), never for the data path. The caller must be the thread running the events.
+struct OneShotResult {
+  TransferStatus status = TransferStatus::error;
+  std::size_t actual_bytes = 0;
+};
+OneShotResult transfer_once(Transport& transport, std::uint8_t endpoint, std::span<std::uint8_t> buffer,
+                            std::size_t length, unsigned timeout_ms);
+
 }  // namespace wwan::usb

@@ -207,9 +207,10 @@ TEST(MonitorBinaryErrors, OneLineAndNonZeroExit) {
     EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
     EXPECT_THAT(err, HasSubstr("wwan-dp monitor: "));
   }
+  // The bench's 1f01 is a descriptor-only device: it refuses the switch message.
   Child stick({"monitor", "--dev", "12d1:1f01"});
   stick.wait_exit();
-  EXPECT_THAT(stick.stderr_text(), HasSubstr("mass-storage mode"));
+  EXPECT_THAT(stick.stderr_text(), HasSubstr("refused the mode-switch message"));
 }
 
 }  // namespace

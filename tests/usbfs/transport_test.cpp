@@ -10,6 +10,9 @@
 #include "tests/usbfs/bench.hpp"
 #include "tests/usbfs/profiles.hpp"
 #include "tools/device_args.hpp"
+#include "sim/modem.hpp"
+#include "sim/zerocd_stick.hpp"
+#include <thread>
 #include "usb/discovery.hpp"
 #include "usb/hotplug.hpp"
 #include "usb/libusb_transport.hpp"
@@ -235,6 +238,40 @@ TEST(UsbfsConfiguration, MbimOnlyInANonDefaultConfigurationIsSelected) {
   EXPECT_FALSE(forced);
   EXPECT_THAT(error, ::testing::HasSubstr("no NCM, Huawei NCM or MBIM function"));
   g_bed->unplug("2-5");
+}
+
+// A ZeroCD Huawei stick (12d1:1f01, mass storage only) given as --dev: open_modem sends Huawei's
+// switch CBW to its storage interface, the stick answers the CSW and leaves the bus, and the
+// modem it becomes (12d1:155e, stick mode) is found at the same port and claimed.
+TEST(UsbfsModeswitch, ZeroCdStickIsSwitchedAndFollowedToItsModemId) {
+  usb::Context ctx = open_context();
+  auto stick = std::make_shared<sim::ZeroCdStick>(0x1f01);
+  g_bed->add(from_model("2-6", 7, stick));
+  std::optional<cli::OpenedModem> opened;
+  std::string error;
+  std::thread opener([&] {
+    opened = cli::open_modem(ctx, {.id = {0x12d1, 0x1f01}, .port_path = "2-6", .serial = std::nullopt}, error);
+  });
+  // The bus's part: once the stick has gone, the new composition enumerates at the same port.
+  bool gone = false;
+  for (int i = 0; i < 500 && !gone; ++i) {
+    g_bed->with_model("2-6", [&](sim::DeviceModel& m) { gone = !m.connected(); });
+    if (!gone) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(gone) << "the stick never took the switch message";
+  g_bed->unplug("2-6");
+  sim::ModemOptions stick_mode;
+  stick_mode.product_id = 0x155e;
+  g_bed->add(from_model("2-6", 8, std::shared_ptr<sim::Modem>(sim::make_modem("huawei-e3372", stick_mode))));
+  opener.join();
+  ASSERT_TRUE(opened) << error;
+  EXPECT_EQ(opened->device.product_id, 0x155e);
+  EXPECT_EQ(opened->device.address, 8);
+  EXPECT_EQ(opened->function.kind, usb::Function::HuaweiNcm);
+  EXPECT_EQ(stick->switch_messages(), 1u);
+  EXPECT_EQ(stick->other_commands(), 0u);
+  opened.reset();
+  g_bed->unplug("2-6");
 }
 
 // Last in this file's order on purpose: it removes a device from the bus. A second loopback is

@@ -748,6 +748,16 @@ void UsbTestbed::unplug(const std::string& port_path) {
   const std::string sys = "/sys" + p->second;
   umockdev_testbed_uevent(impl_->tb, sys.c_str(), "remove");
   umockdev_testbed_remove_device(impl_->tb, sys.c_str());
+  // umockdev 0.17 leaves the /sys/bus/usb/devices links of the device and its interfaces behind;
+  // the kernel removes them, and a device re-enumerating at the same port needs them gone.
+  const std::string bus_dir = sys_dir() + "/bus/usb/devices";
+  if (GDir* dir = g_dir_open(bus_dir.c_str(), 0, nullptr)) {
+    for (const gchar* name = g_dir_read_name(dir); name != nullptr; name = g_dir_read_name(dir)) {
+      const std::string link(name);
+      if (link == port_path || link.rfind(port_path + ":", 0) == 0) unlink((bus_dir + "/" + link).c_str());
+    }
+    g_dir_close(dir);
+  }
   impl_->syspaths.erase(p);
 }
 
