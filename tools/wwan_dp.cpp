@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "tools/decode_ntb.hpp"
+#include "tools/at_command.hpp"
 #include "tools/list.hpp"
 #include "tools/monitor.hpp"
 
@@ -14,6 +15,7 @@ constexpr std::string_view kUsage =
     "usage: wwan-dp --dev VID:PID --tun NAME      drive a modem (not in this build yet, see below)\n"
     "       wwan-dp list [--json]                 the USB modems present, their interfaces and drivers\n"
     "       wwan-dp monitor --dev VID:PID [--json] claim a modem, print its notifications until Ctrl-C\n"
+    "       wwan-dp at --dev VID:PID 'AT…'         AT commands over the encapsulated channel\n"
     "       wwan-dp decode ntb [--mbim] FILE|-    decode one bulk-IN transfer to JSON Lines\n"
     "       wwan-dp --version | --help\n"
     "\n"
@@ -36,6 +38,7 @@ int main(int argc, char** argv) {
   }
   if (args[0] == "list") return wwan::cli::run_list(std::span(args).subspan(1), std::cout, std::cerr);
   if (args[0] == "monitor") return wwan::cli::run_monitor(std::span(args).subspan(1), std::cout, std::cerr);
+  if (args[0] == "at") return wwan::cli::run_at(std::span(args).subspan(1), std::cout, std::cerr);
   if (args[0] == "decode") {
     if (args.size() >= 2 && args[1] == "ntb")
       return wwan::cli::run_decode_ntb(std::span(args).subspan(2), std::cout, std::cerr);

@@ -11,6 +11,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <string>
@@ -194,6 +195,22 @@ TEST(MonitorBinaryNormalExit, CountReachedReleasesAndReattaches) {
   EXPECT_EQ(c.wait_exit(), 0) << c.stderr_text();
   EXPECT_THAT(c.stderr_text(), HasSubstr("stopped after 1 notifications"));
   expect_given_back(before);
+}
+
+// `wwan-dp at`: AT over the encapsulated channel of the emulated E3372, through real libusb.
+TEST(AtBinary, AnswersAndGivesTheModemBack) {
+  const std::size_t before = g_bed->stats(kE3372).driver_events.size();
+  Child c({"at", "--dev", "12d1:1506", "--path", kE3372, "ATI", "AT+CPIN?"});
+  std::vector<std::string> lines;
+  for (std::string l = c.line(); !l.empty(); l = c.line()) lines.push_back(l);
+  EXPECT_EQ(c.wait_exit(), 0) << c.stderr_text();
+  EXPECT_THAT(lines, ::testing::Contains("+CPIN: READY"));
+  EXPECT_EQ(std::count(lines.begin(), lines.end(), "OK"), 2);
+  expect_given_back(before);
+
+  Child bad({"at", "--dev", "12d1:1506", "--path", kE3372, "AT+WWANDPBOGUS"});
+  EXPECT_EQ(bad.line(), "ERROR");
+  EXPECT_EQ(bad.wait_exit(), 1);
 }
 
 TEST(MonitorBinaryErrors, OneLineAndNonZeroExit) {
