@@ -146,6 +146,23 @@ Result<MessageHeader> read_header(Bytes message);
 // >= its fixed header (else MessageLengthTooShort, libmbim D8), all MessageLength bytes present
 // (else Truncated: "incomplete, read on", libmbim D7), and for the fragmentable types a sane
 // fragment header (D10-D12). Bytes after MessageLength are not part of the message.
+//
+// Decision on the libmbim vectors whose length fields disagree with their bytes (libmbim.md
+// "Known quirks"): STRICT, with one documented tolerance.
+//   - A2 (SUBSCRIBER_READY_STATUS: MessageLength 180 / InformationBufferLength 132, but the ICCID
+//     {0x7c, 0x28} ends at byte 164 of the buffer, 212 bytes supplied): rejected
+//     (OffsetOutOfBounds). Every {offset, size} is bounded by InformationBufferLength, never by
+//     the bytes that happen to follow: MBIM 1.0 §9 makes MessageLength the message, and a reader
+//     that looks past it reads the next fragment's or the next message's bytes (libmbim accepts A2
+//     only because it checks against the received bytes). The session does not lose a usable SIM
+//     over it: MbimSession needs only ReadyState, the fixed first field, and falls back to it
+//     when the strings are out of bounds (tests/control/mbim_session_test.cpp).
+//   - A15/A17/A18 (MBIMEx v3 CONNECT: MessageLength = 48 + InformationBufferLength, and 2-4 more
+//     bytes supplied): accepted. The header is consistent; the extra bytes are the trailing pad of
+//     the last TLV outside the message, ignored as any bytes after MessageLength are (a
+//     GET_ENCAPSULATED_RESPONSE may be padded). Tested in tests/control/mbim_wire_test.cpp
+//     (SubscriberReadyStatusStrictBoundsAndFixedLengths, BytesAfterMessageLengthAreIgnored) and
+//     tests/control/libmbim_roundtrip_test.cpp.
 Result<MessageHeader> validate(Bytes message);
 
 // ---- status and error codes ------------------------------------------------------------------

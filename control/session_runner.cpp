@@ -111,6 +111,7 @@ void SessionRunner::step(unsigned max_wait_ms) {
   }
   now = Clock::now();
   const bool poll = now >= next_poll_;
+  if (poll) ++counters_.polls;
   if (response_available || poll) drain_responses(!response_available);
   if (poll) next_poll_ = now + options_.poll_interval;
   if (const auto t = session_.next_timer(); t && Clock::now() >= *t) session_.on_timer(Clock::now());

@@ -45,6 +45,7 @@ struct RunnerCounters {
   std::uint64_t command_failures = 0;    // SEND_ENCAPSULATED_COMMAND stalled / failed
   std::uint64_t responses = 0;           // non-empty GET_ENCAPSULATED_RESPONSE answers
   std::uint64_t responses_by_poll = 0;   // of which found by the poll (a lost RESPONSE_AVAILABLE)
+  std::uint64_t polls = 0;               // GET_ENCAPSULATED_RESPONSE rounds started by the poll timer
   std::uint64_t response_failures = 0;
 };
 

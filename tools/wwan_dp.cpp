@@ -4,6 +4,8 @@
 #include <string_view>
 #include <vector>
 
+#include "tools/decode_at.hpp"
+#include "tools/decode_mbim.hpp"
 #include "tools/decode_ntb.hpp"
 #include "tools/at_command.hpp"
 #include "tools/list.hpp"
@@ -17,6 +19,8 @@ constexpr std::string_view kUsage =
     "       wwan-dp monitor --dev VID:PID [--json] claim a modem, print its notifications until Ctrl-C\n"
     "       wwan-dp at --dev VID:PID 'AT…'         AT commands over the encapsulated channel\n"
     "       wwan-dp decode ntb [--mbim] FILE|-    decode one bulk-IN transfer to JSON Lines\n"
+    "       wwan-dp decode mbim FILE|-            decode MBIM control messages (or fragments) to JSON\n"
+    "       wwan-dp decode at 'LINE'              decode a Huawei ^DHCP / ^NDISSTAT line to JSON\n"
     "       wwan-dp --version | --help\n"
     "\n"
     "wwan-dp claims a modem's USB interfaces (detaching cdc_ncm / huawei_cdc_ncm / cdc_mbim from\n"
@@ -42,7 +46,11 @@ int main(int argc, char** argv) {
   if (args[0] == "decode") {
     if (args.size() >= 2 && args[1] == "ntb")
       return wwan::cli::run_decode_ntb(std::span(args).subspan(2), std::cout, std::cerr);
-    std::cerr << "wwan-dp decode: what should be decoded? try: wwan-dp decode ntb --help\n";
+    if (args.size() >= 2 && args[1] == "mbim")
+      return wwan::cli::run_decode_mbim(std::span(args).subspan(2), std::cout, std::cerr);
+    if (args.size() >= 2 && args[1] == "at")
+      return wwan::cli::run_decode_at(std::span(args).subspan(2), std::cout, std::cerr);
+    std::cerr << "wwan-dp decode: what should be decoded? ntb, mbim or at (e.g. wwan-dp decode mbim --help)\n";
     return 2;
   }
   for (const std::string_view a : args) {

@@ -362,6 +362,31 @@ TEST(MbimBasicConnect, ConnectAnswerWithoutInformationBufferIsRejected) {
   EXPECT_EQ(parse_connect_info(m->information_buffer).error(), WireError::InformationBufferTooShort);
 }
 
+// A15 as libmbim ships it: MessageLength 108 = 48 + InformationBufferLength 60, but 112 bytes
+// supplied (the pad of the access-string TLV). Consistent header: accepted, the 4 bytes after
+// MessageLength are not part of the message (decision in mbim_wire.hpp, validate()).
+TEST(MbimBasicConnect, BytesAfterMessageLengthAreIgnored) {
+  const ByteVector bytes = hex(
+      "030000806c000000040000000100000000000000a289cc33bcbb8b4fb6b0133ec2aae6df0c000000000000003c000000"
+      "010000000100000000000000010000007e5e2a7e4e6f7272736b656e7e5e2a7e00000000010000000a00000010000000"
+      "69006e007400650072006e0065007400");
+  ASSERT_EQ(bytes.size(), 112u);
+  const auto m = parse_command_done(bytes);
+  ASSERT_TRUE(m) << to_string(m.error());
+  EXPECT_EQ(m->information_buffer.size(), 60u);
+  // The MBIM 1.0 part of the MBIMEx v3 answer (the first 36 bytes) reads as a CONNECT answer.
+  const auto c = parse_connect_info(m->information_buffer);
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->session_id, 1u);
+  EXPECT_EQ(c->activation_state, ActivationState::Activated);
+  EXPECT_EQ(c->ip_type, IpType::IPv4);
+  EXPECT_EQ(c->context_type, kUuidContextTypeInternet);
+  // The reassembler hands over exactly MessageLength bytes.
+  Reassembler r;
+  ASSERT_TRUE(r.feed(bytes));
+  EXPECT_EQ(r.message().size(), 108u);
+}
+
 // ---- host commands as libmbim builds them (libmbim.md C) -----------------------------------------
 
 TEST(MbimBasicConnect, PinSetMatchesLibmbim) {
