@@ -20,6 +20,8 @@ PACKAGES=(
   libusb-1.0-0-dev                   # usb/ (discovery, transfers)
   umockdev libumockdev-dev           # tests/usbfs (emulated usbfs for real libusb)
   nlohmann-json3-dev                 # tests/usbfs (reads `wwan-dp list --json` back)
+  nettle-dev                         # control/ (SHA-256 of the FM350 FCC unlock)
+  libmbim-glib-dev                   # tests/control/libmbim_roundtrip_test (libmbim as an oracle)
 )
 
 missing=()
