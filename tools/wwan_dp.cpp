@@ -8,6 +8,7 @@
 #include "tools/decode_mbim.hpp"
 #include "tools/decode_ntb.hpp"
 #include "tools/at_command.hpp"
+#include "tools/connect.hpp"
 #include "tools/list.hpp"
 #include "tools/monitor.hpp"
 
@@ -18,6 +19,7 @@ constexpr std::string_view kUsage =
     "       wwan-dp list [--json]                 the USB modems present, their interfaces and drivers\n"
     "       wwan-dp monitor --dev VID:PID [--json] claim a modem, print its notifications until Ctrl-C\n"
     "       wwan-dp at --dev VID:PID 'AT…'         AT commands over the encapsulated channel\n"
+    "       wwan-dp connect --dev VID:PID [--apn A] bring the data session up, print the IP configuration\n"
     "       wwan-dp decode ntb [--mbim] FILE|-    decode one bulk-IN transfer to JSON Lines\n"
     "       wwan-dp decode mbim FILE|-            decode MBIM control messages (or fragments) to JSON\n"
     "       wwan-dp decode at 'LINE'              decode a Huawei ^DHCP / ^NDISSTAT line to JSON\n"
@@ -43,6 +45,7 @@ int main(int argc, char** argv) {
   if (args[0] == "list") return wwan::cli::run_list(std::span(args).subspan(1), std::cout, std::cerr);
   if (args[0] == "monitor") return wwan::cli::run_monitor(std::span(args).subspan(1), std::cout, std::cerr);
   if (args[0] == "at") return wwan::cli::run_at(std::span(args).subspan(1), std::cout, std::cerr);
+  if (args[0] == "connect") return wwan::cli::run_connect(std::span(args).subspan(1), std::cout, std::cerr);
   if (args[0] == "decode") {
     if (args.size() >= 2 && args[1] == "ntb")
       return wwan::cli::run_decode_ntb(std::span(args).subspan(2), std::cout, std::cerr);

@@ -213,6 +213,37 @@ TEST(AtBinary, AnswersAndGivesTheModemBack) {
   EXPECT_EQ(bad.wait_exit(), 1);
 }
 
+// `wwan-dp connect --once`: the control plane of the real binary through real libusb, on fresh
+// emulated modems plugged in for it: connected, the IP configuration the network assigned, and
+// the modem given back.
+TEST(ConnectBinary, HuaweiAndMbimComeUpWithTheirIpConfiguration) {
+  struct Case {
+    const char* profile;
+    const char* dev;
+    const char* port;
+    std::uint8_t devnum;
+    std::uint8_t control_interface;
+    const char* driver;
+  };
+  for (const Case& k : {Case{"huawei-e3372", "12d1:1506", "2-9", 40, 1, "huawei_cdc_ncm"},
+                        Case{"mbim", "1199:9079", "2-10", 41, 12, "cdc_mbim"}}) {
+    g_bed->add(from_model(k.port, k.devnum, std::shared_ptr<sim::Modem>(sim::make_modem(k.profile))));
+    {
+      Child c({"connect", "--dev", k.dev, "--path", k.port, "--apn", "internet", "--once", "--json"});
+      const std::string first = c.line();
+      EXPECT_THAT(first, HasSubstr(R"({"state":"connected","ipv4":{"address":"10.64.64.2/30","gateway":"10.64.64.1","dns":["10.11.12.13","10.11.12.14"])"))
+          << k.profile << ": " << c.stderr_text();
+      EXPECT_EQ(c.wait_exit(), 0) << k.profile << ": " << c.stderr_text();
+      const UsbfsStats s = g_bed->stats(k.port);
+      EXPECT_EQ(s.drivers.at(k.control_interface), k.driver) << k.profile;
+    }
+    g_bed->with_model(k.port, [&](sim::DeviceModel& m) {
+      EXPECT_FALSE(static_cast<sim::Modem&>(m).session_active()) << k.profile << ": --once disconnects";
+    });
+    g_bed->unplug(k.port);
+  }
+}
+
 TEST(MonitorBinaryErrors, OneLineAndNonZeroExit) {
   for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
            {"monitor"}, {"monitor", "--dev", "nonsense"}, {"monitor", "--dev", "dead:beef"},

@@ -1,0 +1,237 @@
+#include "tools/connect.hpp"
+
+#include <cstdio>
+#include <sstream>
+
+#include "control/huawei_session.hpp"
+#include "control/mbim_session.hpp"
+#include "control/ncm_negotiation.hpp"
+#include "control/quirks.hpp"
+#include "control/session_runner.hpp"
+#include "tools/device_args.hpp"
+#include "tools/shutdown.hpp"
+
+namespace wwan::cli {
+namespace {
+
+constexpr std::string_view kUsage =
+    "usage: wwan-dp connect --dev VID:PID [--path BUS-PORT] [--serial SERIAL] [--configuration N]\n"
+    "                       [--apn APN] [--user U --password P [--auth pap|chap|mschapv2]] [--pin PIN]\n"
+    "                       [--ip ipv4|ipv6|ipv4v6] [--fcc-unlock] [--once] [--json]\n"
+    "\n"
+    "Claims the modem, negotiates the NTB parameters and brings the data session up the way wwan-dp's\n"
+    "daemon does — Huawei NCM: AT^NDISDUP and AT^DHCP? over the encapsulated channel; MBIM: OPEN,\n"
+    "radio, registration, attach, CONNECT, IP_CONFIGURATION (with the FCC unlock where the quirk\n"
+    "table or --fcc-unlock says so) — and prints the IP configuration the network assigned. It then\n"
+    "stays connected, redialling after network drops, until Ctrl-C / SIGTERM (or at once with\n"
+    "--once), disconnects and gives the modem back to its kernel driver. No packets move: this is the\n"
+    "control plane alone, to check an APN, a PIN or a modem before running the daemon.\n";
+
+std::string ipv4_text(const eth::Ipv4Address& a) {
+  char b[16];
+  std::snprintf(b, sizeof b, "%u.%u.%u.%u", a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]);
+  return b;
+}
+std::string ipv6_text(const eth::Ipv6Address& a) {
+  std::string s;
+  char b[8];
+  for (std::size_t i = 0; i < 16; i += 2) {
+    std::snprintf(b, sizeof b, "%x", static_cast<unsigned>(a.bytes[i] << 8 | a.bytes[i + 1]));
+    if (i > 0) s += ':';
+    s += b;
+  }
+  return s;
+}
+
+std::string describe(const control::SessionStatus& st, bool json) {
+  std::ostringstream o;
+  if (json) {
+    o << R"({"state":")" << control::to_string(st.state) << '"';
+    if (st.ip.ipv4) {
+      const control::Ipv4Config& v = *st.ip.ipv4;
+      o << R"(,"ipv4":{"address":")" << ipv4_text(v.address) << '/' << unsigned{v.prefix_length} << '"';
+      if (v.gateway) o << R"(,"gateway":")" << ipv4_text(*v.gateway) << '"';
+      o << R"(,"dns":[)";
+      for (std::size_t i = 0; i < v.dns.size(); ++i) o << (i ? "," : "") << '"' << ipv4_text(v.dns[i]) << '"';
+      o << ']';
+      if (v.mtu) o << R"(,"mtu":)" << v.mtu;
+      o << '}';
+    }
+    if (st.ip.ipv6) {
+      const control::Ipv6Config& v = *st.ip.ipv6;
+      o << R"(,"ipv6":{"address":")" << ipv6_text(v.address) << '/' << unsigned{v.prefix_length} << '"';
+      if (v.gateway) o << R"(,"gateway":")" << ipv6_text(*v.gateway) << '"';
+      o << R"(,"dns":[)";
+      for (std::size_t i = 0; i < v.dns.size(); ++i) o << (i ? "," : "") << '"' << ipv6_text(v.dns[i]) << '"';
+      o << ']';
+      if (v.mtu) o << R"(,"mtu":)" << v.mtu;
+      o << '}';
+    }
+    o << R"(,"connects":)" << st.connects << R"(,"drops":)" << st.drops << '}';
+    return o.str();
+  }
+  o << control::to_string(st.state);
+  if (st.ip.ipv4) {
+    const control::Ipv4Config& v = *st.ip.ipv4;
+    o << ": " << ipv4_text(v.address) << '/' << unsigned{v.prefix_length};
+    if (v.gateway) o << " gateway " << ipv4_text(*v.gateway);
+    for (const auto& d : v.dns) o << " dns " << ipv4_text(d);
+    if (v.mtu) o << " mtu " << v.mtu;
+  }
+  if (st.ip.ipv6) {
+    const control::Ipv6Config& v = *st.ip.ipv6;
+    o << (st.ip.ipv4 ? ";" : ":") << ' ' << ipv6_text(v.address) << '/' << unsigned{v.prefix_length};
+    if (v.gateway) o << " gateway " << ipv6_text(*v.gateway);
+  }
+  if (!st.error.empty() && st.state != control::SessionState::connected) o << " (" << st.error << ')';
+  return o.str();
+}
+
+}  // namespace
+
+int run_connect(std::span<const std::string_view> args, std::ostream& out, std::ostream& err) {
+  DeviceArgs device_args;
+  control::SessionSettings settings;
+  bool once = false, json = false, force_fcc = false;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    const std::string_view a = args[i];
+    if (a == "--help" || a == "-h") {
+      out << kUsage;
+      return 0;
+    }
+    std::string error;
+    const int used = device_args.take(args, i, error);
+    if (used < 0) {
+      err << "wwan-dp connect: " << error << "\n";
+      return 2;
+    }
+    if (used > 0) {
+      i += static_cast<std::size_t>(used - 1);
+      continue;
+    }
+    const bool has_value = i + 1 < args.size();
+    if (a == "--once") {
+      once = true;
+    } else if (a == "--json") {
+      json = true;
+    } else if (a == "--fcc-unlock") {
+      force_fcc = true;
+    } else if (a == "--apn" && has_value) {
+      settings.apn = std::string(args[++i]);
+    } else if (a == "--user" && has_value) {
+      settings.user = std::string(args[++i]);
+    } else if (a == "--password" && has_value) {
+      settings.password = std::string(args[++i]);
+    } else if (a == "--pin" && has_value) {
+      settings.pin = std::string(args[++i]);
+    } else if (a == "--auth" && has_value) {
+      const std::string_view v = args[++i];
+      if (v == "pap") settings.auth = control::AuthProtocol::pap;
+      else if (v == "chap") settings.auth = control::AuthProtocol::chap;
+      else if (v == "mschapv2") settings.auth = control::AuthProtocol::mschapv2;
+      else {
+        err << "wwan-dp connect: --auth is pap, chap or mschapv2, not '" << v << "'\n";
+        return 2;
+      }
+    } else if (a == "--ip" && has_value) {
+      const std::string_view v = args[++i];
+      if (v == "ipv4") settings.families = control::IpFamilies::ipv4;
+      else if (v == "ipv6") settings.families = control::IpFamilies::ipv6;
+      else if (v == "ipv4v6") settings.families = control::IpFamilies::ipv4v6;
+      else {
+        err << "wwan-dp connect: --ip is ipv4, ipv6 or ipv4v6, not '" << v << "'\n";
+        return 2;
+      }
+    } else {
+      err << "wwan-dp connect: unknown argument '" << a << "' (see wwan-dp connect --help)\n";
+      return 2;
+    }
+  }
+  if (!device_args.selector) {
+    err << "wwan-dp connect: which modem? --dev VID:PID (see `wwan-dp list`)\n";
+    return 2;
+  }
+  if (!settings.user.empty() && settings.auth == control::AuthProtocol::none) settings.auth = control::AuthProtocol::chap;
+
+  ShutdownSignals signals;
+  std::string error;
+  std::optional<usb::Context> ctx = usb::Context::open(error);
+  if (!ctx) {
+    err << "wwan-dp connect: cannot use USB on this machine: " << error << "\n";
+    return 1;
+  }
+  std::optional<OpenedModem> modem = open_modem(*ctx, *device_args.selector, error, device_args.configuration);
+  if (!modem) {
+    err << "wwan-dp connect: " << error << "\n";
+    return 1;
+  }
+  const usb::NetworkFunction& f = modem->function;
+  const bool mbim = f.kind == usb::Function::Mbim;
+  const control::QuirkMatch quirks =
+      control::find_quirks(modem->device.vendor_id, modem->device.product_id, mbim ? 0x02 : f.kind == usb::Function::Ncm ? 0x02 : 0xff,
+                           mbim ? 0x0e : f.kind == usb::Function::Ncm ? 0x0d : 0x03);
+  settings.fcc_unlock = force_fcc || quirks.quirks.fcc_unlock == control::FccUnlock::sierra_qmi;
+  if (quirks.row != nullptr) err << "wwan-dp connect: quirks: " << quirks.row->name << " (" << quirks.row->evidence << ")\n";
+
+  const control::NegotiationResult n = control::negotiate(*modem->transport, f, quirks.quirks);
+  if (!n.ok) {
+    err << "wwan-dp connect: NTB negotiation with " << modem->device.describe() << " failed: " << n.error << "\n";
+    return 1;
+  }
+  for (const std::string& adj : n.plan.adjustments) err << "wwan-dp connect: " << adj << "\n";
+
+  std::unique_ptr<control::Session> session;
+  control::RunnerOptions ro;
+  if (mbim) {
+    const std::uint32_t max_control = f.mbim ? f.mbim->max_control_message : 4096;
+    session = std::make_unique<control::MbimSession>(settings, max_control);
+    ro.response_buffer_bytes = static_cast<std::uint16_t>(std::clamp<std::uint32_t>(max_control, 64, 4096));
+  } else if (f.kind == usb::Function::HuaweiNcm) {
+    session = std::make_unique<control::HuaweiSession>(settings);
+  } else {
+    err << "wwan-dp connect: " << modem->device.describe()
+        << " is a plain CDC NCM function: it has no session to set up (its address comes from DHCP on the link)\n";
+    return 1;
+  }
+  control::SessionRunner runner(*modem->transport, f, *session, ro);
+  if (!runner.start()) {
+    err << "wwan-dp connect: " << runner.error() << "\n";
+    return 1;
+  }
+
+  int code = 0;
+  control::SessionState last = control::SessionState::idle;
+  std::uint64_t last_connects = 0;
+  for (;;) {
+    runner.step(200);
+    const control::SessionStatus& st = runner.status();
+    if (st.state != last || st.connects != last_connects) {
+      if (st.state == control::SessionState::connected || st.state == control::SessionState::disconnected ||
+          st.state == control::SessionState::failed) {
+        out << describe(st, json) << "\n";
+        out.flush();
+      }
+      last = st.state;
+      last_connects = st.connects;
+    }
+    if (st.state == control::SessionState::failed) {
+      err << "wwan-dp connect: " << st.error << "\n";
+      code = 1;
+      break;
+    }
+    if (once && st.state == control::SessionState::connected) break;
+    if (runner.device_gone()) {
+      err << "wwan-dp connect: " << modem->device.describe() << " left the bus\n";
+      return 1;
+    }
+    if (const std::optional<int> sig = signals.wait(0)) {
+      err << "wwan-dp connect: stopped by " << sigabbrev_np(*sig) << "\n";
+      break;
+    }
+  }
+  runner.stop(std::chrono::seconds(10));
+  if (!json) out << describe(runner.status(), false) << "\n";
+  return code;
+}
+
+}  // namespace wwan::cli
