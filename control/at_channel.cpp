@@ -279,6 +279,21 @@ std::optional<Clock::time_point> AtChannel::next_timer() const {
   return in_flight_->deadline;
 }
 
+std::vector<AtEvent> AtChannel::cancel_queued() {
+  std::vector<AtEvent> events;
+  std::optional<Pending> current = std::exchange(in_flight_, std::nullopt);
+  const bool expect_echo = expect_echo_, in_echo = in_echo_;  // complete() resets them
+  while (!queue_.empty()) {
+    in_flight_ = std::move(queue_.front());
+    queue_.pop_front();
+    events.push_back(complete(FinalResult::cancelled, {}));
+  }
+  in_flight_ = std::move(current);
+  expect_echo_ = expect_echo;
+  in_echo_ = in_echo;
+  return events;
+}
+
 std::vector<AtEvent> AtChannel::cancel_all() {
   std::vector<AtEvent> events;
   if (in_flight_) events.push_back(complete(FinalResult::cancelled, {}));

@@ -142,6 +142,9 @@ class AtChannel {
   // Ends the command in flight and every queued one with FinalResult::cancelled (returned), and
   // forgets a partial line. For stop() and for restarting a channel after the modem reset.
   std::vector<AtEvent> cancel_all();
+  // Ends the queued commands (cancelled, returned) but lets the one in flight finish, so that its
+  // answer is not taken for the answer of whatever is submitted next.
+  std::vector<AtEvent> cancel_queued();
 
   bool busy() const { return in_flight_.has_value() || !queue_.empty(); }
   std::optional<CommandId> in_flight() const;

@@ -159,8 +159,10 @@ void HuaweiSession::stop(Clock::time_point now) {
     default:
       break;
   }
-  (void)channel_.cancel_all();  // queued steps are moot; their late answers count as unsolicited
-  pending_.clear();
+  // Queued steps are moot. The one in flight is answered first (its answer is ignored below), so
+  // that answer is never taken for the hang-up's.
+  (void)channel_.cancel_queued();
+  std::erase_if(pending_, [&](const auto& p) { return p.first != channel_.in_flight(); });
   timer_.reset();
   timer_kind_ = TimerKind::none;
   connect_deadline_.reset();
@@ -303,7 +305,12 @@ void HuaweiSession::dial(Clock::time_point now) {
 void HuaweiSession::on_poll(const AtResponse& r, Clock::time_point now) {
   const bool connecting = status_.state == SessionState::connecting;
   if (!connecting && status_.state != SessionState::connected) return;
-  const std::optional<NdisStatus> st = r.ok() ? huawei::parse_ndisstat(join(r.lines)) : std::nullopt;
+  // The lines are handed over as lines: a ^NDISSTAT URC that came in while the query was in
+  // flight is filed among its answer lines, and must be read as the status line it is
+  // (Scripted.UrcInsideTheConfirmingQueryIsTheDrop).
+  std::string text;
+  for (const std::string& l : r.lines) text += l + "\r\n";
+  const std::optional<NdisStatus> st = r.ok() ? huawei::parse_ndisstat(text) : std::nullopt;
   if (!st) {
     if (connecting && ++unparsable_polls_ > options_.max_unparsable_polls)
       return attempt_failed("AT^NDISSTATQRY? gave no usable answer " + std::to_string(unparsable_polls_) + " times", now);

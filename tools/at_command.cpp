@@ -119,7 +119,11 @@ int run_at(std::span<const std::string_view> args, std::ostream& out, std::ostre
   pipe.start();
 
   control::at::AtChannel channel;
-  for (const std::string& c : commands) channel.submit(c, control::at::Clock::now(), timeout);
+  for (const std::string& c : commands)
+    if (!channel.submit(c, control::at::Clock::now(), timeout)) {
+      err << "wwan-dp at: '" << c << "' cannot be sent (a command with CR/LF in it, or more than 16 at once)\n";
+      return 2;
+    }
 
   bool all_ok = true;
   std::size_t answered = 0;

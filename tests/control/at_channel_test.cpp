@@ -585,6 +585,23 @@ TEST(AtChannel, CancelAllEndsEverything) {
   EXPECT_TRUE(ch.take_output().empty());
 }
 
+TEST(AtChannel, CancelQueuedLetsTheCommandInFlightFinish) {
+  AtChannel ch;
+  const auto a = ch.submit("AT+A", t0);
+  ch.submit("AT+B", t0);
+  EXPECT_EQ(sent(ch), "AT+A\r");
+  const std::vector<AtEvent> ev = ch.cancel_queued();
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].response->command, "AT+B");
+  EXPECT_EQ(ch.in_flight(), a);
+  ch.submit("AT+C", t0);
+  const Collected c = feed(ch, "AT+A\r\r\nOK\r\n");  // the echo rule still holds for AT+A
+  EXPECT_THAT(c.echo, ElementsAre("AT+A"));
+  ASSERT_EQ(c.finals.size(), 1u);
+  EXPECT_EQ(c.finals[0].id, *a);
+  EXPECT_EQ(sent(ch), "AT+C\r");
+}
+
 TEST(AtChannel, FinalResultClassification) {
   EXPECT_EQ(classify_final_result("OK"), FinalResult::ok);
   EXPECT_EQ(classify_final_result("+CME ERROR: 10"), FinalResult::cme_error);

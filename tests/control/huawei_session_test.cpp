@@ -331,6 +331,24 @@ TEST_F(Scripted, NetworkConnectionNotificationIsConfirmed) {
   EXPECT_EQ(session->status().drops, 1u);
 }
 
+// Seen through real libusb (tests/usbfs/session_test.cpp): the E3372 sends NETWORK_CONNECTION(0)
+// and the ^NDISSTAT:0 URC together; the notification makes the session query, and the URC then
+// arrives while the query is in flight, so the channel files it among the query's lines (old
+// firmware answers the query with that prefix). The drop must be seen at once, not at the next
+// periodic poll 15 s later.
+TEST_F(Scripted, UrcInsideTheConfirmingQueryIsTheDrop) {
+  make();
+  connect();
+  cdc::Notification n;
+  n.header.notification = cdc::kNotifyNetworkConnection;
+  n.header.value = 0;
+  session->on_notification(n, now);
+  EXPECT_EQ(sent(), "AT^NDISSTATQRY?\r");
+  reply("\r\n^NDISSTAT:0,,,\"IPV4\"\r\n\r\n^NDISSTATQRY: 0,,,\"IPV4\"\r\n\r\nOK\r\n");
+  EXPECT_EQ(state(), SessionState::disconnected);
+  EXPECT_EQ(session->status().drops, 1u);
+}
+
 TEST_F(Scripted, PeriodicPollSeesADrop) {
   make();
   connect();
@@ -353,6 +371,23 @@ TEST_F(Scripted, StopHangsUp) {
   reply("\r\nOK\r\n\r\n^NDISSTAT:0,,,\"IPV4\"\r\n");
   EXPECT_EQ(state(), SessionState::stopped);
   EXPECT_EQ(session->status().drops, 0u);  // our own hang-up is not a drop
+}
+
+// stop() while ^DHCP? is on the wire: its answer is not taken for the hang-up's.
+TEST_F(Scripted, StopWaitsForTheCommandInFlight) {
+  make();
+  up_to_dial();
+  reply("\r\nOK\r\n\r\n^NDISSTAT:1,,,\"IPV4\"\r\n");
+  EXPECT_EQ(sent(), "AT^DHCP?\r");
+  session->stop(now);
+  EXPECT_EQ(sent(), "");
+  reply(kDhcp);
+  EXPECT_EQ(state(), SessionState::stopping);
+  EXPECT_FALSE(session->status().ip.ipv4);
+  EXPECT_EQ(sent(), "AT^NDISDUP=1,0\r");
+  reply("\r\nOK\r\n");
+  EXPECT_EQ(state(), SessionState::stopped);
+  EXPECT_EQ(session->status().connects, 0u);
 }
 
 TEST_F(Scripted, StopWithoutAnswerStillStops) {

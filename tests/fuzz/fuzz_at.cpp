@@ -9,7 +9,8 @@
 //   1 time: [k] the clock advances k * 37 ms, on_timer() for both
 //   2 submit: [n] then n bytes as a command to the bare channel (CR/LF/NUL in it must be refused)
 //   3 notification: [v] NETWORK_CONNECTION(v & 1) (v & 2: RESPONSE_AVAILABLE) to the session
-//   4 start, 5 stop, 6 cancel_all on the bare channel, 7 feed the rest of the input at once
+//   4 start, 5 stop, 6 [v] on the bare channel: cancel_queued (v odd) or cancel_all,
+//   7 feed the rest of the input at once
 // Checked after every action:
 //   - bounded memory: the partial line never exceeds max_line_bytes, no event line is longer,
 //     no response holds more than max_information_lines lines, the queue never exceeds its limit;
@@ -203,8 +204,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         session.stop(now);
         break;
       case 6:
-        shadow.check_events(channel.cancel_all());
-        FUZZ_CHECK(shadow.outstanding.empty());
+        if (p.byte() & 1) {
+          const std::optional<at::CommandId> current = channel.in_flight();
+          shadow.check_events(channel.cancel_queued());
+          FUZZ_CHECK(channel.in_flight() == current);
+          FUZZ_CHECK(shadow.outstanding.size() == (current ? 1u : 0u));
+        } else {
+          shadow.check_events(channel.cancel_all());
+          FUZZ_CHECK(shadow.outstanding.empty());
+        }
         break;
     }
     shadow.check_channel(channel);
