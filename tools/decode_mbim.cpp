@@ -65,26 +65,9 @@ int run_decode_mbim(std::span<const std::string_view> args, std::ostream& out, s
     return 2;
   }
 
-  std::vector<std::uint8_t> data;
-  if (*path == "-") {
-    std::cin >> std::noskipws;
-    data.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-    if (std::cin.bad()) {
-      err << "wwan-dp decode mbim: cannot read stdin\n";
-      return 2;
-    }
-  } else {
-    std::ifstream f{std::string(*path), std::ios::binary};
-    if (!f) {
-      err << "wwan-dp decode mbim: cannot open '" << *path << "': " << std::strerror(errno) << "\n";
-      return 2;
-    }
-    data.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-    if (f.bad()) {
-      err << "wwan-dp decode mbim: cannot read '" << *path << "': " << std::strerror(errno) << "\n";
-      return 2;
-    }
-  }
+  std::optional<std::vector<std::uint8_t>> input = read_input(*path, "wwan-dp decode mbim", err);
+  if (!input) return 2;
+  std::vector<std::uint8_t> data = std::move(*input);
   if (hex || looks_like_text(data)) {
     auto bytes = parse_hex_text({reinterpret_cast<const char*>(data.data()), data.size()});
     if (!bytes) {

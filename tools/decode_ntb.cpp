@@ -112,26 +112,9 @@ int run_decode_ntb(std::span<const std::string_view> args, std::ostream& out, st
     return 2;
   }
 
-  std::vector<std::uint8_t> data;
-  if (*path == "-") {
-    std::cin >> std::noskipws;
-    data.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-    if (std::cin.bad()) {
-      err << "wwan-dp decode ntb: cannot read stdin\n";
-      return 2;
-    }
-  } else {
-    std::ifstream f{std::string(*path), std::ios::binary};
-    if (!f) {
-      err << "wwan-dp decode ntb: cannot open '" << *path << "': " << std::strerror(errno) << "\n";
-      return 2;
-    }
-    data.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-    if (f.bad()) {
-      err << "wwan-dp decode ntb: cannot read '" << *path << "': " << std::strerror(errno) << "\n";
-      return 2;
-    }
-  }
+  std::optional<std::vector<std::uint8_t>> input = read_input(*path, "wwan-dp decode ntb", err);
+  if (!input) return 2;
+  std::vector<std::uint8_t> data = std::move(*input);
   if (hex) {
     auto bytes = parse_hex_text({reinterpret_cast<const char*>(data.data()), data.size()});
     if (!bytes) {
@@ -142,6 +125,30 @@ int run_decode_ntb(std::span<const std::string_view> args, std::ostream& out, st
   }
   decode_ntb_json(data, options, out);
   return 0;
+}
+
+std::optional<std::vector<std::uint8_t>> read_input(std::string_view path, std::string_view tool, std::ostream& err) {
+  std::vector<std::uint8_t> data;
+  if (path == "-") {
+    std::cin >> std::noskipws;
+    data.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    if (std::cin.bad()) {
+      err << tool << ": cannot read stdin\n";
+      return std::nullopt;
+    }
+    return data;
+  }
+  std::ifstream f{std::string(path), std::ios::binary};
+  if (!f) {
+    err << tool << ": cannot open '" << path << "': " << std::strerror(errno) << "\n";
+    return std::nullopt;
+  }
+  data.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+  if (f.bad()) {
+    err << tool << ": cannot read '" << path << "': " << std::strerror(errno) << "\n";
+    return std::nullopt;
+  }
+  return data;
 }
 
 }  // namespace wwan::cli

@@ -26,6 +26,10 @@ ntb::TransferSummary decode_ntb_json(std::span<const std::uint8_t> transfer, con
 // or an odd number of digits.
 std::optional<std::vector<std::uint8_t>> parse_hex_text(std::string_view text);
 
+// The bytes of FILE, or of standard input for "-". nullopt after one line on `err`
+// ("<tool>: cannot open 'x': No such file or directory"); `tool` is e.g. "wwan-dp decode mbim".
+std::optional<std::vector<std::uint8_t>> read_input(std::string_view path, std::string_view tool, std::ostream& err);
+
 // The `decode ntb` subcommand: args are what follows "decode ntb". Exit 0 whenever the input
 // could be read (malformed or not), 2 when it cannot be read or the usage is wrong.
 int run_decode_ntb(std::span<const std::string_view> args, std::ostream& out, std::ostream& err);

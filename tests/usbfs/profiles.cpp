@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "sim/profiles.hpp"
+#include "sim/zerocd_stick.hpp"
 
 namespace wwan::usbfs_test {
 namespace {
@@ -108,18 +109,15 @@ FakeDevice sierra_em7455_mbim(const std::string& port_path, std::uint8_t devnum)
 // usb_modeswitch_huawei.md: "Use interface number 0 with class 8, endpoints 0x01 (out) and 0x81 (in)";
 // the second LUN interface is the SD card slot.
 FakeDevice huawei_zerocd_1f01(const std::string& port_path, std::uint8_t devnum) {
+  // The emulated stick's descriptors (sim/zerocd_stick.cpp), presented without its behaviour: this
+  // bench device refuses the switch message (its node answers like a CD-ROM that ignores it).
+  const sim::ZeroCdStick stick(0x1f01);
   FakeDevice f;
   f.port_path = port_path;
   f.devnum = devnum;
-  f.descriptors = concat({
-      device_descriptor(0x0200, 0x00, 0x00, 0x00, 0x12d1, 0x1f01, 0x0102, 1, 2, 3, 1),
-      configuration(1, 0x80, 0xfa,
-                    {interface(0, 0, 2, 0x08, 0x06, 0x50), endpoint(0x81, kBulk, 512, 0), endpoint(0x01, kBulk, 512, 0),
-                     interface(1, 0, 2, 0x08, 0x06, 0x50), endpoint(0x82, kBulk, 512, 0),
-                     endpoint(0x02, kBulk, 512, 0)}),
-  });
-  f.strings = {{1, "HUAWEI_MOBILE"}, {2, "HUAWEI_MOBILE"}, {3, "0123456789ABCDEF"}};
-  f.drivers = {{0, "usb-storage"}, {1, "usb-storage"}};
+  f.descriptors = stick.identity().descriptors;
+  f.strings = stick.identity().strings;
+  f.drivers = stick.identity().kernel_drivers;
   return f;
 }
 
