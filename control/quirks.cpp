@@ -16,7 +16,7 @@ const char* to_string(FccUnlock f) {
 namespace {
 
 constexpr std::uint8_t kClassComm = 0x02, kClassVendor = 0xff;
-constexpr std::uint8_t kSubclassNcm = 0x0d, kSubclassMbim = 0x0e;
+constexpr std::uint8_t kSubclassMbim = 0x0e;
 
 Quirks huawei_ncm() {
   Quirks q;
