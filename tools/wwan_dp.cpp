@@ -27,8 +27,8 @@ constexpr std::string_view kUsage =
     "\n"
     "wwan-dp claims a modem's USB interfaces (detaching cdc_ncm / huawei_cdc_ncm / cdc_mbim from\n"
     "it), sets up the data session itself and moves IP packets between the modem and a TUN device.\n"
-    "This build contains the NTB codec, the decoder and USB discovery (list); claiming the modem,\n"
-    "the emulated modem and the daemon are being built (README.md, \"Status\").\n";
+    "This build has the USB layer, the control plane (connect) and the decoders; the data path and\n"
+    "the daemon (--dev … --tun …) are being built (README.md, \"Status\").\n";
 
 }  // namespace
 
