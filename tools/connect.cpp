@@ -89,7 +89,33 @@ std::string describe(const control::SessionStatus& st, bool json) {
 
 }  // namespace
 
+namespace {
+int run_session(std::span<const std::string_view> args, std::ostream& out, std::ostream& err, bool fcc_only);
+}  // namespace
+
 int run_connect(std::span<const std::string_view> args, std::ostream& out, std::ostream& err) {
+  return run_session(args, out, err, false);
+}
+
+int run_fcc_unlock(std::span<const std::string_view> args, std::ostream& out, std::ostream& err) {
+  for (const std::string_view a : args)
+    if (a == "--help" || a == "-h") {
+      out << "usage: wwan-dp fcc-unlock --dev VID:PID [--path BUS-PORT] [--serial SERIAL]\n"
+             "\n"
+             "Opens the MBIM function and, if the radio is refused (an FCC-locked Sierra EM7455-class\n"
+             "module), sends the FCC authentication over QMI-over-MBIM (DMS 0x555F), then checks that the\n"
+             "radio turns on. A modem whose radio comes on without it needs no unlock and is left alone.\n"
+             "The lock comes back at the next power cycle: the daemon and `connect` unlock by themselves\n"
+             "where the quirk table says so.\n";
+      return 0;
+    }
+  return run_session(args, out, err, true);
+}
+
+namespace {
+
+int run_session(std::span<const std::string_view> args, std::ostream& out, std::ostream& err, bool fcc_only) {
+  const char* const who = fcc_only ? "wwan-dp fcc-unlock: " : "wwan-dp connect: ";
   DeviceArgs device_args;
   control::SessionSettings settings;
   bool once = false, json = false, force_fcc = false;
@@ -102,7 +128,7 @@ int run_connect(std::span<const std::string_view> args, std::ostream& out, std::
     std::string error;
     const int used = device_args.take(args, i, error);
     if (used < 0) {
-      err << "wwan-dp connect: " << error << "\n";
+      err << who << error << "\n";
       return 2;
     }
     if (used > 0) {
@@ -130,7 +156,7 @@ int run_connect(std::span<const std::string_view> args, std::ostream& out, std::
       else if (v == "chap") settings.auth = control::AuthProtocol::chap;
       else if (v == "mschapv2") settings.auth = control::AuthProtocol::mschapv2;
       else {
-        err << "wwan-dp connect: --auth is pap, chap or mschapv2, not '" << v << "'\n";
+        err << who << "--auth is pap, chap or mschapv2, not '" << v << "'\n";
         return 2;
       }
     } else if (a == "--ip" && has_value) {
@@ -139,16 +165,16 @@ int run_connect(std::span<const std::string_view> args, std::ostream& out, std::
       else if (v == "ipv6") settings.families = control::IpFamilies::ipv6;
       else if (v == "ipv4v6") settings.families = control::IpFamilies::ipv4v6;
       else {
-        err << "wwan-dp connect: --ip is ipv4, ipv6 or ipv4v6, not '" << v << "'\n";
+        err << who << "--ip is ipv4, ipv6 or ipv4v6, not '" << v << "'\n";
         return 2;
       }
     } else {
-      err << "wwan-dp connect: unknown argument '" << a << "' (see wwan-dp connect --help)\n";
+      err << who << "unknown argument '" << a << "' (see wwan-dp connect --help)\n";
       return 2;
     }
   }
   if (!device_args.selector) {
-    err << "wwan-dp connect: which modem? --dev VID:PID (see `wwan-dp list`)\n";
+    err << who << "which modem? --dev VID:PID (see `wwan-dp list`)\n";
     return 2;
   }
   if (!settings.user.empty() && settings.auth == control::AuthProtocol::none) settings.auth = control::AuthProtocol::chap;
@@ -157,12 +183,12 @@ int run_connect(std::span<const std::string_view> args, std::ostream& out, std::
   std::string error;
   std::optional<usb::Context> ctx = usb::Context::open(error);
   if (!ctx) {
-    err << "wwan-dp connect: cannot use USB on this machine: " << error << "\n";
+    err << who << "cannot use USB on this machine: " << error << "\n";
     return 1;
   }
   std::optional<OpenedModem> modem = open_modem(*ctx, *device_args.selector, error, device_args.configuration);
   if (!modem) {
-    err << "wwan-dp connect: " << error << "\n";
+    err << who << error << "\n";
     return 1;
   }
   const usb::NetworkFunction& f = modem->function;
@@ -170,32 +196,40 @@ int run_connect(std::span<const std::string_view> args, std::ostream& out, std::
   const control::QuirkMatch quirks =
       control::find_quirks(modem->device.vendor_id, modem->device.product_id, mbim ? 0x02 : f.kind == usb::Function::Ncm ? 0x02 : 0xff,
                            mbim ? 0x0e : f.kind == usb::Function::Ncm ? 0x0d : 0x03);
-  settings.fcc_unlock = force_fcc || quirks.quirks.fcc_unlock == control::FccUnlock::sierra_qmi;
-  if (quirks.row != nullptr) err << "wwan-dp connect: quirks: " << quirks.row->name << " (" << quirks.row->evidence << ")\n";
+  settings.fcc_unlock = fcc_only || force_fcc || quirks.quirks.fcc_unlock == control::FccUnlock::sierra_qmi;
+  if (fcc_only && !mbim) {
+    err << who << modem->device.describe() << " is not an MBIM modem: the QMI-over-MBIM FCC unlock does not apply "
+        << "(an FM350 unlocks over its AT port; not built yet)\n";
+    return 1;
+  }
+  if (quirks.row != nullptr) err << who << "quirks: " << quirks.row->name << " (" << quirks.row->evidence << ")\n";
 
   const control::NegotiationResult n = control::negotiate(*modem->transport, f, quirks.quirks);
   if (!n.ok) {
-    err << "wwan-dp connect: NTB negotiation with " << modem->device.describe() << " failed: " << n.error << "\n";
+    err << who << "NTB negotiation with " << modem->device.describe() << " failed: " << n.error << "\n";
     return 1;
   }
-  for (const std::string& adj : n.plan.adjustments) err << "wwan-dp connect: " << adj << "\n";
+  for (const std::string& adj : n.plan.adjustments) err << who << adj << "\n";
 
   std::unique_ptr<control::Session> session;
+  control::MbimSession* mbim_session = nullptr;
   control::RunnerOptions ro;
   if (mbim) {
     const std::uint32_t max_control = f.mbim ? f.mbim->max_control_message : 4096;
-    session = std::make_unique<control::MbimSession>(settings, max_control);
+    auto m = std::make_unique<control::MbimSession>(settings, max_control);
+    mbim_session = m.get();
+    session = std::move(m);
     ro.response_buffer_bytes = static_cast<std::uint16_t>(std::clamp<std::uint32_t>(max_control, 64, 4096));
   } else if (f.kind == usb::Function::HuaweiNcm) {
     session = std::make_unique<control::HuaweiSession>(settings);
   } else {
-    err << "wwan-dp connect: " << modem->device.describe()
+    err << who << modem->device.describe()
         << " is a plain CDC NCM function: it has no session to set up (its address comes from DHCP on the link)\n";
     return 1;
   }
   control::SessionRunner runner(*modem->transport, f, *session, ro);
   if (!runner.start()) {
-    err << "wwan-dp connect: " << runner.error() << "\n";
+    err << who << runner.error() << "\n";
     return 1;
   }
 
@@ -206,8 +240,8 @@ int run_connect(std::span<const std::string_view> args, std::ostream& out, std::
     runner.step(200);
     const control::SessionStatus& st = runner.status();
     if (st.state != last || st.connects != last_connects) {
-      if (st.state == control::SessionState::connected || st.state == control::SessionState::disconnected ||
-          st.state == control::SessionState::failed) {
+      if (!fcc_only && (st.state == control::SessionState::connected || st.state == control::SessionState::disconnected ||
+                        st.state == control::SessionState::failed)) {
         out << describe(st, json) << "\n";
         out.flush();
       }
@@ -215,23 +249,36 @@ int run_connect(std::span<const std::string_view> args, std::ostream& out, std::
       last_connects = st.connects;
     }
     if (st.state == control::SessionState::failed) {
-      err << "wwan-dp connect: " << st.error << "\n";
+      err << who << st.error << "\n";
       code = 1;
       break;
     }
     if (once && st.state == control::SessionState::connected) break;
+    if (fcc_only && mbim_session != nullptr) {
+      // Done once the unlock went through, or once the session is past the radio step without it.
+      if (mbim_session->fcc_authenticated()) {
+        out << "FCC unlock accepted; the radio is on\n";
+        break;
+      }
+      if (st.state == control::SessionState::connecting || st.state == control::SessionState::connected) {
+        out << "the radio is on without an unlock: nothing to do\n";
+        break;
+      }
+    }
     if (runner.device_gone()) {
-      err << "wwan-dp connect: " << modem->device.describe() << " left the bus\n";
+      err << who << modem->device.describe() << " left the bus\n";
       return 1;
     }
     if (const std::optional<int> sig = signals.wait(0)) {
-      err << "wwan-dp connect: stopped by " << sigabbrev_np(*sig) << "\n";
+      err << who << "stopped by " << sigabbrev_np(*sig) << "\n";
       break;
     }
   }
   runner.stop(std::chrono::seconds(10));
-  if (!json) out << describe(runner.status(), false) << "\n";
+  if (!json && !fcc_only) out << describe(runner.status(), false) << "\n";
   return code;
 }
+
+}  // namespace
 
 }  // namespace wwan::cli

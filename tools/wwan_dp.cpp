@@ -20,6 +20,7 @@ constexpr std::string_view kUsage =
     "       wwan-dp monitor --dev VID:PID [--json] claim a modem, print its notifications until Ctrl-C\n"
     "       wwan-dp at --dev VID:PID 'AT…'         AT commands over the encapsulated channel\n"
     "       wwan-dp connect --dev VID:PID [--apn A] bring the data session up, print the IP configuration\n"
+    "       wwan-dp fcc-unlock --dev VID:PID       FCC-unlock a Sierra MBIM module whose radio is refused\n"
     "       wwan-dp decode ntb [--mbim] FILE|-    decode one bulk-IN transfer to JSON Lines\n"
     "       wwan-dp decode mbim FILE|-            decode MBIM control messages (or fragments) to JSON\n"
     "       wwan-dp decode at 'LINE'              decode a Huawei ^DHCP / ^NDISSTAT line to JSON\n"
@@ -46,6 +47,7 @@ int main(int argc, char** argv) {
   if (args[0] == "monitor") return wwan::cli::run_monitor(std::span(args).subspan(1), std::cout, std::cerr);
   if (args[0] == "at") return wwan::cli::run_at(std::span(args).subspan(1), std::cout, std::cerr);
   if (args[0] == "connect") return wwan::cli::run_connect(std::span(args).subspan(1), std::cout, std::cerr);
+  if (args[0] == "fcc-unlock") return wwan::cli::run_fcc_unlock(std::span(args).subspan(1), std::cout, std::cerr);
   if (args[0] == "decode") {
     if (args.size() >= 2 && args[1] == "ntb")
       return wwan::cli::run_decode_ntb(std::span(args).subspan(2), std::cout, std::cerr);

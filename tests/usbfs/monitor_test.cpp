@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/mbim_modem.hpp"
 #include "sim/modem.hpp"
 #include "tests/usbfs/bench.hpp"
 
@@ -242,6 +243,27 @@ TEST(ConnectBinary, HuaweiAndMbimComeUpWithTheirIpConfiguration) {
     });
     g_bed->unplug(k.port);
   }
+}
+
+// `wwan-dp fcc-unlock` on an FCC-locked emulated EM7455: the radio is refused, the QMI DMS 0x555F
+// authentication goes over QMI-over-MBIM, the radio comes on; a Huawei NCM stick is refused.
+TEST(FccUnlockBinary, UnlocksTheEm7455AndRefusesNonMbim) {
+  auto modem = std::shared_ptr<sim::Modem>(sim::make_modem("mbim"));
+  g_bed->add(from_model("2-11", 42, modem));
+  {
+    Child c({"fcc-unlock", "--dev", "1199:9079", "--path", "2-11"});
+    EXPECT_EQ(c.line(), "FCC unlock accepted; the radio is on") << c.stderr_text();
+    EXPECT_EQ(c.wait_exit(), 0) << c.stderr_text();
+    EXPECT_EQ(g_bed->stats("2-11").drivers.at(12), "cdc_mbim");
+  }
+  g_bed->with_model("2-11", [](sim::DeviceModel& m) {
+    EXPECT_TRUE(dynamic_cast<sim::MbimModem&>(m).fcc_authenticated());
+  });
+  g_bed->unplug("2-11");
+
+  Child huawei({"fcc-unlock", "--dev", "12d1:1506", "--path", kE3372});
+  EXPECT_EQ(huawei.wait_exit(), 1);
+  EXPECT_THAT(huawei.stderr_text(), HasSubstr("is not an MBIM modem"));
 }
 
 TEST(MonitorBinaryErrors, OneLineAndNonZeroExit) {
