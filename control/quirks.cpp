@@ -106,4 +106,8 @@ QuirkMatch find_quirks(std::uint16_t vendor_id, std::uint16_t product_id, std::u
   return {mbim && vendor_id != 0x0bdb ? zlp() : Quirks{}, nullptr};
 }
 
+QuirkMatch find_quirks(std::uint16_t vendor_id, std::uint16_t product_id, const usb::NetworkFunction& function) {
+  return find_quirks(vendor_id, product_id, function.interface_class, function.interface_subclass);
+}
+
 }  // namespace wwan::control

@@ -13,6 +13,8 @@
 #include <span>
 #include <string_view>
 
+#include "usb/network_function.hpp"
+
 namespace wwan::control {
 
 enum class FccUnlock : std::uint8_t {
@@ -78,5 +80,7 @@ struct QuirkMatch {
 // class/subclass; else the defaults (MBIM: ZLP, as cdc_mbim's default entry; NCM: pad byte).
 QuirkMatch find_quirks(std::uint16_t vendor_id, std::uint16_t product_id, std::uint8_t interface_class,
                        std::uint8_t interface_subclass);
+// The same for a network function found by usb::find_network_function (its control interface's class).
+QuirkMatch find_quirks(std::uint16_t vendor_id, std::uint16_t product_id, const usb::NetworkFunction& function);
 
 }  // namespace wwan::control

@@ -9,6 +9,13 @@ namespace {
 constexpr std::size_t kMaxPendingNotifications = 64;
 }  // namespace
 
+usb::PipeConfig notification_pipe_config(const usb::NetworkFunction& function) {
+  return {.endpoint = function.notification.address,
+          .transfer_bytes = std::max<std::size_t>(function.notification.max_packet_size, cdc::kNotificationMaxSize),
+          .transfers_in_flight = 1,
+          .interrupt = true};
+}
+
 SessionRunner::SessionRunner(usb::Transport& transport, const usb::NetworkFunction& function, Session& session,
                              RunnerOptions options)
     : transport_(transport), function_(function), session_(session), options_(options) {}
@@ -21,14 +28,8 @@ SessionRunner::~SessionRunner() {
 }
 
 bool SessionRunner::start() {
-  notifications_ = std::make_unique<usb::InPipe>(
-      transport_,
-      usb::PipeConfig{.endpoint = function_.notification.address,
-                      .transfer_bytes = std::max<std::size_t>(function_.notification.max_packet_size,
-                                                              cdc::kNotificationMaxSize),
-                      .transfers_in_flight = 1,
-                      .interrupt = true},
-      &SessionRunner::on_interrupt, this);
+  notifications_ = std::make_unique<usb::InPipe>(transport_, notification_pipe_config(function_),
+                                                 &SessionRunner::on_interrupt, this);
   if (!notifications_->start()) {
     error_ = std::string("cannot read the notification endpoint: ") + usb::to_string(notifications_->state());
     return false;

@@ -49,6 +49,10 @@ struct RunnerCounters {
   std::uint64_t response_failures = 0;
 };
 
+// The interrupt pipe for a function's notification endpoint: one transfer in flight, big enough
+// for its wMaxPacketSize and for the longest CDC notification (SPEED_CHANGE, 16 bytes).
+usb::PipeConfig notification_pipe_config(const usb::NetworkFunction& function);
+
 class SessionRunner {
  public:
   SessionRunner(usb::Transport& transport, const usb::NetworkFunction& function, Session& session,

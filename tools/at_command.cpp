@@ -7,6 +7,7 @@
 
 #include "control/at_channel.hpp"
 #include "control/cdc_ncm.hpp"
+#include "control/session_runner.hpp"
 #include "tools/device_args.hpp"
 #include "tools/shutdown.hpp"
 #include "usb/transfer_pipes.hpp"
@@ -108,13 +109,7 @@ int run_at(std::span<const std::string_view> args, std::ostream& out, std::ostre
   const std::uint8_t iface = modem->function.control_interface;
 
   Notifications notes;
-  usb::InPipe pipe(t,
-                   {.endpoint = modem->function.notification.address,
-                    .transfer_bytes = std::max<std::size_t>(modem->function.notification.max_packet_size,
-                                                            cdc::kNotificationMaxSize),
-                    .transfers_in_flight = 1,
-                    .interrupt = true},
-                   &Notifications::sink, &notes);
+  usb::InPipe pipe(t, control::notification_pipe_config(modem->function), &Notifications::sink, &notes);
   notes.pipe = &pipe;
   pipe.start();
 

@@ -193,9 +193,7 @@ int run_session(std::span<const std::string_view> args, std::ostream& out, std::
   }
   const usb::NetworkFunction& f = modem->function;
   const bool mbim = f.kind == usb::Function::Mbim;
-  const control::QuirkMatch quirks =
-      control::find_quirks(modem->device.vendor_id, modem->device.product_id, mbim ? 0x02 : f.kind == usb::Function::Ncm ? 0x02 : 0xff,
-                           mbim ? 0x0e : f.kind == usb::Function::Ncm ? 0x0d : 0x03);
+  const control::QuirkMatch quirks = control::find_quirks(modem->device.vendor_id, modem->device.product_id, f);
   settings.fcc_unlock = fcc_only || force_fcc || quirks.quirks.fcc_unlock == control::FccUnlock::sierra_qmi;
   if (fcc_only && !mbim) {
     err << who << modem->device.describe() << " is not an MBIM modem: the QMI-over-MBIM FCC unlock does not apply "

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "control/cdc_ncm.hpp"
+#include "control/session_runner.hpp"
 #include "tools/device_args.hpp"
 #include "tools/shutdown.hpp"
 #include "usb/libusb_transport.hpp"
@@ -247,12 +248,7 @@ int run_monitor(std::span<const std::string_view> args, std::ostream& out, std::
     err << "wwan-dp monitor: eventfd: " << std::strerror(errno) << "\n";
     return 1;
   }
-  usb::InPipe pipe(transport,
-                   {.endpoint = function.notification.address,
-                    .transfer_bytes = std::max<std::size_t>(function.notification.max_packet_size, cdc::kNotificationMaxSize),
-                    .transfers_in_flight = 1,
-                    .interrupt = true},
-                   &Monitor::on_notification, &m);
+  usb::InPipe pipe(transport, control::notification_pipe_config(function), &Monitor::on_notification, &m);
   m.pipe = &pipe;
   if (!pipe.start()) {
     err << "wwan-dp monitor: cannot read the notification endpoint 0x" << std::hex

@@ -23,6 +23,11 @@ std::optional<NetworkFunction> from_control(const Configuration& c, const Interf
   // gave its function (alt 0 for everything known; the NCM/MBIM combined function uses alt 1).
   const AltSetting* control_alt = control.alt(control.function_alt_setting);
   if (control_alt == nullptr) control_alt = control.alt(0);
+  if (control_alt != nullptr) {
+    f.interface_class = control_alt->interface_class;
+    f.interface_subclass = control_alt->interface_subclass;
+    f.interface_protocol = control_alt->interface_protocol;
+  }
   if (control_alt != nullptr)
     for (const Endpoint& e : control_alt->endpoints)
       if (e.is_interrupt() && e.is_in()) f.notification = e;

@@ -21,6 +21,9 @@ namespace wwan::usb {
 
 struct NetworkFunction {
   Function kind = Function::Other;      // Ncm, HuaweiNcm or Mbim
+  // The control interface's class triple (of the alt setting that gave `kind`): what the quirk
+  // table matches on (02/0d NCM, 02/0e MBIM, ff/xx Huawei vendor NCM).
+  std::uint8_t interface_class = 0, interface_subclass = 0, interface_protocol = 0;
   std::uint8_t control_interface = 0;   // class requests go to this wIndex
   std::uint8_t data_interface = 0;      // == control_interface when they share one interface
   std::uint8_t data_alt_setting = 1;    // the alt setting with the bulk pair

@@ -70,39 +70,60 @@ void leak_if_in_flight(Slots& slots, unsigned in_flight, const char* who) {
 
 }  // namespace
 
-// ---------------------------------------------------------------- InPipe
+// ---------------------------------------------------------------- the slots of both pipes
 
-struct InPipe::Slot {
-  InPipe* pipe = nullptr;
+namespace detail {
+struct PipeSlot {
+  void* pipe = nullptr;  // the InPipe or OutPipe that owns it (its on_complete knows which)
   unsigned index = 0;
   std::vector<std::uint8_t> storage;
   Transfer transfer;
   std::atomic<bool> submitted{false};
 
-  Slot() = default;
-  Slot(Slot&& o) noexcept
+  PipeSlot() = default;
+  PipeSlot(PipeSlot&& o) noexcept
       : pipe(o.pipe), index(o.index), storage(std::move(o.storage)), transfer(o.transfer),
         submitted(o.submitted.load()) {}
 };
+}  // namespace detail
 
-InPipe::InPipe(Transport& transport, const PipeConfig& config, InSink sink, void* user)
-    : transport_(transport), config_(config), sink_(sink), user_(user) {
-  check_config(config, true);
-  if (sink == nullptr) throw std::invalid_argument("InPipe: no sink");
-  slots_.resize(config.transfers_in_flight);
-  for (unsigned i = 0; i < slots_.size(); ++i) {
-    Slot& s = slots_[i];
-    s.pipe = this;
+namespace {
+
+// K slots with their buffers and transfers set up from the configuration.
+void make_slots(std::vector<detail::PipeSlot>& slots, const PipeConfig& config, void* owner,
+                void (*on_complete)(Transfer&)) {
+  slots.resize(config.transfers_in_flight);
+  for (unsigned i = 0; i < slots.size(); ++i) {
+    detail::PipeSlot& s = slots[i];
+    s.pipe = owner;
     s.index = i;
     s.storage.resize(config.transfer_bytes);
     s.transfer.endpoint = config.endpoint;
     s.transfer.buffer = s.storage;
     s.transfer.length = config.transfer_bytes;
     s.transfer.timeout_ms = config.timeout_ms;
+    s.transfer.zero_length_packet = config.zero_length_packet;
     s.transfer.interrupt = config.interrupt;
-    s.transfer.on_complete = &InPipe::on_complete;
+    s.transfer.on_complete = on_complete;
     s.transfer.user = &s;
   }
+}
+
+void cancel_submitted(std::vector<detail::PipeSlot>& slots, Transport& transport) {
+  for (detail::PipeSlot& slot : slots)
+    if (slot.submitted.load(std::memory_order_acquire)) transport.cancel(slot.transfer);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- InPipe
+
+
+InPipe::InPipe(Transport& transport, const PipeConfig& config, InSink sink, void* user)
+    : transport_(transport), config_(config), sink_(sink), user_(user) {
+  check_config(config, true);
+  if (sink == nullptr) throw std::invalid_argument("InPipe: no sink");
+  make_slots(slots_, config, this, &InPipe::on_complete);
 }
 
 InPipe::~InPipe() {
@@ -148,9 +169,7 @@ void InPipe::fail(PipeState why) {
   while ((s == PipeState::running || s == PipeState::stopping) && !state_.compare_exchange_weak(s, why)) {
   }
   // Transfers still in flight end by themselves (gone) or are cancelled (failed).
-  if (why == PipeState::failed)
-    for (Slot& slot : slots_)
-      if (slot.submitted.load(std::memory_order_acquire)) transport_.cancel(slot.transfer);
+  if (why == PipeState::failed) cancel_submitted(slots_, transport_);
 }
 
 void InPipe::stop() {
@@ -160,8 +179,7 @@ void InPipe::stop() {
     state_.compare_exchange_strong(expected, PipeState::stopped);
     return;
   }
-  for (Slot& slot : slots_)
-    if (slot.submitted.load(std::memory_order_acquire)) transport_.cancel(slot.transfer);
+  cancel_submitted(slots_, transport_);
   if (in_flight() == 0) {
     expected = PipeState::stopping;
     state_.compare_exchange_strong(expected, PipeState::stopped);
@@ -174,7 +192,7 @@ bool InPipe::drain(unsigned timeout_ms) {
 
 void InPipe::on_complete(Transfer& transfer) {
   Slot& slot = *static_cast<Slot*>(transfer.user);
-  slot.pipe->completed(slot);
+  static_cast<InPipe*>(slot.pipe)->completed(slot);
 }
 
 void InPipe::completed(Slot& slot) {
@@ -229,35 +247,10 @@ void InPipe::completed(Slot& slot) {
 
 // ---------------------------------------------------------------- OutPipe
 
-struct OutPipe::Slot {
-  OutPipe* pipe = nullptr;
-  unsigned index = 0;
-  std::vector<std::uint8_t> storage;
-  Transfer transfer;
-  std::atomic<bool> submitted{false};
-
-  Slot() = default;
-  Slot(Slot&& o) noexcept
-      : pipe(o.pipe), index(o.index), storage(std::move(o.storage)), transfer(o.transfer),
-        submitted(o.submitted.load()) {}
-};
 
 OutPipe::OutPipe(Transport& transport, const PipeConfig& config) : transport_(transport), config_(config) {
   check_config(config, false);
-  slots_.resize(config.transfers_in_flight);
-  for (unsigned i = 0; i < slots_.size(); ++i) {
-    Slot& s = slots_[i];
-    s.pipe = this;
-    s.index = i;
-    s.storage.resize(config.transfer_bytes);
-    s.transfer.endpoint = config.endpoint;
-    s.transfer.buffer = s.storage;
-    s.transfer.timeout_ms = config.timeout_ms;
-    s.transfer.zero_length_packet = config.zero_length_packet;
-    s.transfer.interrupt = config.interrupt;
-    s.transfer.on_complete = &OutPipe::on_complete;
-    s.transfer.user = &s;
-  }
+  make_slots(slots_, config, this, &OutPipe::on_complete);
   const unsigned k = config.transfers_in_flight;
   free_mask_.store(k == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << k) - 1, std::memory_order_release);
   state_.store(PipeState::running, std::memory_order_release);
@@ -320,8 +313,7 @@ TransferStatus OutPipe::submit(unsigned slot, std::size_t length) {
 void OutPipe::stop() {
   PipeState expected = PipeState::running;
   if (!state_.compare_exchange_strong(expected, PipeState::stopping)) return;
-  for (Slot& slot : slots_)
-    if (slot.submitted.load(std::memory_order_acquire)) transport_.cancel(slot.transfer);
+  cancel_submitted(slots_, transport_);
   if (in_flight() == 0) {
     expected = PipeState::stopping;
     state_.compare_exchange_strong(expected, PipeState::stopped);
@@ -334,7 +326,7 @@ bool OutPipe::drain(unsigned timeout_ms) {
 
 void OutPipe::on_complete(Transfer& transfer) {
   Slot& slot = *static_cast<Slot*>(transfer.user);
-  slot.pipe->completed(slot);
+  static_cast<OutPipe*>(slot.pipe)->completed(slot);
 }
 
 void OutPipe::completed(Slot& slot) {

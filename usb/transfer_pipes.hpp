@@ -70,6 +70,10 @@ struct PipeCounters {
   std::atomic<std::uint64_t> short_out{0};        // OUT: fewer bytes accepted than sent
 };
 
+namespace detail {
+struct PipeSlot;  // one transfer and its buffer (transfer_pipes.cpp), shared by both pipe kinds
+}  // namespace detail
+
 // Sink for completed IN transfers: `data` lives in slot `slot` until InPipe::release(slot).
 using InSink = void (*)(void* user, unsigned slot, std::span<const std::uint8_t> data);
 
@@ -98,7 +102,7 @@ class InPipe {
   const PipeConfig& config() const { return config_; }
 
  private:
-  struct Slot;
+  using Slot = detail::PipeSlot;
   static void on_complete(Transfer& transfer);
   void completed(Slot& slot);
   void resubmit(Slot& slot);
@@ -139,7 +143,7 @@ class OutPipe {
   const PipeConfig& config() const { return config_; }
 
  private:
-  struct Slot;
+  using Slot = detail::PipeSlot;
   static void on_complete(Transfer& transfer);
   void completed(Slot& slot);
   void free_slot(unsigned slot);

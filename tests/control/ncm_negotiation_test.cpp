@@ -119,7 +119,8 @@ TEST(Negotiate, E3372GetsNtb32AndTheRequestedInputSize) {
   auto modem = sim::make_modem("huawei-e3372");
   sim::InProcessTransport t(*modem);
   const usb::NetworkFunction f = function_of(*modem);
-  const QuirkMatch q = find_quirks(0x12d1, 0x1506, 0xff, 0x03);
+  const QuirkMatch q = find_quirks(0x12d1, 0x1506, f);
+  ASSERT_NE(q.row, nullptr) << "the Huawei vendor NCM row, matched through the function's class";
   Quirks fast = q.quirks;
   fast.settle_before_data_alt = std::chrono::milliseconds(0);
   const NegotiationResult r = negotiate(t, f, fast);

@@ -896,6 +896,9 @@ TEST(NetworkFunction, Huawei1506SharesOneInterfaceForControlAndData) {
   const auto f = find_network_function(*c, error);
   ASSERT_TRUE(f) << error;
   EXPECT_EQ(f->kind, Function::HuaweiNcm);
+  EXPECT_EQ(f->interface_class, 0xff);
+  EXPECT_EQ(f->interface_subclass, 0x03);
+  EXPECT_EQ(f->interface_protocol, 0x16);
   EXPECT_EQ(f->control_interface, 1);
   EXPECT_TRUE(f->shared_interface());
   EXPECT_EQ(f->data_alt_setting, 1);
@@ -914,6 +917,8 @@ TEST(NetworkFunction, SierraMbimOn12And13) {
   const auto f = find_network_function(*c, error);
   ASSERT_TRUE(f) << error;
   EXPECT_EQ(f->kind, Function::Mbim);
+  EXPECT_EQ(f->interface_class, 0x02);
+  EXPECT_EQ(f->interface_subclass, 0x0e);
   EXPECT_THAT(f->interfaces(), ElementsAre(12, 13));
   EXPECT_EQ(f->notification.address, 0x82);
   EXPECT_EQ(f->bulk_in.address, 0x81);
@@ -946,6 +951,7 @@ TEST(NetworkFunction, NcmMbimFunctionIsDrivenAsMbimWithItsDataAltSetting) {
   ASSERT_TRUE(f) << error;
   EXPECT_EQ(f->kind, Function::Mbim);
   EXPECT_EQ(f->notification.address, 0x83) << "the interrupt endpoint of the MBIM alt setting";
+  EXPECT_EQ(f->interface_subclass, 0x0e) << "the class of the MBIM alt setting, not of alt 0 (NCM)";
   EXPECT_EQ(f->data_alt_setting, 2);
   EXPECT_EQ(f->bulk_in.address, 0x84);
 }

@@ -120,8 +120,7 @@ usb::NetworkFunction function_of(const sim::DeviceModel& m) {
 }
 
 control::Quirks quirks_of(const SessionCase& c, const usb::NetworkFunction& f) {
-  const bool mbim = f.kind == usb::Function::Mbim;
-  return control::find_quirks(c.vid, c.pid, mbim ? 0x02 : 0xff, mbim ? 0x0e : 0x03).quirks;
+  return control::find_quirks(c.vid, c.pid, f).quirks;
 }
 
 class Session : public ::testing::TestWithParam<SessionCase> {};
