@@ -265,7 +265,7 @@ class Em7455 final : public MbimModem {
       ++counters_.ntbs_from_host_dropped;
       return EndpointResult::ok;
     }
-    OutSink sink{*this, data};
+    OutSink sink{*this, data, clock_()};
     const ntb::TransferSummary summary =
         ntb::parse_transfer(data, ntb::ParseOptions{ntb::FunctionKind::Mbim, false}, sink);
     if (summary.ntbs == 0) ++counters_.ntbs_from_host_dropped;
@@ -315,11 +315,12 @@ class Em7455 final : public MbimModem {
   struct OutSink {
     Em7455& modem;
     std::span<const std::uint8_t> transfer;
+    Clock::time_point now;
     void datagram(const ntb::DatagramView& d) {
       const auto bytes = transfer.subspan(static_cast<std::size_t>(d.offset), d.length);
       if (d.kind == ntb::DatagramKind::Ips && d.session < kMaxSessions && modem.sessions_[d.session].active) {
         ++modem.counters_.datagrams_from_host;
-        modem.network_.from_host(bytes);
+        modem.network_.from_host(bytes, now);
       } else {
         ++modem.counters_.frames_before_session;  // no such session up (or a DSS stream we do not have)
       }
@@ -335,6 +336,7 @@ class Em7455 final : public MbimModem {
       ++counters_.faults_injected;
     }
     if (gone_) return false;
+    if (network_.take_drop_session_request()) faults_.drop_session = true;  // the control port's drop-session
     if (faults_.drop_session) {
       faults_.drop_session = false;
       if (session_active()) {

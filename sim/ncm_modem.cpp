@@ -194,6 +194,7 @@ NcmProfile generic_ncm_profile(const ModemOptions& options) {
   p.speaks_at = false;
   p.arps_host_before_forwarding = false;
   p.speed = {425'984'000, 425'984'000};  // f_ncm's high-speed bit rate: 13 * 512 * 8 * 8000
+  p.relink_after_drop = std::chrono::seconds(1);
   return p;
 }
 
@@ -247,6 +248,7 @@ void NcmModem::service(Clock::time_point now) {
     ++counters_.faults_injected;
     return;
   }
+  if (network_.take_drop_session_request()) faults_.drop_session = true;  // the control port's drop-session
   if (faults_.drop_session) {
     faults_.drop_session = false;
     bool dropped = false;
@@ -256,8 +258,13 @@ void NcmModem::service(Clock::time_point now) {
     } else if (link_up_) {
       link_up_ = false;
       dropped = true;
+      if (profile_.relink_after_drop.count() > 0) relink_at_ = now + profile_.relink_after_drop;
     }
     if (dropped) ++counters_.faults_injected;
+  }
+  if (relink_at_ && now >= *relink_at_) {
+    relink_at_.reset();
+    if (data_active()) link_up_ = true;  // the network is back: NETWORK_CONNECTION(1) below
   }
   while (!delayed_responses_.empty() && delayed_responses_.front().due <= now) {
     make_response_available(std::move(delayed_responses_.front().text));
@@ -337,6 +344,7 @@ bool NcmModem::set_configuration(std::uint8_t configuration_value) {
   configuration_ = configuration_value;
   data_alt_ = 0;
   if (!at_) link_up_ = false;
+  relink_at_.reset();
   reset_function();
   sync_session();
   return true;
@@ -354,6 +362,7 @@ bool NcmModem::set_interface(std::uint8_t interface_number, std::uint8_t alterna
     // NCM 1.0 §7.2: alt 0 resets the function. Without AT the link goes down with it.
     reset_function();
     if (!at_) link_up_ = false;
+    relink_at_.reset();
   } else {
     bulk_in_halted_ = bulk_out_halted_ = false;  // USB 2.0 §9.4.10: SET_INTERFACE clears halts
     if (faults_.ntb_format_reverts_after_alt && format_ != profile_.reset_ntb_format) {
@@ -362,6 +371,7 @@ bool NcmModem::set_interface(std::uint8_t interface_number, std::uint8_t alterna
       ++counters_.faults_injected;
     }
     if (!at_) link_up_ = true;  // f_ncm: alt 1 brings the link up and notifies it
+    relink_at_.reset();
   }
   sync_session();
   return true;
@@ -529,7 +539,8 @@ std::optional<std::size_t> NcmModem::class_request(const SetupPacket& setup, std
 
 EndpointResult NcmModem::out(std::uint8_t endpoint_address, std::span<const std::uint8_t> data) {
   if (gone_) return EndpointResult::gone;
-  service(clock_());
+  const Clock::time_point now = clock_();
+  service(now);
   if (gone_) return EndpointResult::gone;
   if (endpoint_address != profile_.bulk_out_endpoint || !data_active()) return EndpointResult::stall;
   if (bulk_out_halted_) return EndpointResult::stall;
@@ -538,12 +549,12 @@ EndpointResult NcmModem::out(std::uint8_t endpoint_address, std::span<const std:
     ++counters_.faults_injected;
     return EndpointResult::stall;
   }
-  receive_ntbs(data);
+  receive_ntbs(data, now);
   sync_session();
   return EndpointResult::ok;
 }
 
-void NcmModem::receive_ntbs(std::span<const std::uint8_t> transfer) {
+void NcmModem::receive_ntbs(std::span<const std::uint8_t> transfer, Clock::time_point now) {
   if (transfer.empty()) return;  // a ZLP ends a transfer; it carries no NTB
   if (transfer.size() > profile_.ntb_parameters.ntb_out_max_size) {
     ++ncm_counters_.ntbs_too_large;
@@ -586,12 +597,12 @@ void NcmModem::receive_ntbs(std::span<const std::uint8_t> transfer) {
     for (const ntb::DatagramView& d : sink.datagrams) {
       if (!in_this(d)) continue;
       ++counters_.datagrams_from_host;
-      receive_frame(transfer.subspan(static_cast<std::size_t>(d.offset), d.length));
+      receive_frame(transfer.subspan(static_cast<std::size_t>(d.offset), d.length), now);
     }
   }
 }
 
-void NcmModem::receive_frame(std::span<const std::uint8_t> frame) {
+void NcmModem::receive_frame(std::span<const std::uint8_t> frame, Clock::time_point now) {
   const std::optional<eth::EthernetFrame> f = eth::parse_ethernet(frame);
   if (!f) {
     ++ncm_counters_.frames_malformed;
@@ -627,7 +638,7 @@ void NcmModem::receive_frame(std::span<const std::uint8_t> frame) {
     ++counters_.frames_before_session;
     return;
   }
-  network_.from_host(f->payload);
+  network_.from_host(f->payload, now);
 }
 
 // ---- IN: NTBs and notifications toward the host ------------------------------------------------------
@@ -784,6 +795,7 @@ std::optional<Clock::time_point> NcmModem::next_deadline() const {
     if (!d || t < *d) d = t;
   };
   if (!delayed_responses_.empty()) consider(delayed_responses_.front().due);
+  if (relink_at_) consider(*relink_at_);
   if (data_active() && session_active()) {
     if (profile_.arps_host_before_forwarding && !host_mac_) {
       if (last_arp_for_host_) consider(*last_arp_for_host_ + kArpRetryInterval);

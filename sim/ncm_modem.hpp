@@ -27,7 +27,9 @@
 // Every Fault of sim/modem.hpp is honoured: stall_bulk_in/out (STALL until clear_halt), unplug and
 // unplug_after_in_transfers (gone), garbage/truncated/oversize_ntbs (the next bulk IN transfers),
 // lose_response_available, control_answer_delay (announced by next_deadline), drop_session
-// (^NDISSTAT:0 + NETWORK_CONNECTION(0); generic: link down until the alt is toggled) and
+// (^NDISSTAT:0 + NETWORK_CONNECTION(0); generic: NETWORK_CONNECTION(0), then the link comes back
+// by itself after relink_after_drop, 1 s, announced by next_deadline, or when the alt is
+// toggled; the network control port's drop-session does the same) and
 // ntb_format_reverts_after_alt (the reset format comes back at alt 1). Each one carried out
 // counts in faults_injected.
 //
@@ -79,6 +81,10 @@ struct NcmProfile {
   bool arps_host_before_forwarding = false;
   cdc::ConnectionSpeed speed;        // reported by CONNECTION_SPEED_CHANGE
   HuaweiAtIdentity at_identity;
+  // Profiles without AT: after a network-initiated drop the link comes back by itself this long
+  // later (NETWORK_CONNECTION(0), then CONNECTION_SPEED_CHANGE + NETWORK_CONNECTION(1)), as an
+  // auto-connecting NCM modem re-attaches; 0 = down until the host toggles the data alt setting.
+  std::chrono::milliseconds relink_after_drop{0};
 };
 
 // Counters beyond ModemCounters: why things were dropped, per reason.
@@ -161,8 +167,8 @@ class NcmModem final : public Modem {
   void make_response_available(std::string text);
   void queue_link_frame(std::span<const std::uint8_t> frame);
   std::optional<std::size_t> class_request(const SetupPacket& setup, std::span<std::uint8_t> data, Clock::time_point now);
-  void receive_ntbs(std::span<const std::uint8_t> transfer);
-  void receive_frame(std::span<const std::uint8_t> frame);
+  void receive_ntbs(std::span<const std::uint8_t> transfer, Clock::time_point now);
+  void receive_frame(std::span<const std::uint8_t> frame, Clock::time_point now);
   InResult send_ntb(std::span<std::uint8_t> buffer, Clock::time_point now);
   InResult send_notification(std::span<std::uint8_t> buffer);
   bool forwarding() const;  // IP may flow toward the host now
@@ -183,6 +189,7 @@ class NcmModem final : public Modem {
   bool bulk_in_halted_ = false;
   bool bulk_out_halted_ = false;
   bool link_up_ = false;            // profiles without AT: the session is the data alt setting
+  std::optional<Clock::time_point> relink_at_;  // profiles without AT: the link returns after a drop
   bool session_reported_ = false;   // what the last NETWORK_CONNECTION said
 
   ntb::NtbFormat format_;

@@ -1,8 +1,11 @@
 #include "sim/network.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <cstring>
+#include <string>
+#include <utility>
 
 namespace wwan::sim {
 
@@ -47,19 +50,99 @@ bool ipv4_is_group(const std::uint8_t* dst) {
   return (dst[0] & 0xF0) == 0xE0 || (dst[0] == 255 && dst[1] == 255 && dst[2] == 255 && dst[3] == 255);
 }
 
+// ---- control-port command parsing ----
+
+constexpr std::size_t kMaxSourcePayload = kMaxIpv4PacketSize - eth::kIpv4MinHeaderSize - kUdpHeaderSize;  // 65507
+
+bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+std::vector<std::string_view> split_fields(std::string_view text) {
+  std::vector<std::string_view> fields;
+  std::size_t i = 0;
+  while (i < text.size()) {
+    while (i < text.size() && is_blank(text[i])) ++i;
+    const std::size_t start = i;
+    while (i < text.size() && !is_blank(text[i])) ++i;
+    if (i > start) fields.push_back(text.substr(start, i - start));
+  }
+  return fields;
+}
+
+// A whole field of decimal digits no larger than `max`.
+std::optional<std::uint64_t> parse_number(std::string_view field, std::uint64_t max) {
+  std::uint64_t v = 0;
+  const auto [end, ec] = std::from_chars(field.data(), field.data() + field.size(), v);
+  if (ec != std::errc{} || end != field.data() + field.size() || v > max) return std::nullopt;
+  return v;
+}
+
+struct ControlCommand {
+  enum class Kind : std::uint8_t { source, stop_source, drop_session } kind;
+  SourceConfig source;
+};
+
+// The command, or why the payload is none (the text of the "error: ..." answer).
+std::optional<ControlCommand> parse_control(Bytes payload, std::string& why) {
+  for (const std::uint8_t b : payload) {
+    if (b < 0x09 || b > 0x7E || (b > 0x0D && b < 0x20)) {
+      why = "not ASCII text";
+      return std::nullopt;
+    }
+  }
+  const std::string_view text(reinterpret_cast<const char*>(payload.data()), payload.size());
+  const std::vector<std::string_view> f = split_fields(text);
+  if (f.empty()) {
+    why = "empty command";
+    return std::nullopt;
+  }
+  if (f[0] == "stop-source" || f[0] == "drop-session") {
+    if (f.size() != 1) {
+      why = std::string(f[0]) + " takes no arguments";
+      return std::nullopt;
+    }
+    return ControlCommand{f[0] == "stop-source" ? ControlCommand::Kind::stop_source : ControlCommand::Kind::drop_session, {}};
+  }
+  if (f[0] == "source") {
+    const char* usage = "usage: source <rate_bits_per_s> <payload_bytes 0-65507> <packet_limit> <destination_port 1-65535>";
+    if (f.size() != 5) {
+      why = usage;
+      return std::nullopt;
+    }
+    const auto rate = parse_number(f[1], UINT64_MAX);
+    const auto payload_bytes = parse_number(f[2], kMaxSourcePayload);
+    const auto limit = parse_number(f[3], UINT64_MAX);
+    const auto port = parse_number(f[4], 0xFFFF);
+    if (!rate || !payload_bytes || !limit || !port || *port == 0) {
+      why = usage;
+      return std::nullopt;
+    }
+    ControlCommand c{ControlCommand::Kind::source, {}};
+    c.source.rate_bits_per_s = *rate;
+    c.source.payload_bytes = static_cast<std::size_t>(*payload_bytes);
+    c.source.packet_limit = *limit;
+    c.source.destination_port = static_cast<std::uint16_t>(*port);
+    return c;
+  }
+  why = "unknown command (source, stop-source, drop-session)";
+  return std::nullopt;
+}
+
 }  // namespace
 
 Network::Network(NetworkConfig config) : config_(config) {}
 
-void Network::enqueue(std::vector<std::uint8_t> packet) {
+bool Network::enqueue(std::vector<std::uint8_t> packet, bool drop_session_when_sent) {
   if (to_host_.size() >= config_.to_host_queue_packets) {
     ++counters_.dropped_queue_full;
-    return;
+    return false;
   }
-  to_host_.push_back(std::move(packet));
+  to_host_.push_back(Queued{std::move(packet), drop_session_when_sent});
+  return true;
 }
 
-void Network::from_host(std::span<const std::uint8_t> ip_packet) {
+bool Network::take_drop_session_request() { return std::exchange(drop_session_requested_, false); }
+
+void Network::from_host(std::span<const std::uint8_t> ip_packet, Clock::time_point now) {
   ++counters_.packets_from_host;
   counters_.bytes_from_host += ip_packet.size();
   // Ethernet pads short frames (46-byte minimum payload): the far end reads the IP length.
@@ -69,14 +152,74 @@ void Network::from_host(std::span<const std::uint8_t> ip_packet) {
     return;
   }
   if (eth::classify_ip(*trimmed) == eth::IpClass::Ipv4)
-    answer_ipv4(*trimmed);
+    answer_ipv4(*trimmed, now);
   else
-    answer_ipv6(*trimmed);
+    answer_ipv6(*trimmed, now);
+}
+
+// ---- the control port ------------------------------------------------------------------------------
+
+// A UDP datagram carrying `payload` answering `request` (IPv4 or IPv6, its IP header `l3` bytes):
+// addresses and ports swapped, a fresh header without options, checksums computed.
+void Network::answer_udp(std::span<const std::uint8_t> request, std::size_t l3, std::string_view payload,
+                         bool drop_session_when_sent) {
+  const bool v6 = (request[0] >> 4) == 6;
+  const std::size_t ip_header = v6 ? eth::kIpv6HeaderSize : eth::kIpv4MinHeaderSize;
+  const std::size_t udp_length = kUdpHeaderSize + payload.size();
+  std::vector<std::uint8_t> r(ip_header + udp_length, 0);
+  const MutableBytes rb(r);
+  if (v6) {
+    rb[0] = 0x60;
+    store_be16(rb, 4, static_cast<std::uint16_t>(udp_length));
+    rb[6] = kIpProtocolUdp;
+    rb[7] = kReplyHopLimit;
+    std::memcpy(r.data() + 8, request.data() + 24, 16);
+    std::memcpy(r.data() + 24, request.data() + 8, 16);
+  } else {
+    rb[0] = 0x45;
+    store_be16(rb, 2, static_cast<std::uint16_t>(r.size()));
+    store_be16(rb, 4, ++ipv4_identification_);
+    store_be16(rb, 6, 0x4000);  // DF
+    rb[8] = kReplyHopLimit;
+    rb[9] = kIpProtocolUdp;
+    std::memcpy(r.data() + 12, request.data() + 16, 4);
+    std::memcpy(r.data() + 16, request.data() + 12, 4);
+    store_be16(rb, 10, eth::ipv4_header_checksum(Bytes(r).subspan(0, ip_header)));
+  }
+  store_be16(rb, ip_header, load_be16(request, l3 + 2));
+  store_be16(rb, ip_header + 2, load_be16(request, l3));
+  store_be16(rb, ip_header + 4, static_cast<std::uint16_t>(udp_length));
+  std::memcpy(r.data() + ip_header + kUdpHeaderSize, payload.data(), payload.size());
+  const Bytes udp = Bytes(r).subspan(ip_header);
+  std::uint16_t c = v6 ? eth::ipv6_upper_layer_checksum(eth::Ipv6Address::load(r, 8), eth::Ipv6Address::load(r, 24),
+                                                        kIpProtocolUdp, udp)
+                       : udp4_checksum(Bytes(r), udp);
+  if (c == 0) c = 0xFFFF;  // RFC 768 / RFC 8200 §8.1: a computed 0 is sent as all ones
+  store_be16(rb, ip_header + 6, c);
+  // The drop request must not wait for an answer that will never leave.
+  if (!enqueue(std::move(r), drop_session_when_sent) && drop_session_when_sent) drop_session_requested_ = true;
+}
+
+void Network::control(std::span<const std::uint8_t> ip, std::size_t l3, Clock::time_point now) {
+  std::string why;
+  const std::optional<ControlCommand> c = parse_control(ip.subspan(l3 + kUdpHeaderSize), why);
+  if (!c) {
+    ++counters_.control_rejected;
+    answer_udp(ip, l3, "error: " + why, false);
+    return;
+  }
+  ++counters_.control_commands;
+  switch (c->kind) {
+    case ControlCommand::Kind::source: start_source(c->source, now); break;
+    case ControlCommand::Kind::stop_source: stop_source(); break;
+    case ControlCommand::Kind::drop_session: break;
+  }
+  answer_udp(ip, l3, "ok", c->kind == ControlCommand::Kind::drop_session);
 }
 
 // A packet whose header or upper-layer checksum fails counts as malformed: the far end's stack
 // would discard it, and a driver that corrupts packets must show up in a counter, not as silence.
-void Network::answer_ipv4(std::span<const std::uint8_t> ip) {
+void Network::answer_ipv4(std::span<const std::uint8_t> ip, Clock::time_point now) {
   const std::size_t ihl = static_cast<std::size_t>(ip[0] & 0x0F) * 4;  // trim_to_ip_length checked it
   if (eth::ipv4_header_checksum(ip.subspan(0, ihl)) != load_be16(ip, 10)) {
     ++counters_.malformed_from_host;
@@ -130,6 +273,7 @@ void Network::answer_ipv4(std::span<const std::uint8_t> ip) {
       counters_.sink_bytes += ip.size();
       return;
     }
+    if (port == kSimControlPort) return control(ip, ihl, now);
     if (port != kUdpEchoPort) {
       ++counters_.other_packets;
       return;
@@ -151,7 +295,7 @@ void Network::answer_ipv4(std::span<const std::uint8_t> ip) {
   ++counters_.other_packets;
 }
 
-void Network::answer_ipv6(std::span<const std::uint8_t> ip) {
+void Network::answer_ipv6(std::span<const std::uint8_t> ip, Clock::time_point now) {
   const std::uint8_t next_header = ip[6];
   const eth::Ipv6Address source = eth::Ipv6Address::load(ip, 8);
   const eth::Ipv6Address destination = eth::Ipv6Address::load(ip, 24);
@@ -186,6 +330,7 @@ void Network::answer_ipv6(std::span<const std::uint8_t> ip) {
       counters_.sink_bytes += ip.size();
       return;
     }
+    if (port == kSimControlPort) return control(ip, at, now);
     if (port != kUdpEchoPort) {
       ++counters_.other_packets;
       return;
@@ -271,8 +416,10 @@ std::size_t Network::write_source_packet(std::span<std::uint8_t> out) {
 
 std::optional<std::size_t> Network::to_host(std::span<std::uint8_t> out, Clock::time_point now) {
   while (!to_host_.empty()) {
-    std::vector<std::uint8_t> p = std::move(to_host_.front());
+    Queued q = std::move(to_host_.front());
     to_host_.pop_front();
+    if (q.drop_session_when_sent) drop_session_requested_ = true;
+    const std::vector<std::uint8_t>& p = q.bytes;
     if (p.size() > out.size()) {
       ++counters_.dropped_too_large;
       continue;

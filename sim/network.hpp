@@ -7,6 +7,22 @@
 // host at a set rate (a traffic generator for benchmarks and back-pressure tests). Every packet is
 // counted; nothing queues without bound: the queue toward the host has a fixed capacity and a
 // packet that does not fit is dropped and counted (dropped_queue_full).
+//
+// In-band control port (kSimControlPort). A process that talks to the emulated modem only through
+// a driver (the daemon runs the modem in its own process) steers the network with a UDP datagram
+// from the host to ANY address, IPv4 or IPv6, on port kSimControlPort; the payload is one ASCII
+// command (trailing whitespace / newline ignored; fields separated by single spaces or tabs):
+//   source <rate_bits_per_s> <payload_bytes> <packet_limit> <destination_port>
+//                 start_source(): rate 0 = as fast as the host takes them, packet_limit 0 = no
+//                 limit, payload_bytes 0..65507, destination_port 1..65535 (source port 5001,
+//                 from server_ipv4 to host_ipv4, as SourceConfig says)
+//   stop-source   stop_source()
+//   drop-session  the modem ends the data session as Faults::drop_session does (sim/modem.hpp); the
+//                 request is handed to the modem (take_drop_session_request) only once the "ok"
+//                 has left toward the host, so the answer is never lost with the session
+// Each command is answered with one UDP datagram from the address and port it was sent to, back
+// to the sender's address and port: "ok", or "error: <why>" (counted in control_rejected; nothing
+// else happens). The answer goes through the queue toward the host like any reply.
 #pragma once
 
 #include <chrono>
@@ -15,6 +31,7 @@
 #include <deque>
 #include <optional>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "datapath/ethernet.hpp"
@@ -25,6 +42,9 @@ using Clock = std::chrono::steady_clock;
 
 inline constexpr std::uint16_t kUdpEchoPort = 7;     // RFC 862
 inline constexpr std::uint16_t kUdpDiscardPort = 9;  // RFC 863: the sink
+// The in-band control port (see the top of this file). 4000: not a port any test traffic, the
+// source's default 5001 or a well-known service uses.
+inline constexpr std::uint16_t kSimControlPort = 4000;
 
 struct NetworkConfig {
   // What the operator assigns to the host for this session (reported by AT^DHCP? / MBIM
@@ -67,6 +87,8 @@ struct NetworkCounters {
   std::uint64_t bytes_to_host = 0;
   std::uint64_t dropped_queue_full = 0;    // replies / source packets that found the queue full
   std::uint64_t dropped_too_large = 0;     // did not fit the caller's buffer in to_host (never truncated)
+  std::uint64_t control_commands = 0;      // control-port commands carried out (answered "ok")
+  std::uint64_t control_rejected = 0;      // control-port datagrams that were no command (answered "error: ...")
 };
 
 class Network {
@@ -76,8 +98,13 @@ class Network {
   const NetworkConfig& config() const { return config_; }
   const NetworkCounters& counters() const { return counters_; }
 
-  // An IP datagram from the host (already stripped of any link layer).
-  void from_host(std::span<const std::uint8_t> ip_packet);
+  // An IP datagram from the host (already stripped of any link layer), arriving at `now` (the
+  // time a control-port `source` command starts its stream).
+  void from_host(std::span<const std::uint8_t> ip_packet, Clock::time_point now);
+
+  // True once per control-port `drop-session`, after its "ok" left toward the host (or could not
+  // be queued): the owning Modem consumes it at its next transaction and drops the session.
+  bool take_drop_session_request();
 
   // Starts (or replaces) the stream toward the host; stop_source() ends it.
   void start_source(const SourceConfig& source, Clock::time_point now);
@@ -93,17 +120,27 @@ class Network {
   std::optional<Clock::time_point> next_deadline() const;
 
  private:
+  struct Queued {
+    std::vector<std::uint8_t> bytes;
+    bool drop_session_when_sent = false;  // the answer to a drop-session command
+  };
+
   NetworkConfig config_;
   NetworkCounters counters_;
-  std::deque<std::vector<std::uint8_t>> to_host_;  // bounded by config_.to_host_queue_packets
+  std::deque<Queued> to_host_;  // bounded by config_.to_host_queue_packets
+  bool drop_session_requested_ = false;
   std::optional<SourceConfig> source_;
   Clock::time_point source_started_{};
   std::uint64_t source_sent_ = 0;
   std::uint16_t ipv4_identification_ = 0;
 
-  void enqueue(std::vector<std::uint8_t> packet);
-  void answer_ipv4(std::span<const std::uint8_t> packet);
-  void answer_ipv6(std::span<const std::uint8_t> packet);
+  bool enqueue(std::vector<std::uint8_t> packet, bool drop_session_when_sent = false);
+  void answer_ipv4(std::span<const std::uint8_t> packet, Clock::time_point now);
+  void answer_ipv6(std::span<const std::uint8_t> packet, Clock::time_point now);
+  // A datagram to kSimControlPort: `ip` the whole request, `l3` its IP header size.
+  void control(std::span<const std::uint8_t> ip, std::size_t l3, Clock::time_point now);
+  void answer_udp(std::span<const std::uint8_t> request, std::size_t l3, std::string_view payload,
+                  bool drop_session_when_sent);
   bool source_due(Clock::time_point now) const;
   Clock::time_point source_due_time(std::uint64_t index) const;
   std::size_t source_packet_bytes() const;

@@ -22,6 +22,12 @@ PACKAGES=(
   nlohmann-json3-dev                 # tests/usbfs (reads `wwan-dp list --json` back)
   nettle-dev                         # control/ (SHA-256 of the FM350 FCC unlock)
   libmbim-glib-dev                   # tests/control/libmbim_roundtrip_test (libmbim as an oracle)
+  liburing-dev                       # tun/ (io_uring TUN I/O)
+  libmnl-dev                         # tun/ (rtnetlink: addresses, routes, MTU, link state)
+  libreaderwriterqueue-dev           # datapath/ (the SPSC ring between the USB thread and the workers)
+  libboost-dev                       # bench/ring_bench (Boost.Lockfree spsc_queue, the ring we compare against)
+  tshark                             # tests/ (dissects --capture files: no malformed frame)
+  iproute2                           # tests/integration (ip, in the test network namespaces)
 )
 
 missing=()

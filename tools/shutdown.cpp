@@ -12,12 +12,13 @@ namespace wwan::cli {
 
 static_assert(sizeof(sigset_t) <= 128, "old_mask_ storage");
 
-ShutdownSignals::ShutdownSignals() {
+ShutdownSignals::ShutdownSignals(std::initializer_list<int> also) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   sigaddset(&set, SIGHUP);
+  for (const int s : also) sigaddset(&set, s);
   sigset_t old;
   if (pthread_sigmask(SIG_BLOCK, &set, &old) != 0) throw std::runtime_error("cannot block SIGINT/SIGTERM");
   std::memcpy(old_mask_, &old, sizeof old);

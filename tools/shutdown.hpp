@@ -7,14 +7,16 @@
 // the mask), and read from a signalfd: no async-signal-safety puzzles, no EINTR in worker loops.
 #pragma once
 
+#include <initializer_list>
 #include <optional>
 
 namespace wwan::cli {
 
 class ShutdownSignals {
  public:
-  // Blocks SIGINT, SIGTERM and SIGHUP and opens the signalfd. Call before starting threads.
-  ShutdownSignals();
+  // Blocks SIGINT, SIGTERM, SIGHUP (and `also`, e.g. SIGUSR1 for the daemon's stats) and opens
+  // the signalfd. Call before starting threads.
+  explicit ShutdownSignals(std::initializer_list<int> also = {});
   ~ShutdownSignals();  // restores the previous mask
   ShutdownSignals(const ShutdownSignals&) = delete;
   ShutdownSignals& operator=(const ShutdownSignals&) = delete;

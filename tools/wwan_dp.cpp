@@ -9,13 +9,15 @@
 #include "tools/decode_ntb.hpp"
 #include "tools/at_command.hpp"
 #include "tools/connect.hpp"
+#include "tools/daemon.hpp"
 #include "tools/list.hpp"
 #include "tools/monitor.hpp"
 
 namespace {
 
 constexpr std::string_view kUsage =
-    "usage: wwan-dp --dev VID:PID --tun NAME      drive a modem (not in this build yet, see below)\n"
+    "usage: wwan-dp --dev VID:PID --tun NAME      drive a modem: session, TUN, packets (--help for options)\n"
+    "       wwan-dp --sim PROFILE --tun NAME      the same with an emulated modem (huawei-e3372, generic-ncm, mbim)\n"
     "       wwan-dp list [--json]                 the USB modems present, their interfaces and drivers\n"
     "       wwan-dp monitor --dev VID:PID [--json] claim a modem, print its notifications until Ctrl-C\n"
     "       wwan-dp at --dev VID:PID 'AT…'         AT commands over the encapsulated channel\n"
@@ -28,8 +30,7 @@ constexpr std::string_view kUsage =
     "\n"
     "wwan-dp claims a modem's USB interfaces (detaching cdc_ncm / huawei_cdc_ncm / cdc_mbim from\n"
     "it), sets up the data session itself and moves IP packets between the modem and a TUN device.\n"
-    "This build has the USB layer, the control plane (connect) and the decoders; the data path and\n"
-    "the daemon (--dev … --tun …) are being built (README.md, \"Status\").\n";
+    "`wwan-dp --sim huawei-e3372 --help` lists the daemon's options.\n";
 
 }  // namespace
 
@@ -58,13 +59,8 @@ int main(int argc, char** argv) {
     std::cerr << "wwan-dp decode: what should be decoded? ntb, mbim or at (e.g. wwan-dp decode mbim --help)\n";
     return 2;
   }
-  for (const std::string_view a : args) {
-    if (a == "--dev" || a == "--sim" || a == "--tun") {
-      std::cerr << "wwan-dp: driving a modem (" << a
-                << ") is not in this build yet (decode ntb and list are); see README.md \"Status\"\n";
-      return 2;
-    }
-  }
+  // No subcommand: the daemon (its first argument is an option: --dev, --sim, --tun, ...).
+  if (args[0].starts_with("-")) return wwan::cli::run_daemon(args, std::cout, std::cerr);
   std::cerr << "wwan-dp: unknown command '" << args[0] << "' (see wwan-dp --help)\n";
   return 2;
 }

@@ -366,6 +366,7 @@ void OutPipe::completed(Slot& slot) {
     PipeState expected = PipeState::stopping;
     state_.compare_exchange_strong(expected, PipeState::stopped);
   }
+  if (on_free_ != nullptr) on_free_(on_free_user_);
 }
 
 // ---------------------------------------------------------------- one-shot

@@ -134,6 +134,12 @@ class OutPipe {
   TransferStatus submit(unsigned slot, std::size_t length);
   // Returns an acquired slot unused.
   void give_back(unsigned slot);
+  // Called (on the event thread) after each completion has freed its slot: how a TX worker that
+  // found no free buffer learns it can go on. Set before the first submit().
+  void set_on_free(void (*on_free)(void* user), void* user) {
+    on_free_ = on_free;
+    on_free_user_ = user;
+  }
   void stop();
   bool drain(unsigned timeout_ms);
 
@@ -158,6 +164,8 @@ class OutPipe {
   std::atomic<unsigned> in_flight_{0};
   std::atomic<unsigned> consecutive_failures_{0};
   PipeCounters counters_;
+  void (*on_free_)(void*) = nullptr;
+  void* on_free_user_ = nullptr;
 };
 
 // One bulk transfer, waited for: submit, then handle_events() until it completes (or timeout_ms,

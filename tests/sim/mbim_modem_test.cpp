@@ -771,6 +771,52 @@ TEST_F(MbimFaults, DropSessionIndicatesDeactivation) {
   EXPECT_EQ(modem->counters().frames_before_session, 1u);  // the ping that found no session
 }
 
+TEST_F(MbimFaults, ControlPortDropSessionAnswersThenIndicatesDeactivation) {
+  // IPv4 + UDP from the host to 192.0.2.1 on the control port, checksum 0 (none).
+  const std::string command = "drop-session";
+  ByteVector p(20 + 8, 0);
+  p[0] = 0x45;
+  p[8] = 64;
+  p[9] = 17;
+  const NetworkConfig& n = modem->network().config();
+  std::copy(n.host_ipv4.bytes.begin(), n.host_ipv4.bytes.end(), p.begin() + 12);
+  const std::uint8_t dst[4] = {192, 0, 2, 1};
+  std::copy(dst, dst + 4, p.begin() + 16);
+  p[20] = 0x9c;
+  p[21] = 0x41;
+  p[22] = static_cast<std::uint8_t>(kSimControlPort >> 8);
+  p[23] = static_cast<std::uint8_t>(kSimControlPort & 0xff);
+  p[25] = static_cast<std::uint8_t>(8 + command.size());
+  p.insert(p.end(), command.begin(), command.end());
+  p[3] = static_cast<std::uint8_t>(p.size());
+  const std::uint16_t hc = eth::ipv4_header_checksum(eth::Bytes(p).first(20));
+  p[10] = static_cast<std::uint8_t>(hc >> 8);
+  p[11] = static_cast<std::uint8_t>(hc & 0xff);
+  ASSERT_EQ(modem->out(kBulkOutEndpoint, ntb_of({p}, 0)), EndpointResult::ok);
+  EXPECT_TRUE(modem->session_active());  // not before the answer has gone
+  const auto [r, bytes] = read_in(*modem);
+  ASSERT_EQ(r.result, EndpointResult::ok);
+  const Parsed in = parse_in(bytes);
+  ASSERT_EQ(in.datagrams.size(), 1u);
+  const auto d = eth::Bytes(bytes).subspan(static_cast<std::size_t>(in.datagrams[0].offset), in.datagrams[0].length);
+  ASSERT_EQ(d.size(), 28u + 2);
+  EXPECT_EQ(std::string(d.begin() + 28, d.end()), "ok");
+  EXPECT_EQ(d[20] << 8 | d[21], kSimControlPort);
+  EXPECT_EQ(d[22] << 8 | d[23], 0x9c41);
+
+  ASSERT_TRUE(host->notification());  // the next transaction ends the session
+  EXPECT_FALSE(modem->session_active());
+  const auto ind = host->read_message();
+  ASSERT_TRUE(ind);
+  EXPECT_EQ(ind->type, mbim::MessageType::IndicateStatus);
+  EXPECT_EQ(ind->cid, mbim::cid(BasicConnectCid::Connect));
+  const auto info = mbim::parse_connect_info(ind->information_buffer);
+  ASSERT_TRUE(info);
+  EXPECT_EQ(info->activation_state, mbim::ActivationState::Deactivated);
+  EXPECT_EQ(modem->network().counters().control_commands, 1u);
+  EXPECT_EQ(modem->counters().faults_injected, 1u);
+}
+
 // ---- hostile host ---------------------------------------------------------------------------------
 
 TEST(MbimModem, RandomBytesNeverCrash) {

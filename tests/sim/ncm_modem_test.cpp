@@ -60,6 +60,27 @@ Vec echo_request_frame(const eth::MacAddress& to, std::uint16_t seq, std::size_t
   return f;
 }
 
+// Ethernet + IPv4 + UDP from the host (10.64.64.2:40000) to 192.0.2.1 on the network's control
+// port, carrying `command`; UDP checksum 0 (none, RFC 768).
+Vec control_frame(const eth::MacAddress& to, const std::string& command) {
+  Vec ip = {0x45, 0, 0, 0, 0, 2, 0x40, 0, 64, 17, 0, 0, 10, 64, 64, 2, 192, 0, 2, 1};
+  const std::size_t udp_length = 8 + command.size();
+  ip.insert(ip.end(), {0x9c, 0x40, static_cast<std::uint8_t>(kSimControlPort >> 8),
+                       static_cast<std::uint8_t>(kSimControlPort), static_cast<std::uint8_t>(udp_length >> 8),
+                       static_cast<std::uint8_t>(udp_length), 0, 0});
+  ip.insert(ip.end(), command.begin(), command.end());
+  ip[2] = static_cast<std::uint8_t>(ip.size() >> 8);
+  ip[3] = static_cast<std::uint8_t>(ip.size());
+  const std::uint16_t hc = ref_checksum(sub(ip, 0, 20));
+  ip[10] = static_cast<std::uint8_t>(hc >> 8);
+  ip[11] = static_cast<std::uint8_t>(hc);
+  Vec f(to.bytes.begin(), to.bytes.end());
+  f.insert(f.end(), kHostMac.bytes.begin(), kHostMac.bytes.end());
+  f.insert(f.end(), {0x08, 0x00});
+  f.insert(f.end(), ip.begin(), ip.end());
+  return f;
+}
+
 // An ARP frame (RFC 826) from the host.
 Vec arp_frame(std::uint16_t op, const eth::MacAddress& dst_mac, const eth::MacAddress& target_mac,
               const std::array<std::uint8_t, 4>& target_ip) {
@@ -91,6 +112,17 @@ Parsed parse(const Vec& transfer) {
   Sink s{transfer, p};
   ntb::parse_transfer(transfer, {}, s);
   return p;
+}
+
+// The UDP payloads from the control port in one IN transfer.
+std::vector<std::string> control_answers(const Vec& transfer) {
+  std::vector<std::string> out;
+  for (const Vec& f : parse(transfer).datagrams) {
+    if (f.size() < 14 + 28 || f[12] != 0x08 || f[13] != 0x00 || f[14 + 9] != 17) continue;
+    if ((f[14 + 20] << 8 | f[14 + 21]) != kSimControlPort) continue;
+    out.emplace_back(f.begin() + 14 + 28, f.end());
+  }
+  return out;
 }
 
 // A host driver in miniature.
@@ -612,6 +644,84 @@ TEST(NcmModemTest, FaultDropSessionSendsNdisstatAndNetworkConnection) {
   EXPECT_TRUE(g.parameters().ntb_in_max_size > 0);
   EXPECT_FALSE(g.m.session_active());
   EXPECT_EQ(g.notifications(), std::vector<std::uint8_t>{cdc::kNotifyNetworkConnection});
+}
+
+TEST(NcmModemTest, ControlPortDropSessionAnswersThenDropsTheHuaweiSession) {
+  auto modem = make_huawei_e3372({});
+  Host h(*modem);
+  h.bring_up(ntb::NtbFormat::Ntb32);
+  ASSERT_TRUE(h.m.session_active());
+  const eth::MacAddress dev = h.m.ncm_profile().device_mac;
+  ASSERT_EQ(h.send(h.ntb({control_frame(dev, "drop-session")}, ntb::NtbFormat::Ntb32, true)), EndpointResult::ok);
+  EXPECT_TRUE(h.m.session_active());  // not before the answer has gone
+  Vec in;
+  ASSERT_EQ(h.receive(in).result, EndpointResult::ok);
+  EXPECT_THAT(control_answers(in), ::testing::ElementsAre("ok"));
+  // The next transaction carries the drop out, as Faults::drop_session does.
+  EXPECT_EQ(h.notifications(),
+            (std::vector<std::uint8_t>{cdc::kNotifyResponseAvailable, cdc::kNotifyNetworkConnection}));
+  EXPECT_FALSE(h.m.session_active());
+  EXPECT_EQ(h.responses(), "\r\n^NDISSTAT:0,,,\"IPV4\"\r\n");
+  EXPECT_EQ(h.m.network().counters().control_commands, 1u);
+  EXPECT_EQ(h.m.counters().faults_injected, 1u);
+  // A redial brings it back (the AT engine is as before).
+  EXPECT_THAT(h.at("AT^NDISDUP=1,1,\"internet\""), HasSubstr("OK"));
+  EXPECT_TRUE(h.m.session_active());
+}
+
+TEST(NcmModemTest, GenericNcmLinkComesBackByItselfAfterADrop) {
+  auto modem = make_generic_ncm({});
+  Host g(*modem);
+  g.bring_up(ntb::NtbFormat::Ntb16);
+  ASSERT_TRUE(g.m.session_active());
+  ASSERT_EQ(g.send(g.ntb({control_frame(g.m.ncm_profile().device_mac, "drop-session\n")}, ntb::NtbFormat::Ntb16, false)),
+            EndpointResult::ok);
+  Vec in;
+  ASSERT_EQ(g.receive(in).result, EndpointResult::ok);
+  EXPECT_THAT(control_answers(in), ::testing::ElementsAre("ok"));
+  Vec b;
+  auto n = g.notification(b);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->header.notification, cdc::kNotifyNetworkConnection);
+  EXPECT_EQ(n->header.value, 0);  // disconnected
+  EXPECT_FALSE(g.m.session_active());
+  EXPECT_TRUE(g.notifications().empty());
+  ASSERT_TRUE(g.m.next_deadline());
+  EXPECT_EQ(*g.m.next_deadline(), g.now + 1s);
+  g.now += 999ms;
+  EXPECT_TRUE(g.notifications().empty());
+  EXPECT_FALSE(g.m.session_active());
+  g.now += 1ms;
+  n = g.notification(b);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->header.notification, cdc::kNotifyConnectionSpeedChange);
+  n = g.notification(b);
+  ASSERT_TRUE(n);
+  EXPECT_EQ(n->header.notification, cdc::kNotifyNetworkConnection);
+  EXPECT_EQ(n->header.value, 1);  // connected again
+  EXPECT_TRUE(g.m.session_active());
+  EXPECT_FALSE(g.m.next_deadline());
+  // Echo works again.
+  ASSERT_EQ(g.send(g.ntb({echo_request_frame(g.m.ncm_profile().device_mac, 5)}, ntb::NtbFormat::Ntb16, false)),
+            EndpointResult::ok);
+  ASSERT_EQ(g.receive(in).result, EndpointResult::ok);
+  const Parsed p = parse(in);
+  ASSERT_EQ(p.datagrams.size(), 1u);
+  expect_echo_reply(p.datagrams[0], g.m.ncm_profile().device_mac, 5);
+}
+
+TEST(NcmModemTest, GenericNcmAltZeroCancelsThePendingRelink) {
+  auto modem = make_generic_ncm({});
+  Host g(*modem);
+  g.bring_up(ntb::NtbFormat::Ntb16);
+  g.m.faults().drop_session = true;
+  g.notifications();
+  ASSERT_TRUE(g.m.next_deadline());
+  ASSERT_TRUE(g.m.set_interface(g.m.ncm_profile().data_interface, 0));
+  EXPECT_FALSE(g.m.next_deadline());
+  g.now += 2s;
+  EXPECT_TRUE(g.notifications().empty());
+  EXPECT_FALSE(g.m.session_active());
 }
 
 TEST(NcmModemTest, LongResponsesAreReadInPieces) {

@@ -7,6 +7,8 @@
 
 #include <array>
 #include <cstdint>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "sim/network.hpp"
@@ -106,6 +108,8 @@ Vec icmp6_echo() {
   return with_l4_checksum(ipv6(58, l4), 58, 2);
 }
 
+const Clock::time_point kT0{};
+
 Vec take(Network& n, Clock::time_point now = Clock::time_point{}) {
   std::array<std::uint8_t, 2048> out{};
   const auto len = n.to_host(out, now);
@@ -116,7 +120,7 @@ Vec take(Network& n, Clock::time_point now = Clock::time_point{}) {
 TEST(NetworkTest, AnswersIcmpv4EchoForAnyDestination) {
   Network n;
   const Vec req = icmp4_echo(3);
-  n.from_host(req);
+  n.from_host(req, kT0);
   const Vec r = take(n);
   ASSERT_EQ(r.size(), req.size());
   EXPECT_EQ(ref_checksum(sub(r, 0, 20)), 0);  // IPv4 header checksum
@@ -134,7 +138,7 @@ TEST(NetworkTest, AnswersIcmpv4EchoForAnyDestination) {
 TEST(NetworkTest, AnswersIcmpv6Echo) {
   Network n;
   const Vec req = icmp6_echo();
-  n.from_host(req);
+  n.from_host(req, kT0);
   const Vec r = take(n);
   ASSERT_EQ(r.size(), req.size());
   EXPECT_EQ(sub(r, 8, 16), kFar6);
@@ -146,7 +150,7 @@ TEST(NetworkTest, AnswersIcmpv6Echo) {
 
 TEST(NetworkTest, EchoesUdpOnPort7BothFamilies) {
   Network n;
-  n.from_host(udp4(40000, 7, {'h', 'e', 'l', 'l', 'o'}));
+  n.from_host(udp4(40000, 7, {'h', 'e', 'l', 'l', 'o'}), kT0);
   Vec r = take(n);
   ASSERT_EQ(r.size(), 20u + 8 + 5);
   EXPECT_EQ(ref_checksum(sub(r, 0, 20)), 0);
@@ -157,7 +161,7 @@ TEST(NetworkTest, EchoesUdpOnPort7BothFamilies) {
   EXPECT_EQ(ref_l4_checksum(r, 17), 0);
   EXPECT_EQ(sub(r, 28, 5), (Vec{'h', 'e', 'l', 'l', 'o'}));
 
-  n.from_host(udp6(40001, 7, {1, 2, 3}));
+  n.from_host(udp6(40001, 7, {1, 2, 3}), kT0);
   r = take(n);
   ASSERT_EQ(r.size(), 40u + 8 + 3);
   EXPECT_EQ(be16(r, 40), 7);
@@ -170,15 +174,15 @@ TEST(NetworkTest, EchoesUdpOnPort7BothFamilies) {
 TEST(NetworkTest, SinksPort9AndCountsTheRest) {
   Network n;
   const Vec discard = udp4(1234, 9, Vec(100, 0xab));
-  n.from_host(discard);
-  n.from_host(udp6(1234, 9, Vec(10, 1)));
-  n.from_host(udp4(1234, 53, {1}));             // nobody answers DNS here
-  n.from_host(ipv4(6, Vec(20, 0)));             // TCP
+  n.from_host(discard, kT0);
+  n.from_host(udp6(1234, 9, Vec(10, 1)), kT0);
+  n.from_host(udp4(1234, 53, {1}), kT0);             // nobody answers DNS here
+  n.from_host(ipv4(6, Vec(20, 0)), kT0);             // TCP
   Vec echo_reply = icmp4_echo(1);
   echo_reply[20] = 0;                            // an echo *reply* from the host: not answered
   put16(echo_reply, 22, 0);
   put16(echo_reply, 22, ref_checksum(sub(echo_reply, 20, echo_reply.size() - 20)));
-  n.from_host(echo_reply);
+  n.from_host(echo_reply, kT0);
   EXPECT_TRUE(take(n).empty());
   EXPECT_EQ(n.counters().sink_packets, 2u);
   EXPECT_EQ(n.counters().sink_bytes, discard.size() + 40 + 8 + 10);
@@ -189,21 +193,21 @@ TEST(NetworkTest, SinksPort9AndCountsTheRest) {
 
 TEST(NetworkTest, MalformedAndCorruptPacketsAreCountedNotAnswered) {
   Network n;
-  n.from_host(Vec{});
-  n.from_host(Vec{0x45, 0, 0});                   // truncated header
-  n.from_host(Vec(30, 0));                         // version 0
+  n.from_host(Vec{}, kT0);
+  n.from_host(Vec{0x45, 0, 0}, kT0);                   // truncated header
+  n.from_host(Vec(30, 0), kT0);                         // version 0
   Vec bad_header = icmp4_echo(1);
   bad_header[11] ^= 1;
-  n.from_host(bad_header);
+  n.from_host(bad_header, kT0);
   Vec bad_icmp = icmp4_echo(1);
   bad_icmp[30] ^= 0x40;
-  n.from_host(bad_icmp);
+  n.from_host(bad_icmp, kT0);
   Vec bad_udp6 = udp6(1, 7, {1, 2});
   bad_udp6.back() ^= 1;
-  n.from_host(bad_udp6);
+  n.from_host(bad_udp6, kT0);
   Vec zero_udp6 = udp6(1, 7, {1, 2});
   put16(zero_udp6, 46, 0);                         // UDP over IPv6 without a checksum
-  n.from_host(zero_udp6);
+  n.from_host(zero_udp6, kT0);
   EXPECT_TRUE(take(n).empty());
   EXPECT_EQ(n.counters().malformed_from_host, 7u);
   EXPECT_EQ(n.counters().icmp_echo_replies + n.counters().udp_echo_replies, 0u);
@@ -214,7 +218,7 @@ TEST(NetworkTest, TrailingEthernetPaddingIsIgnored) {
   Vec padded = icmp4_echo(9);
   const std::size_t ip_len = padded.size();
   padded.resize(46 + 20, 0);
-  n.from_host(padded);
+  n.from_host(padded, kT0);
   const Vec r = take(n);
   EXPECT_EQ(r.size(), ip_len);
   EXPECT_EQ(ref_checksum(sub(r, 20, r.size() - 20)), 0);
@@ -224,7 +228,7 @@ TEST(NetworkTest, QueueTowardTheHostIsBounded) {
   NetworkConfig c;
   c.to_host_queue_packets = 2;
   Network n(c);
-  for (std::uint16_t i = 0; i < 5; ++i) n.from_host(icmp4_echo(i));
+  for (std::uint16_t i = 0; i < 5; ++i) n.from_host(icmp4_echo(i), kT0);
   EXPECT_EQ(n.counters().icmp_echo_replies, 5u);
   EXPECT_EQ(n.counters().dropped_queue_full, 3u);
   EXPECT_EQ(be16(take(n), 26), 0);  // sequence 0 first: FIFO
@@ -234,8 +238,8 @@ TEST(NetworkTest, QueueTowardTheHostIsBounded) {
 
 TEST(NetworkTest, APacketLargerThanTheBufferIsDroppedNotTruncated) {
   Network n;
-  n.from_host(udp4(5, 7, Vec(1000, 7)));
-  n.from_host(icmp4_echo(2));
+  n.from_host(udp4(5, 7, Vec(1000, 7)), kT0);
+  n.from_host(icmp4_echo(2), kT0);
   std::array<std::uint8_t, 100> small{};
   const auto len = n.to_host(small, Clock::time_point{});
   ASSERT_TRUE(len);
@@ -289,10 +293,141 @@ TEST(NetworkTest, RateLimitedSourceFollowsThePassedClock) {
 TEST(NetworkTest, RepliesGoBeforeSourcedPackets) {
   Network n;
   n.start_source({0, 10, 0, 1, 1}, Clock::time_point{});
-  n.from_host(icmp4_echo(5));
+  n.from_host(icmp4_echo(5), kT0);
   const Vec first = take(n);
   EXPECT_EQ(first[9], 1);  // ICMP
   EXPECT_EQ(take(n)[9], 17);
+}
+
+// ---- the control port -------------------------------------------------------------------------
+
+Vec text(std::string_view t) { return Vec(t.begin(), t.end()); }
+
+// The answer to a control datagram sent from the host's `port` to kFar4 (or kFar6): checked as a
+// UDP datagram from the address and port the command went to, back to the sender; its payload.
+std::string control_answer(const Vec& r, std::uint16_t port, bool v6 = false) {
+  const std::size_t l3 = v6 ? 40 : 20;
+  if (r.size() < l3 + 8) {
+    ADD_FAILURE() << "no answer (" << r.size() << " bytes)";
+    return {};
+  }
+  if (v6) {
+    EXPECT_EQ(r[0] >> 4, 6);
+    EXPECT_EQ(be16(r, 4), r.size() - 40);
+    EXPECT_EQ(r[6], 17);
+    EXPECT_EQ(sub(r, 8, 16), kFar6);
+    EXPECT_EQ(sub(r, 24, 16), kHost6);
+  } else {
+    EXPECT_EQ(r[0], 0x45);
+    EXPECT_EQ(be16(r, 2), r.size());
+    EXPECT_EQ(r[9], 17);
+    EXPECT_EQ(ref_checksum(sub(r, 0, 20)), 0);
+    EXPECT_EQ(sub(r, 12, 4), kFar4);
+    EXPECT_EQ(sub(r, 16, 4), kHost4);
+  }
+  EXPECT_EQ(be16(r, l3), kSimControlPort);
+  EXPECT_EQ(be16(r, l3 + 2), port);
+  EXPECT_EQ(be16(r, l3 + 4), r.size() - l3);
+  EXPECT_NE(be16(r, l3 + 6), 0);
+  EXPECT_EQ(ref_l4_checksum(r, 17), 0);
+  return std::string(r.begin() + static_cast<std::ptrdiff_t>(l3 + 8), r.end());
+}
+
+TEST(NetworkControlPortTest, SourceStartsAStreamAtTheArrivalTime) {
+  Network n;
+  const Clock::time_point t = Clock::time_point{} + 1h;
+  // 100 bytes of payload -> 128 IP bytes = 1024 bits; 1024000 bit/s -> one packet per millisecond.
+  n.from_host(udp4(40000, kSimControlPort, text("source 1024000 100 3 6001\n")), t);
+  EXPECT_EQ(control_answer(take(n, t), 40000), "ok");  // the answer first, before the stream
+  EXPECT_EQ(n.counters().control_commands, 1u);
+  EXPECT_EQ(n.counters().other_packets, 0u);
+  Vec p = take(n, t);
+  ASSERT_EQ(p.size(), 20u + 8 + 100);
+  EXPECT_EQ(sub(p, 12, 4), (Vec{198, 51, 100, 7}));
+  EXPECT_EQ(sub(p, 16, 4), kHost4);
+  EXPECT_EQ(be16(p, 22), 6001);
+  EXPECT_EQ(ref_l4_checksum(p, 17), 0);
+  EXPECT_TRUE(take(n, t).empty());
+  ASSERT_TRUE(n.next_deadline());
+  EXPECT_EQ(*n.next_deadline(), t + 1ms);
+  EXPECT_FALSE(take(n, t + 1ms).empty());
+  EXPECT_FALSE(take(n, t + 2ms).empty());
+  EXPECT_TRUE(take(n, t + 1h).empty());  // the limit of 3
+  EXPECT_EQ(n.counters().source_packets, 3u);
+}
+
+TEST(NetworkControlPortTest, UnlimitedSourceUntilStopSource) {
+  Network n;
+  n.from_host(udp4(40000, kSimControlPort, text("source 0 1472 0 5001")), kT0);
+  EXPECT_EQ(control_answer(take(n), 40000), "ok");
+  for (int i = 0; i < 100; ++i) {
+    const Vec p = take(n);
+    ASSERT_EQ(p.size(), 1500u);
+    EXPECT_EQ(p[28 + 7], i);  // the sequence number
+  }
+  n.from_host(udp4(40001, kSimControlPort, text("stop-source")), kT0);
+  EXPECT_EQ(control_answer(take(n), 40001), "ok");  // replies go before sourced packets
+  EXPECT_TRUE(take(n).empty());
+  EXPECT_FALSE(n.next_deadline());
+  EXPECT_EQ(n.counters().source_packets, 100u);
+  EXPECT_EQ(n.counters().control_commands, 2u);
+  EXPECT_EQ(n.counters().control_rejected, 0u);
+}
+
+TEST(NetworkControlPortTest, AnswersOverIpv6Too) {
+  Network n;
+  n.from_host(udp6(40002, kSimControlPort, text("stop-source\r\n")), kT0);
+  EXPECT_EQ(control_answer(take(n), 40002, true), "ok");
+  n.from_host(udp6(40002, kSimControlPort, text("nonsense")), kT0);
+  EXPECT_EQ(control_answer(take(n), 40002, true).rfind("error: ", 0), 0u);
+  EXPECT_EQ(n.counters().control_commands, 1u);
+  EXPECT_EQ(n.counters().control_rejected, 1u);
+}
+
+TEST(NetworkControlPortTest, AnythingElseIsRejectedWithAReasonAndChangesNothing) {
+  Network n;
+  const std::vector<Vec> bad = {
+      text(""),           text("   \n"),           text("bogus"),
+      text("source 1 2"), text("source x 1 1 1"),  text("source 0 65508 0 1"),  // > 65507 bytes of UDP payload
+      text("source 0 1 0 0"), text("source 0 1 0 65536"), text("source -1 1 1 1"), text("source 0 1 1 1 1"),
+      text("stop-source now"), text("drop-session 1"), text("SOURCE 0 1 1 1"), Vec{'o', 'k', 0, 1, 0xff},
+  };
+  for (const Vec& b : bad) {
+    n.from_host(udp4(40003, kSimControlPort, b), kT0);
+    const std::string a = control_answer(take(n), 40003);
+    EXPECT_EQ(a.rfind("error: ", 0), 0u) << std::string(b.begin(), b.end()) << " -> " << a;
+  }
+  EXPECT_EQ(n.counters().control_rejected, bad.size());
+  EXPECT_EQ(n.counters().control_commands, 0u);
+  EXPECT_EQ(n.counters().other_packets, 0u);
+  EXPECT_FALSE(n.next_deadline());  // no source started
+  EXPECT_TRUE(take(n).empty());
+  EXPECT_FALSE(n.take_drop_session_request());
+  // The biggest payload is accepted.
+  n.from_host(udp4(40003, kSimControlPort, text("source 0 65507 1 9")), kT0);
+  EXPECT_EQ(control_answer(take(n), 40003), "ok");
+}
+
+TEST(NetworkControlPortTest, DropSessionIsRequestedOnceItsAnswerHasLeft) {
+  Network n;
+  n.from_host(udp4(40004, kSimControlPort, text("drop-session")), kT0);
+  EXPECT_FALSE(n.take_drop_session_request());  // the "ok" is still queued
+  EXPECT_EQ(control_answer(take(n), 40004), "ok");
+  EXPECT_TRUE(n.take_drop_session_request());
+  EXPECT_FALSE(n.take_drop_session_request());  // once
+  EXPECT_EQ(n.counters().control_commands, 1u);
+}
+
+TEST(NetworkControlPortTest, DropSessionWhoseAnswerCannotBeQueuedStillActs) {
+  NetworkConfig c;
+  c.to_host_queue_packets = 1;
+  Network n(c);
+  n.from_host(icmp4_echo(1), kT0);
+  n.from_host(udp4(40005, kSimControlPort, text("drop-session")), kT0);
+  EXPECT_EQ(n.counters().dropped_queue_full, 1u);
+  EXPECT_TRUE(n.take_drop_session_request());
+  EXPECT_EQ(take(n)[9], 1);  // the echo reply
+  EXPECT_TRUE(take(n).empty());
 }
 
 }  // namespace

@@ -1,0 +1,221 @@
+#include "datapath/rx_path.hpp"
+
+#include <algorithm>
+#include <stdexcept>
+
+namespace wwan::dp {
+
+namespace {
+// The shortest datagram the parser hands over is an Ethernet header (NCM, DpeTooShort below it)
+// or one byte (MBIM); a transfer of N bytes therefore holds fewer than N / 14 + 1 NCM datagrams.
+// MBIM datagrams shorter than an IPv4 header are dropped anyway, so size the list for 20-byte
+// ones plus slack and count the rest as too_many_datagrams rather than size it for 1-byte ones.
+std::size_t datagram_capacity(const RxConfig& c) {
+  const std::size_t smallest = c.function == ntb::FunctionKind::Ncm ? eth::kEthernetHeaderSize : eth::kIpv4MinHeaderSize;
+  return c.transfer_bytes / smallest + 1;
+}
+}  // namespace
+
+RxStage::RxStage(const RxConfig& config, PacketIo& io, InLink& link, LinkState& link_state, ReplyRing* replies,
+                 PacketIo* tx_io)
+    : config_(config),
+      io_(io),
+      link_(link),
+      link_state_(link_state),
+      replies_(replies),
+      tx_io_(tx_io),
+      ring_(config.ring_capacity),
+      writes_(datagram_capacity(config)),
+      pending_(config.in_slots, 0) {
+  if (config.transfer_bytes == 0 || config.in_slots == 0 || config.ring_capacity < config.in_slots)
+    throw std::invalid_argument("RxStage: transfer_bytes, in_slots and ring_capacity >= in_slots are required");
+}
+
+bool RxStage::post(const RxBuffer& buffer) {
+  if (ring_.try_push(buffer)) return true;
+  ring_full_.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
+void RxStage::reload_addresses() {
+  const std::uint64_t v = link_state_.host_addresses_version();
+  if (v == addresses_version_) return;
+  addresses_version_ = v;
+  addresses_ = link_state_.host_addresses();
+}
+
+bool RxStage::pump() {
+  bool progress = false;
+  for (;;) {
+    // Finish queueing the current buffer first: writes go out in the order the datagrams came.
+    while (cursor_ < count_) {
+      const Write& w = writes_[cursor_];
+      if (!io_.prepare_write(std::span(w.data, w.length), kRxWriteTag | current_slot_)) return progress;
+      ++pending_[current_slot_];
+      ++writes_in_flight_;
+      ++cursor_;
+      progress = true;
+    }
+    if (have_current_) finish_queueing();
+
+    RxBuffer next;
+    if (!ring_.try_pop(next)) return progress;
+    progress = true;
+    start_buffer(next);
+  }
+}
+
+void RxStage::finish_queueing() {
+  have_current_ = false;
+  // Drop the "still queueing" reference; with no write in flight the buffer can go back now.
+  if (--pending_[current_slot_] == 0) link_.release(current_slot_);
+}
+
+void RxStage::start_buffer(const RxBuffer& buffer) {
+  reload_addresses();
+  if (buffer.slot >= pending_.size()) return;  // a programming error upstream: never touch it
+  current_slot_ = buffer.slot;
+  have_current_ = true;
+  pending_[current_slot_] = 1;
+  count_ = 0;
+  cursor_ = 0;
+
+  const ntb::Bytes xfer(buffer.data, buffer.length);
+  ntb::ParseOptions options;
+  options.function = config_.function;
+  options.verify_crc = config_.verify_crc;
+  ntb::CountingSink sink{counters_.ntb, [&](const ntb::DatagramView& d) {
+                           // The parser checked offset + length against the block (64-bit).
+                           const ntb::Bytes datagram = xfer.subspan(static_cast<std::size_t>(d.offset), d.length);
+                           if (config_.function == ntb::FunctionKind::Ncm)
+                             deliver_ncm(datagram);
+                           else
+                             deliver_mbim(d, datagram);
+                         }};
+  counters_.ntb.add(ntb::parse_transfer(xfer, options, sink));
+}
+
+void RxStage::queue_ip(ntb::Bytes packet) {
+  if (count_ == writes_.size()) {
+    ++counters_.too_many_datagrams;
+    return;
+  }
+  writes_[count_++] = Write{packet.data(), static_cast<std::uint32_t>(packet.size())};
+}
+
+void RxStage::queue_reply(std::size_t length) {
+  if (replies_ == nullptr) return;
+  reply_.length = static_cast<std::uint8_t>(length);
+  if (!replies_->try_push(reply_)) {
+    ++counters_.reply_ring_full;
+    return;
+  }
+  if (tx_io_ != nullptr && tx_io_ != &io_) tx_io_->wake();
+}
+
+void RxStage::deliver_ncm(ntb::Bytes frame) {
+  const std::optional<eth::EthernetFrame> f = eth::parse_ethernet(frame);
+  if (!f) {  // shorter than its header: the parser already refuses those, kept for safety
+    ++counters_.bad_ip;
+    return;
+  }
+  const std::uint64_t changes_before = learner_.changes();
+  const bool had_mac = learner_.learned().has_value();
+  learner_.observe(f->source);
+  if (learner_.learned() && (!had_mac || learner_.changes() != changes_before)) {
+    link_state_.set_modem_mac(*learner_.learned());
+    if (had_mac) ++counters_.modem_mac_changes;
+  }
+
+  switch (f->ethertype) {
+    case eth::kEtherTypeIpv4:
+    case eth::kEtherTypeIpv6: {
+      const eth::IpClass c = eth::classify_ip(f->payload);
+      if (c == eth::IpClass::NotIp || c == eth::IpClass::Truncated) {
+        ++(c == eth::IpClass::NotIp ? counters_.not_ip : counters_.bad_ip);
+        return;
+      }
+      if ((c == eth::IpClass::Ipv4) != (f->ethertype == eth::kEtherTypeIpv4)) {
+        ++counters_.ethertype_mismatch;
+        return;
+      }
+      if (c == eth::IpClass::Ipv6 && !addresses_.ipv6.empty()) {
+        // The modem's Neighbour Solicitations never reach a kernel that could answer them (a TUN
+        // has no link layer), and a modem without an answer stops forwarding (cdc_mbim answers
+        // them itself for that reason, anchors.md §1.9). Answered here; not passed on.
+        if (const auto n = eth::answer_neighbour_solicitation(frame, addresses_.ipv6, config_.our_mac, true,
+                                                              reply_.bytes)) {
+          ++counters_.na_replies;
+          queue_reply(*n);
+          return;
+        }
+      }
+      const std::optional<ntb::Bytes> packet = eth::trim_to_ip_length(f->payload);
+      if (!packet) {
+        ++counters_.bad_ip;
+        return;
+      }
+      if (packet->size() != f->payload.size()) ++counters_.padding_trimmed;
+      queue_ip(*packet);
+      return;
+    }
+    case eth::kEtherTypeArp:
+      if (addresses_.ipv4) {
+        if (const auto n = eth::answer_arp(frame, *addresses_.ipv4, config_.our_mac, reply_.bytes)) {
+          ++counters_.arp_replies;
+          queue_reply(*n);
+          return;
+        }
+      }
+      ++counters_.arp_ignored;
+      return;
+    default:
+      ++counters_.not_ip;
+      return;
+  }
+}
+
+void RxStage::deliver_mbim(const ntb::DatagramView& view, ntb::Bytes datagram) {
+  // One data session (IPS0) is what the control plane connects; other sessions and device
+  // service streams have nowhere to go yet and are counted.
+  if (view.kind != ntb::DatagramKind::Ips || view.session != 0) {
+    ++counters_.other_session;
+    return;
+  }
+  const eth::IpCounters before = ip_counters_;
+  const std::optional<ntb::Bytes> packet = eth::classify_mbim_datagram(datagram, ip_counters_);
+  if (!packet) {
+    if (ip_counters_.rx_not_ip != before.rx_not_ip) ++counters_.not_ip;
+    else ++counters_.bad_ip;
+    return;
+  }
+  if (ip_counters_.rx_padding_trimmed != before.rx_padding_trimmed) ++counters_.padding_trimmed;
+  queue_ip(*packet);
+}
+
+void RxStage::on_completion(const IoCompletion& completion) {
+  const auto slot = static_cast<std::uint32_t>(completion.tag & 0xFFFFFFFFu);
+  if (slot >= pending_.size() || pending_[slot] == 0) return;  // not ours: cannot happen
+  --writes_in_flight_;
+  if (completion.result < 0) {
+    ++counters_.tun_write_errors;
+  } else {
+    ++counters_.packets;
+    counters_.bytes += static_cast<std::uint64_t>(completion.result);
+  }
+  if (--pending_[slot] == 0) link_.release(slot);
+}
+
+void RxStage::publish() {
+  std::lock_guard lock(published_mu_);
+  published_ = counters_;
+}
+
+RxCounters RxStage::counters() const {
+  std::lock_guard lock(published_mu_);
+  RxCounters c = published_;
+  c.ring_full = ring_full_.load(std::memory_order_relaxed);
+  return c;
+}
+
+}  // namespace wwan::dp

@@ -1,0 +1,165 @@
+// The RX worker's stage (DESIGN.md "Data flow", first half): completed bulk-IN buffers in, IP
+// packets written to the TUN out, straight from the buffer they arrived in.
+//
+//   USB event thread                       RX worker (owns everything below)
+//   InPipe completion ─ post() ─▶ SpscRing ─▶ pump(): parse the NTB(s) of one buffer into a list
+//                                           of datagram views; NCM: strip Ethernet, learn the
+//                                           modem's MAC, answer ARP/NS (reply → TX's ring);
+//                                           MBIM: IPS session 0 only; trim to the IP length
+//                                        ─▶ PacketIo::prepare_write per packet, one submit() per
+//                                           batch ─▶ on_completion(): when the last write of a
+//                                           buffer completes, InLink::release(slot) resubmits it.
+//
+// Bounded everywhere: the ring holds at most the IN pipe's K buffers (a full ring is a counted
+// drop of the whole buffer, which cannot happen unless K > capacity); the datagram list is
+// allocated once for the largest transfer; writes in flight are bounded by PacketIo::free_slots()
+// (when the TUN side is full the worker stops taking buffers, the IN pipe runs out of submitted
+// transfers and the modem is NAKed: back-pressure to the device, as a kernel driver would do).
+// Nothing here allocates after construction.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <mutex>
+#include <vector>
+
+#include "datapath/ethernet.hpp"
+#include "datapath/link_state.hpp"
+#include "datapath/links.hpp"
+#include "datapath/ntb_parse.hpp"
+#include "datapath/packet_io.hpp"
+#include "datapath/spsc_ring.hpp"
+
+namespace wwan::dp {
+
+// An ARP reply (60 bytes) or a Neighbour Advertisement (86 bytes) on its way from RX to TX.
+struct ReplyFrame {
+  std::array<std::uint8_t, 96> bytes{};
+  std::uint8_t length = 0;
+};
+using ReplyRing = SpscRing<ReplyFrame>;
+
+// Tags of the operations the workers put on a PacketIo: the stage in the top byte, the slot below.
+inline constexpr std::uint64_t kRxWriteTag = std::uint64_t{1} << 56;
+inline constexpr std::uint64_t kTxReadTag = std::uint64_t{2} << 56;
+inline constexpr std::uint64_t kTagStageMask = std::uint64_t{0xFF} << 56;
+
+struct RxConfig {
+  ntb::FunctionKind function = ntb::FunctionKind::Ncm;
+  std::size_t transfer_bytes = 0;   // the IN pipe's buffer size (dwNtbInMaxSize): bounds the datagram list
+  std::size_t ring_capacity = 64;   // >= the IN pipe's transfers in flight
+  unsigned in_slots = 64;           // the IN pipe's K (slot numbers are below it)
+  eth::MacAddress our_mac;          // NCM: ARP / NA replies carry it
+  bool verify_crc = false;          // NCM1: check each datagram's CRC-32
+};
+
+// Counted by the RX worker; copied out (publish / snapshot) for stats. Names are the JSON names.
+struct RxCounters {
+  ntb::NtbCounters ntb;              // transfers, NTBs, datagrams, and every parser error by reason
+  std::uint64_t packets = 0;         // IP packets written to the TUN
+  std::uint64_t bytes = 0;           // their IP bytes
+  std::uint64_t arp_replies = 0;     // NCM: ARP requests for our address answered
+  std::uint64_t na_replies = 0;      // NCM: Neighbour Solicitations answered
+  std::uint64_t padding_trimmed = 0; // delivered after cutting bytes past the IP length (a quirk, counted)
+  std::uint64_t modem_mac_changes = 0;
+  // Drops: datagrams (or buffers) that did not reach the TUN, by reason.
+  std::uint64_t ring_full = 0;            // whole buffers: the ring to RX was full
+  std::uint64_t too_many_datagrams = 0;   // datagrams past the list's capacity (a degenerate NTB)
+  std::uint64_t not_ip = 0;               // NCM: EtherType not IPv4/IPv6/ARP; MBIM: version nibble not 4/6
+  std::uint64_t bad_ip = 0;               // truncated IP header or a stated length past the datagram
+  std::uint64_t ethertype_mismatch = 0;   // NCM: EtherType IPv4 but an IPv6 packet, or the reverse
+  std::uint64_t arp_ignored = 0;          // NCM: ARP not for us (other address, replies, gratuitous)
+  std::uint64_t other_session = 0;        // MBIM: IPS of a session other than 0, or DSS
+  std::uint64_t reply_ring_full = 0;      // an ARP/NA reply TX had no room for
+  std::uint64_t tun_write_errors = 0;     // the TUN refused the write (the kernel's -errno)
+
+  std::uint64_t dropped() const {
+    return too_many_datagrams + not_ip + bad_ip + ethertype_mismatch + other_session + tun_write_errors;
+  }
+  // (name, value) of every drop reason, for the stats event.
+  template <class F>
+  void for_each_drop(F&& f) const {
+    f("ring_full", ring_full);
+    f("too_many_datagrams", too_many_datagrams);
+    f("not_ip", not_ip);
+    f("bad_ip", bad_ip);
+    f("ethertype_mismatch", ethertype_mismatch);
+    f("arp_ignored", arp_ignored);
+    f("other_session", other_session);
+    f("reply_ring_full", reply_ring_full);
+    f("tun_write_errors", tun_write_errors);
+  }
+};
+
+class RxStage {
+ public:
+  // `replies`/`tx_io`: where ARP/NA replies go and whom to wake for them (NCM); may be null (MBIM).
+  RxStage(const RxConfig& config, PacketIo& io, InLink& link, LinkState& link_state, ReplyRing* replies,
+          PacketIo* tx_io);
+  RxStage(const RxStage&) = delete;
+  RxStage& operator=(const RxStage&) = delete;
+
+  // --- USB event thread (the producer)
+  // A completed transfer. false = the ring was full: the caller must release the slot itself.
+  bool post(const RxBuffer& buffer);
+
+  // --- RX worker thread
+  // Takes buffers off the ring and queues their writes until the ring is empty or the PacketIo
+  // has no free slot. true = it did something.
+  bool pump();
+  // A completion whose tag has kRxWriteTag.
+  void on_completion(const IoCompletion& completion);
+  // Nothing queued, nothing in flight, nothing half-done.
+  bool idle() const { return writes_in_flight_ == 0 && cursor_ == count_ && ring_.size_approx() == 0; }
+  std::size_t writes_in_flight() const { return writes_in_flight_; }
+  // Copies the counters where counters() can read them (call from the worker thread).
+  void publish();
+
+  // --- any thread
+  RxCounters counters() const;
+
+ private:
+  struct Write {
+    const std::uint8_t* data;
+    std::uint32_t length;
+  };
+  void start_buffer(const RxBuffer& buffer);
+  void deliver_ncm(ntb::Bytes frame);
+  void deliver_mbim(const ntb::DatagramView& view, ntb::Bytes datagram);
+  void queue_ip(ntb::Bytes packet);
+  void queue_reply(std::size_t length);
+  void finish_queueing();
+  void reload_addresses();
+
+  RxConfig config_;
+  PacketIo& io_;
+  InLink& link_;
+  LinkState& link_state_;
+  ReplyRing* replies_;
+  PacketIo* tx_io_;
+  SpscRing<RxBuffer> ring_;
+
+  // The buffer being queued: its writes, and how far they got.
+  std::vector<Write> writes_;      // capacity fixed at construction
+  std::size_t count_ = 0, cursor_ = 0;
+  std::uint32_t current_slot_ = 0;
+  bool have_current_ = false;
+  // Per IN slot: writes still in flight, + 1 while the slot's writes are still being queued.
+  std::vector<std::uint32_t> pending_;
+  std::size_t writes_in_flight_ = 0;
+
+  eth::ModemMacLearner learner_;
+  HostAddresses addresses_;
+  std::uint64_t addresses_version_ = ~std::uint64_t{0};
+  ReplyFrame reply_;  // scratch
+  eth::IpCounters ip_counters_;
+  RxCounters counters_;
+
+  mutable std::mutex published_mu_;
+  RxCounters published_;
+  std::atomic<std::uint64_t> ring_full_{0};  // the producer's counter
+};
+
+}  // namespace wwan::dp

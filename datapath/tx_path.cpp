@@ -1,0 +1,193 @@
+#include "datapath/tx_path.hpp"
+
+#include <stdexcept>
+
+namespace wwan::dp {
+
+namespace {
+// A TUN that keeps failing reads (detached, or the fd closed under us) must not make the worker
+// spin: after this many failures in a row a read buffer is not posted again.
+constexpr unsigned kMaxConsecutiveReadErrors = 64;
+}  // namespace
+
+TxStage::TxStage(const TxConfig& config, PacketIo& io, OutLink& link, LinkState& link_state)
+    : config_(config),
+      io_(io),
+      link_(link),
+      link_state_(link_state),
+      replies_(64),
+      read_stride_(eth::kEthernetHeaderSize + config.mtu_bytes),
+      read_memory_(read_stride_ * config.reads_in_flight),
+      read_length_(config.reads_in_flight, 0),
+      ready_(config.reads_in_flight, 0),
+      builders_(config.out_slots) {
+  if (config.reads_in_flight == 0 || config.out_slots == 0 || config.mtu_bytes == 0)
+    throw std::invalid_argument("TxStage: reads_in_flight, out_slots and mtu_bytes must be nonzero");
+}
+
+void TxStage::post_read(unsigned index) {
+  if (stopping_) return;
+  // Reads land behind room for the Ethernet header, so NCM frames are finished in place.
+  const std::span<std::uint8_t> room(read_memory_.data() + index * read_stride_ + eth::kEthernetHeaderSize,
+                                     config_.mtu_bytes);
+  if (io_.prepare_read(room, kTxReadTag | index)) ++reads_posted_;
+}
+
+void TxStage::start() {
+  for (unsigned i = 0; i < config_.reads_in_flight; ++i) post_read(i);
+}
+
+void TxStage::on_completion(const IoCompletion& completion) {
+  const auto index = static_cast<std::uint32_t>(completion.tag & 0xFFFFFFFFu);
+  if (index >= config_.reads_in_flight) return;  // not ours: cannot happen
+  --reads_posted_;
+  if (completion.result <= 0) {
+    // -EAGAIN/-EINTR are transient; anything else is counted. Either way the read goes back.
+    ++counters_.read_errors;
+    if (++consecutive_read_errors_ < kMaxConsecutiveReadErrors) post_read(index);
+    return;
+  }
+  consecutive_read_errors_ = 0;
+  ++counters_.tun_reads;
+  read_length_[index] = static_cast<std::uint32_t>(completion.result);
+  // The FIFO has room for every read buffer, and a buffer is in it at most once.
+  ready_[(ready_head_ + ready_count_) % ready_.size()] = index;
+  ++ready_count_;
+}
+
+bool TxStage::open_ntb() {
+  if (open_slot_) return true;
+  const std::optional<unsigned> slot = link_.acquire();
+  if (!slot) {
+    if (!backpressured_) ++counters_.out_buffer_waits;
+    backpressured_ = true;
+    return false;
+  }
+  backpressured_ = false;
+  std::optional<ntb::NtbBuilder>& b = builders_.at(*slot);
+  if (!b) b.emplace(link_.buffer(*slot), config_.out, config_.signature);
+  b->reset(sequence_++);
+  open_slot_ = slot;
+  open_packets_ = 0;
+  open_bytes_ = 0;
+  opened_at_ = std::chrono::steady_clock::now();
+  return true;
+}
+
+void TxStage::send_ntb() {
+  const unsigned slot = *open_slot_;
+  open_slot_.reset();
+  ntb::NtbBuilder& b = *builders_[slot];
+  if (b.empty()) {
+    link_.give_back(slot);
+    return;
+  }
+  const std::size_t block_limit = b.block_limit_bytes();
+  std::size_t length = b.finish().size();
+  // NCM 1.0 §3.2.2: a transfer shorter than dwNtbOutMaxSize must end with a short packet. The
+  // kernel's cdc_ncm adds one zero byte rather than a ZLP (devices ignore bytes past wBlockLength);
+  // a device that needs a real ZLP has the OUT pipe configured for it instead.
+  const std::size_t mps = link_.max_packet_bytes();
+  if (config_.pad_one_byte && mps != 0 && length % mps == 0 && length < block_limit) {
+    link_.buffer(slot)[length] = 0;
+    ++length;
+    ++counters_.padded;
+  }
+  if (link_.submit(slot, length)) {
+    ++counters_.ntbs;
+    counters_.packets += open_packets_;
+    counters_.bytes += open_bytes_;
+  } else {
+    counters_.submit_failed += open_packets_;
+  }
+}
+
+// Appends one frame; sends the NTB and retries in a fresh one when it is full. false = no OUT
+// buffer (the frame was not taken).
+bool TxStage::append_frame(ntb::Bytes frame, std::size_t ip_bytes) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (!open_ntb()) return false;
+    ntb::NtbBuilder& b = *builders_[*open_slot_];
+    switch (b.append(frame)) {
+      case ntb::AppendResult::Appended:
+        if (ip_bytes != 0) {
+          ++open_packets_;
+          open_bytes_ += ip_bytes;
+        }
+        if (b.full()) send_ntb();
+        return true;
+      case ntb::AppendResult::Full:
+        send_ntb();
+        continue;
+      case ntb::AppendResult::TooLarge:
+      case ntb::AppendResult::ZeroLength:
+        ++counters_.too_large;
+        return true;  // consumed (dropped)
+    }
+  }
+  ++counters_.too_large;  // did not fit an empty NTB either
+  return true;
+}
+
+bool TxStage::pump(bool more_pending) {
+  bool progress = false;
+
+  // ARP / NA replies first: the modem may be holding traffic until it hears them.
+  ReplyFrame reply;
+  while (config_.ethernet && !backpressured_) {
+    if (!replies_.try_pop(reply)) break;
+    if (!append_frame(ntb::Bytes(reply.bytes.data(), reply.length), 0)) {
+      // No OUT buffer: a reply is small and the modem repeats its request; drop it rather than
+      // hold a second queue.
+      break;
+    }
+    ++counters_.replies;
+    progress = true;
+  }
+
+  const eth::MacAddress destination = config_.ethernet ? link_state_.modem_mac() : eth::MacAddress{};
+  while (ready_count_ > 0) {
+    const std::uint32_t index = ready_[ready_head_];
+    std::uint8_t* const slot = read_memory_.data() + index * read_stride_;
+    const std::size_t ip_bytes = read_length_[index];
+    const ntb::Bytes ip(slot + eth::kEthernetHeaderSize, ip_bytes);
+    const eth::IpClass c = eth::classify_ip(ip);
+    bool taken = true;
+    if (c != eth::IpClass::Ipv4 && c != eth::IpClass::Ipv6) {
+      ++counters_.not_ip;
+    } else if (config_.ethernet) {
+      (void)eth::write_ethernet_header(std::span(slot, eth::kEthernetHeaderSize), destination, config_.our_mac,
+                                       c == eth::IpClass::Ipv4 ? eth::kEtherTypeIpv4 : eth::kEtherTypeIpv6);
+      taken = append_frame(ntb::Bytes(slot, eth::kEthernetHeaderSize + ip_bytes), ip_bytes);
+    } else {
+      taken = append_frame(ip, ip_bytes);
+    }
+    if (!taken) break;  // back-pressure: the packet stays ready, its read is not reposted
+    ready_head_ = (ready_head_ + 1) % ready_.size();
+    --ready_count_;
+    post_read(index);
+    progress = true;
+  }
+
+  // Send now unless more packets are about to be reaped and the NTB is still young.
+  if (open_slot_ && !backpressured_) {
+    const bool young = std::chrono::steady_clock::now() - opened_at_ < config_.max_hold;
+    if (!(more_pending && young)) {
+      send_ntb();
+      progress = true;
+    }
+  }
+  return progress;
+}
+
+void TxStage::publish() {
+  std::lock_guard lock(published_mu_);
+  published_ = counters_;
+}
+
+TxCounters TxStage::counters() const {
+  std::lock_guard lock(published_mu_);
+  return published_;
+}
+
+}  // namespace wwan::dp

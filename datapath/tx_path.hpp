@@ -1,0 +1,141 @@
+// The TX worker's stage (DESIGN.md "Data flow", second half): IP packets read from the TUN in,
+// NTBs sent on bulk OUT out.
+//
+//   TUN ─ R reads in flight (PacketIo::prepare_read into R read buffers) ─▶ on_completion():
+//   the packet joins a FIFO of ready buffers ─▶ pump(): each ready packet (NCM: behind an Ethernet
+//   header written in the 14 bytes reserved in front of it) is appended to the NTB being built in
+//   a bulk-OUT buffer (OutLink::acquire), and its read buffer goes straight back to the TUN.
+//
+// When an NTB is sent (OutLink::submit):
+//   - when it is full, or holds wNtbOutMaxDatagrams datagrams;
+//   - as soon as the TUN has nothing more to give: the worker reaped every completion there was
+//     (`more_pending` false). No timer: a lone ping goes out at once;
+//   - when completions keep coming, after max_hold at the latest (the short upper bound).
+// Back-pressure: no free OUT buffer = the device is slower than the host. The ready packets wait
+// in their read buffers, no new read is posted for them, the TUN's queue fills and the kernel
+// drops (and counts) at the TUN: nothing queues here beyond the R read buffers. While waiting,
+// packets pile up and the next NTB carries them all: aggregation grows with load.
+//
+// The one copy per packet (read buffer → NTB) is deliberate: with R reads in flight each needs
+// room for a whole MTU, and placing them at fixed offsets inside the NTB would leave an MTU-sized
+// hole after every short packet (a 64-byte packet would cost 1.5 KiB of bus time).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <vector>
+
+#include "datapath/ethernet.hpp"
+#include "datapath/link_state.hpp"
+#include "datapath/links.hpp"
+#include "datapath/ntb_build.hpp"
+#include "datapath/packet_io.hpp"
+#include "datapath/rx_path.hpp"
+
+namespace wwan::dp {
+
+struct TxConfig {
+  ntb::NtbOutParams out;               // sanitised (control::NtbPlan::out)
+  ntb::NdpSignature signature{ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ncm, 0};  // NCM0, or IPS0 for MBIM
+  bool ethernet = true;                // NCM: Ethernet framing; MBIM: raw IP
+  eth::MacAddress our_mac;             // NCM source address
+  std::size_t mtu_bytes = 1500;        // the largest IP packet a read returns (the TUN's MTU)
+  unsigned reads_in_flight = 64;       // R
+  unsigned out_slots = 8;              // the OUT pipe's K
+  // End an NTB whose length is a multiple of wMaxPacketSize with one zero byte (the kernel's
+  // tx_max + 1 rule) so the device sees the end without a zero-length packet; when false the OUT
+  // pipe sends a ZLP instead (control::OutTermination).
+  bool pad_one_byte = true;
+  std::chrono::microseconds max_hold{500};  // the upper bound an NTB waits while reads keep completing
+};
+
+struct TxCounters {
+  std::uint64_t tun_reads = 0;       // packets read from the TUN
+  std::uint64_t packets = 0;         // IP packets sent in an NTB (counted when the NTB was submitted)
+  std::uint64_t bytes = 0;           // their IP bytes
+  std::uint64_t ntbs = 0;            // NTBs submitted
+  std::uint64_t replies = 0;         // ARP/NA replies sent (not counted in packets)
+  std::uint64_t padded = 0;          // NTBs that got the extra zero byte
+  std::uint64_t out_buffer_waits = 0;  // times no OUT buffer was free (back-pressure, not a drop)
+  // Drops, by reason.
+  std::uint64_t too_large = 0;       // a packet longer than an NTB can carry
+  std::uint64_t not_ip = 0;          // a read that is not IPv4/IPv6 (empty, or another version)
+  std::uint64_t submit_failed = 0;   // packets in an NTB the OUT pipe refused (device gone, pipe failed)
+  std::uint64_t read_errors = 0;     // TUN reads that failed (not packets; the read is retried)
+
+  std::uint64_t dropped() const { return too_large + not_ip + submit_failed; }
+  template <class F>
+  void for_each_drop(F&& f) const {
+    f("too_large", too_large);
+    f("not_ip", not_ip);
+    f("submit_failed", submit_failed);
+    f("read_errors", read_errors);
+  }
+};
+
+class TxStage {
+ public:
+  TxStage(const TxConfig& config, PacketIo& io, OutLink& link, LinkState& link_state);
+  TxStage(const TxStage&) = delete;
+  TxStage& operator=(const TxStage&) = delete;
+
+  // Where RX puts ARP/NA replies (NCM).
+  ReplyRing& replies() { return replies_; }
+
+  // --- TX worker thread
+  // Posts the R reads. Call once, before the first pump().
+  void start();
+  // A completion whose tag has kTxReadTag.
+  void on_completion(const IoCompletion& completion);
+  // Moves ready packets and replies into NTBs and sends what is due. `more_pending`: the worker's
+  // last reap filled its batch, so more completions are probably waiting right now.
+  bool pump(bool more_pending);
+  // Shutdown: completions from now on are not reposted.
+  void stop_reading() { stopping_ = true; }
+  // Reads still posted (for the drain at shutdown).
+  std::size_t reads_in_flight() const { return reads_posted_; }
+  // True while no OUT buffer is free and packets wait for one.
+  bool backpressured() const { return backpressured_; }
+  void publish();
+
+  // --- any thread
+  TxCounters counters() const;
+
+ private:
+  bool open_ntb();
+  void send_ntb();
+  bool append_frame(ntb::Bytes frame, std::size_t ip_bytes);
+  void post_read(unsigned index);
+
+  TxConfig config_;
+  PacketIo& io_;
+  OutLink& link_;
+  LinkState& link_state_;
+  ReplyRing replies_;
+
+  std::size_t read_stride_ = 0;            // bytes per read buffer: Ethernet header + MTU
+  std::vector<std::uint8_t> read_memory_;  // R buffers back to back
+  std::vector<std::uint32_t> read_length_; // what each completed read holds
+  std::vector<std::uint32_t> ready_;       // FIFO of completed reads (fixed capacity R)
+  std::size_t ready_head_ = 0, ready_count_ = 0;
+  std::size_t reads_posted_ = 0;
+  unsigned consecutive_read_errors_ = 0;
+
+  std::vector<std::optional<ntb::NtbBuilder>> builders_;  // one per OUT slot, made on first use
+  std::optional<unsigned> open_slot_;
+  std::uint64_t open_packets_ = 0, open_bytes_ = 0;
+  std::chrono::steady_clock::time_point opened_at_{};
+  std::uint16_t sequence_ = 0;
+  bool backpressured_ = false;
+  bool stopping_ = false;
+
+  TxCounters counters_;
+  mutable std::mutex published_mu_;
+  TxCounters published_;
+};
+
+}  // namespace wwan::dp
