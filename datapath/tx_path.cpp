@@ -155,6 +155,10 @@ bool TxStage::pump(bool more_pending) {
     bool taken = true;
     if (c != eth::IpClass::Ipv4 && c != eth::IpClass::Ipv6) {
       ++counters_.not_ip;
+    } else if (const auto whole = eth::trim_to_ip_length(ip); !whole || whole->size() != ip_bytes) {
+      // The kernel hands a TUN reader whole packets; a stated length other than what arrived is
+      // a packet cut short by a read buffer smaller than the MTU someone set since.
+      ++counters_.bad_ip;
     } else if (config_.ethernet) {
       (void)eth::write_ethernet_header(std::span(slot, eth::kEthernetHeaderSize), destination, config_.our_mac,
                                        c == eth::IpClass::Ipv4 ? eth::kEtherTypeIpv4 : eth::kEtherTypeIpv6);

@@ -64,14 +64,17 @@ struct TxCounters {
   // Drops, by reason.
   std::uint64_t too_large = 0;       // a packet longer than an NTB can carry
   std::uint64_t not_ip = 0;          // a read that is not IPv4/IPv6 (empty, or another version)
+  std::uint64_t bad_ip = 0;          // an IP header whose length is not what the read returned
+                                     // (longer: the packet did not fit the read buffer)
   std::uint64_t submit_failed = 0;   // packets in an NTB the OUT pipe refused (device gone, pipe failed)
   std::uint64_t read_errors = 0;     // TUN reads that failed (not packets; the read is retried)
 
-  std::uint64_t dropped() const { return too_large + not_ip + submit_failed; }
+  std::uint64_t dropped() const { return too_large + not_ip + bad_ip + submit_failed; }
   template <class F>
   void for_each_drop(F&& f) const {
     f("too_large", too_large);
     f("not_ip", not_ip);
+    f("bad_ip", bad_ip);
     f("submit_failed", submit_failed);
     f("read_errors", read_errors);
   }
