@@ -27,7 +27,8 @@ PACKAGES=(
   libreaderwriterqueue-dev           # datapath/ (the SPSC ring between the USB thread and the workers)
   libboost-dev                       # bench/ring_bench (Boost.Lockfree spsc_queue, the ring we compare against)
   tshark                             # tests/ (dissects --capture files: no malformed frame)
-  iproute2                           # tests/integration (ip, in the test network namespaces)
+  iproute2                           # tests/integration, tools/run.sh (ip, in a network namespace)
+  iputils-ping                       # tools/run.sh (the ping through the emulated modem)
 )
 
 missing=()
