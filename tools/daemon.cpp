@@ -831,6 +831,12 @@ int Daemon::run() {
       return 1;
     }
   }
+  // The modem first: a wrong --dev should not create a TUN on its way to failing.
+  std::unique_ptr<Attachment> first = attach(error);
+  if (!first) {
+    events_.error(error);
+    return 1;
+  }
   tun_ = tun::TunDevice::open(options_.tun_name, tun::TunOptions{}, error);
   if (!tun_) {
     events_.error(error);
@@ -845,9 +851,9 @@ int Daemon::run() {
   int code = 0;
   bool waiting_said = false;
   while (!stop_requested_) {
-    std::unique_ptr<Attachment> a = attach(error);
+    std::unique_ptr<Attachment> a = first ? std::move(first) : attach(error);
     if (!a) {
-      if (!started_ || options_.sim_profile) {
+      if (options_.sim_profile) {
         events_.error(error);
         code = 1;
         break;
