@@ -873,11 +873,8 @@ int Daemon::run() {
       break;
     }
     if (end == RunEnd::gone) {
-      if (options_.sim_profile) {
-        events_.error("the emulated modem left the bus");
-        code = 1;
-        break;
-      }
+      // A real modem is waited for (attach() fails until it is back); an emulated one comes
+      // back at once as a fresh device, which is what a re-enumeration looks like from here.
       events_.note("the modem left the bus; waiting for it to come back");
     }
   }
