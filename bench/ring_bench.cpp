@@ -15,11 +15,16 @@
 // BM_PingPong: round-trip latency, one item to an echo thread through one ring and back through a
 // second; each round trip is timed on its own and the median and p99 are reported (ns), next to
 // the median cost of one back-to-back steady_clock read pair (`clock_ns`, included in the rtt).
-// Nothing is pinned. Items per iteration are fixed (kItemsPerIteration) so that a short
-// --benchmark_min_time still moves thousands of items. Waits spin with a pause and yield after
-// 1024 spins (`yields`); `preempt` counts involuntary context switches of both threads during the
-// run: on a shared 2-core host a threaded result with many of them was measured while producer
-// and consumer took turns on one core, and is not a ring throughput.
+// Items per iteration are fixed (kItemsPerIteration) so that a short --benchmark_min_time still
+// moves thousands of items. Waits spin with a pause and yield after 1024 spins (`yields`;
+// pinned, they only spin).
+//
+// Nothing is pinned by default. Whether the two threads really ran side by side is reported with
+// each result: `shared_core` is the fraction of samples (sched_getcpu) in which both threads were
+// on the same CPU, `csw` the involuntary context switches of both (our own yields included). A
+// result with shared_core well above 0 measured two threads taking turns on one core, not a ring.
+// On a loaded host, WWAN_RING_PIN=P,C pins the producer/ping thread to CPU P and the
+// consumer/echo thread to CPU C for the threaded benchmarks (the main thread's mask is restored).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -28,10 +33,14 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <thread>
 #include <vector>
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 
 #include <boost/lockfree/spsc_queue.hpp>
@@ -60,13 +69,68 @@ inline void cpu_relax() {
 #endif
 }
 
-// Spin-wait with a way out: on a shared 2-core host the other thread may be off-CPU, and a
-// waiter that only spins would burn its whole timeslice before the other side can run.
+// Optional pinning (WWAN_RING_PIN=P,C) and the same-core probe.
+struct PinPlan {
+  int producer = -1, consumer = -1;
+  bool on() const { return producer >= 0 && consumer >= 0; }
+};
+
+PinPlan pin_plan() {
+  PinPlan p;
+  if (const char* e = std::getenv("WWAN_RING_PIN")) {
+    if (std::sscanf(e, "%d,%d", &p.producer, &p.consumer) != 2) p = {};
+  }
+  return p;
+}
+
+void pin_self(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  CPU_SET(static_cast<std::size_t>(cpu), &set);
+  pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+// Pins the calling (benchmark) thread for its lifetime, then gives it back its old mask.
+class ScopedPin {
+ public:
+  explicit ScopedPin(int cpu) : active_(cpu >= 0) {
+    if (!active_) return;
+    pthread_getaffinity_np(pthread_self(), sizeof saved_, &saved_);
+    pin_self(cpu);
+  }
+  ~ScopedPin() {
+    if (active_) pthread_setaffinity_np(pthread_self(), sizeof saved_, &saved_);
+  }
+  ScopedPin(const ScopedPin&) = delete;
+  ScopedPin& operator=(const ScopedPin&) = delete;
+
+ private:
+  bool active_;
+  cpu_set_t saved_{};
+};
+
+// The second thread publishes its CPU now and then; the benchmark thread compares it with its own.
+struct CoreProbe {
+  std::atomic<int> other{-1};
+  std::uint64_t samples = 0, same = 0;
+  void publish() { other.store(sched_getcpu(), std::memory_order_relaxed); }
+  void sample() {
+    ++samples;
+    if (sched_getcpu() == other.load(std::memory_order_relaxed)) ++same;
+  }
+  double shared() const { return samples ? static_cast<double>(same) / static_cast<double>(samples) : 0.0; }
+};
+
+// Spin-wait with a way out: unpinned, the other thread may share this core, and a waiter that
+// only spins would burn its whole timeslice before the other side can run. Pinned to different
+// CPUs a yield could only hand this core to someone else, so then it only spins.
+const bool g_pinned = pin_plan().on();
+
 struct Backoff {
   unsigned spins = 0;
   std::uint64_t yields = 0;
   void wait() {
-    if (++spins < 1024) {
+    if (g_pinned || ++spins < 1024) {
       cpu_relax();
     } else {
       spins = 0;
@@ -76,8 +140,7 @@ struct Backoff {
   }
 };
 
-// Times this thread was preempted (involuntary context switches) so far. A threaded result with
-// many of them was measured while the two threads were sharing a core, not running side by side.
+// Involuntary context switches of this thread so far (a sched_yield that switches counts too).
 std::uint64_t preemptions() {
   rusage u{};
   getrusage(RUSAGE_THREAD, &u);
@@ -171,9 +234,10 @@ struct Checker {
 };
 
 template <class Ring>
-Checker consume(Ring& ring, std::size_t burst, const std::atomic<bool>& done) {
+Checker consume(Ring& ring, std::size_t burst, const std::atomic<bool>& done, CoreProbe& probe) {
   Checker c;
   const std::uint64_t preempted0 = preemptions();
+  probe.publish();
   std::array<Item, kMaxBurst> buf{};
   Backoff b;
   for (;;) {
@@ -188,6 +252,7 @@ Checker consume(Ring& ring, std::size_t burst, const std::atomic<bool>& done) {
     }
     b.spins = 0;
     c.take(buf.data(), n);
+    if ((c.pops & 255) == 0) probe.publish();
   }
   c.yields = b.yields;
   c.preempted = preemptions() - preempted0;
@@ -208,9 +273,15 @@ void BM_Spsc(benchmark::State& state) {
     return;
   }
   auto ring = std::make_unique<Ring>(capacity);  // all allocation happens here
+  const PinPlan pin = pin_plan();
+  const ScopedPin pinned(pin.producer);
   std::atomic<bool> done{false};
   Checker got;
-  std::thread consumer([&] { got = consume(*ring, burst, done); });
+  CoreProbe probe;
+  std::thread consumer([&] {
+    if (pin.on()) pin_self(pin.consumer);
+    got = consume(*ring, burst, done, probe);
+  });
 
   std::uint32_t seq = 0;
   std::uint64_t pushed = 0, full = 0;
@@ -227,6 +298,7 @@ void BM_Spsc(benchmark::State& state) {
       ++seq;
     }
     pushed += kItemsPerIteration;
+    probe.sample();
   }
   const std::uint64_t preempted = preemptions() - preempted0;
   done.store(true, std::memory_order_release);
@@ -241,7 +313,8 @@ void BM_Spsc(benchmark::State& state) {
   state.counters["full"] = static_cast<double>(full) / static_cast<double>(full + pushed);
   state.counters["cap_eff"] = static_cast<double>(ring->effective_capacity());
   state.counters["yields"] = static_cast<double>(b.yields + got.yields);
-  state.counters["preempt"] = static_cast<double>(preempted + got.preempted);
+  state.counters["csw"] = static_cast<double>(preempted + got.preempted);
+  state.counters["shared_core"] = probe.shared();
 }
 
 void BM_Ceiling(benchmark::State& state) {
@@ -286,6 +359,9 @@ template <class Ring, bool Blocking = false>
 void BM_PingPong(benchmark::State& state) {
   auto ping = std::make_unique<Ring>(64);
   auto pong = std::make_unique<Ring>(64);
+  const PinPlan pin = pin_plan();
+  const ScopedPin pinned(pin.producer);
+  CoreProbe probe;
   auto recv = [](Ring& r) {
     Item x{};
     if constexpr (Blocking) {
@@ -298,11 +374,14 @@ void BM_PingPong(benchmark::State& state) {
   };
   std::atomic<std::uint64_t> echo_preempted{0};
   std::thread echo([&] {
+    if (pin.on()) pin_self(pin.consumer);
     const std::uint64_t p0 = preemptions();
+    probe.publish();
     for (;;) {
       const Item x = recv(*ping);
       if (x.slot == kStop) break;
       while (!pong->try_push(x)) cpu_relax();
+      if ((x.slot & 63) == 0) probe.publish();
     }
     echo_preempted.store(preemptions() - p0, std::memory_order_relaxed);
   });
@@ -320,6 +399,7 @@ void BM_PingPong(benchmark::State& state) {
     const auto t1 = std::chrono::steady_clock::now();
     rtt.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
     if (y.slot != x.slot || y.length != x.length) ++bad;
+    if ((x.slot & 63) == 1) probe.sample();
   }
   const std::uint64_t preempted = preemptions() - preempted0;
   while (!ping->try_push({kStop, 0})) cpu_relax();
@@ -337,7 +417,8 @@ void BM_PingPong(benchmark::State& state) {
   state.counters["rtt_median_ns"] = at(0.5);
   state.counters["rtt_p99_ns"] = at(0.99);
   state.counters["clock_ns"] = clock_pair_ns();
-  state.counters["preempt"] = static_cast<double>(preempted + echo_preempted.load(std::memory_order_relaxed));
+  state.counters["csw"] = static_cast<double>(preempted + echo_preempted.load(std::memory_order_relaxed));
+  state.counters["shared_core"] = probe.shared();
 }
 
 void Threaded(benchmark::internal::Benchmark* b) { b->ArgNames({"cap", "burst"})->UseRealTime(); }

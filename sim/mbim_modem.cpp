@@ -336,7 +336,7 @@ class Em7455 final : public MbimModem {
       ++counters_.faults_injected;
     }
     if (gone_) return false;
-    if (network_.take_drop_session_request()) faults_.drop_session = true;  // the control port's drop-session
+    if (network_.take_drop_session_request(clock_())) faults_.drop_session = true;  // the control port's drop-session
     if (faults_.drop_session) {
       faults_.drop_session = false;
       if (session_active()) {

@@ -248,7 +248,7 @@ void NcmModem::service(Clock::time_point now) {
     ++counters_.faults_injected;
     return;
   }
-  if (network_.take_drop_session_request()) faults_.drop_session = true;  // the control port's drop-session
+  if (network_.take_drop_session_request(now)) faults_.drop_session = true;  // the control port's drop-session
   if (faults_.drop_session) {
     faults_.drop_session = false;
     bool dropped = false;

@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstring>
 #include <string>
-#include <utility>
 
 namespace wwan::sim {
 
@@ -140,7 +139,15 @@ bool Network::enqueue(std::vector<std::uint8_t> packet, bool drop_session_when_s
   return true;
 }
 
-bool Network::take_drop_session_request() { return std::exchange(drop_session_requested_, false); }
+void Network::schedule_drop_session(Clock::time_point answer_left) {
+  if (!drop_session_at_) drop_session_at_ = answer_left + kDropSessionAfterAnswer;
+}
+
+bool Network::take_drop_session_request(Clock::time_point now) {
+  if (!drop_session_at_ || now < *drop_session_at_) return false;
+  drop_session_at_.reset();
+  return true;
+}
 
 void Network::from_host(std::span<const std::uint8_t> ip_packet, Clock::time_point now) {
   ++counters_.packets_from_host;
@@ -162,7 +169,7 @@ void Network::from_host(std::span<const std::uint8_t> ip_packet, Clock::time_poi
 // A UDP datagram carrying `payload` answering `request` (IPv4 or IPv6, its IP header `l3` bytes):
 // addresses and ports swapped, a fresh header without options, checksums computed.
 void Network::answer_udp(std::span<const std::uint8_t> request, std::size_t l3, std::string_view payload,
-                         bool drop_session_when_sent) {
+                         bool drop_session_when_sent, Clock::time_point now) {
   const bool v6 = (request[0] >> 4) == 6;
   const std::size_t ip_header = v6 ? eth::kIpv6HeaderSize : eth::kIpv4MinHeaderSize;
   const std::size_t udp_length = kUdpHeaderSize + payload.size();
@@ -196,8 +203,8 @@ void Network::answer_udp(std::span<const std::uint8_t> request, std::size_t l3, 
                        : udp4_checksum(Bytes(r), udp);
   if (c == 0) c = 0xFFFF;  // RFC 768 / RFC 8200 §8.1: a computed 0 is sent as all ones
   store_be16(rb, ip_header + 6, c);
-  // The drop request must not wait for an answer that will never leave.
-  if (!enqueue(std::move(r), drop_session_when_sent) && drop_session_when_sent) drop_session_requested_ = true;
+  // The drop must not wait for an answer that will never leave.
+  if (!enqueue(std::move(r), drop_session_when_sent) && drop_session_when_sent) schedule_drop_session(now);
 }
 
 void Network::control(std::span<const std::uint8_t> ip, std::size_t l3, Clock::time_point now) {
@@ -205,7 +212,7 @@ void Network::control(std::span<const std::uint8_t> ip, std::size_t l3, Clock::t
   const std::optional<ControlCommand> c = parse_control(ip.subspan(l3 + kUdpHeaderSize), why);
   if (!c) {
     ++counters_.control_rejected;
-    answer_udp(ip, l3, "error: " + why, false);
+    answer_udp(ip, l3, "error: " + why, false, now);
     return;
   }
   ++counters_.control_commands;
@@ -214,7 +221,7 @@ void Network::control(std::span<const std::uint8_t> ip, std::size_t l3, Clock::t
     case ControlCommand::Kind::stop_source: stop_source(); break;
     case ControlCommand::Kind::drop_session: break;
   }
-  answer_udp(ip, l3, "ok", c->kind == ControlCommand::Kind::drop_session);
+  answer_udp(ip, l3, "ok", c->kind == ControlCommand::Kind::drop_session, now);
 }
 
 // A packet whose header or upper-layer checksum fails counts as malformed: the far end's stack
@@ -418,7 +425,7 @@ std::optional<std::size_t> Network::to_host(std::span<std::uint8_t> out, Clock::
   while (!to_host_.empty()) {
     Queued q = std::move(to_host_.front());
     to_host_.pop_front();
-    if (q.drop_session_when_sent) drop_session_requested_ = true;
+    if (q.drop_session_when_sent) schedule_drop_session(now);
     const std::vector<std::uint8_t>& p = q.bytes;
     if (p.size() > out.size()) {
       ++counters_.dropped_too_large;
@@ -448,9 +455,12 @@ std::optional<std::size_t> Network::to_host(std::span<std::uint8_t> out, Clock::
 bool Network::has_packet_for_host(Clock::time_point now) const { return !to_host_.empty() || source_due(now); }
 
 std::optional<Clock::time_point> Network::next_deadline() const {
-  if (!source_) return std::nullopt;
-  if (source_->packet_limit != 0 && source_sent_ >= source_->packet_limit) return std::nullopt;
-  return source_due_time(source_sent_);
+  std::optional<Clock::time_point> next = drop_session_at_;
+  if (source_ && (source_->packet_limit == 0 || source_sent_ < source_->packet_limit)) {
+    const Clock::time_point due = source_due_time(source_sent_);
+    if (!next || due < *next) next = due;
+  }
+  return next;
 }
 
 }  // namespace wwan::sim

@@ -17,9 +17,11 @@
 //                 limit, payload_bytes 0..65507, destination_port 1..65535 (source port 5001,
 //                 from server_ipv4 to host_ipv4, as SourceConfig says)
 //   stop-source   stop_source()
-//   drop-session  the modem ends the data session as Faults::drop_session does (sim/modem.hpp); the
-//                 request is handed to the modem (take_drop_session_request) only once the "ok"
-//                 has left toward the host, so the answer is never lost with the session
+//   drop-session  the modem ends the data session as Faults::drop_session does (sim/modem.hpp),
+//                 kDropSessionAfterAnswer after the "ok" has left toward the host: a host that
+//                 takes the IP configuration down at once on the drop would otherwise lose the
+//                 answer on its way up its own stack (seen: the daemon's RX worker wrote the "ok"
+//                 to the TUN after its control thread had removed the address)
 // Each command is answered with one UDP datagram from the address and port it was sent to, back
 // to the sender's address and port: "ok", or "error: <why>" (counted in control_rejected; nothing
 // else happens). The answer goes through the queue toward the host like any reply.
@@ -45,6 +47,8 @@ inline constexpr std::uint16_t kUdpDiscardPort = 9;  // RFC 863: the sink
 // The in-band control port (see the top of this file). 4000: not a port any test traffic, the
 // source's default 5001 or a well-known service uses.
 inline constexpr std::uint16_t kSimControlPort = 4000;
+// How long after its "ok" left toward the host a control-port drop-session takes effect.
+inline constexpr std::chrono::milliseconds kDropSessionAfterAnswer{250};
 
 struct NetworkConfig {
   // What the operator assigns to the host for this session (reported by AT^DHCP? / MBIM
@@ -102,9 +106,10 @@ class Network {
   // time a control-port `source` command starts its stream).
   void from_host(std::span<const std::uint8_t> ip_packet, Clock::time_point now);
 
-  // True once per control-port `drop-session`, after its "ok" left toward the host (or could not
-  // be queued): the owning Modem consumes it at its next transaction and drops the session.
-  bool take_drop_session_request();
+  // True once per control-port `drop-session`, from kDropSessionAfterAnswer after its "ok" left
+  // toward the host (or was found not to fit the queue): the owning Modem asks at every
+  // transaction and drops the session when told. next_deadline() announces the time.
+  bool take_drop_session_request(Clock::time_point now);
 
   // Starts (or replaces) the stream toward the host; stop_source() ends it.
   void start_source(const SourceConfig& source, Clock::time_point now);
@@ -114,8 +119,8 @@ class Network {
   // A datagram larger than out.size() is dropped and counted (never truncated).
   std::optional<std::size_t> to_host(std::span<std::uint8_t> out, Clock::time_point now);
 
-  // Whether to_host() has a datagram ready at `now`, and when the next sourced one falls due
-  // (nullopt: nothing time-driven is pending).
+  // Whether to_host() has a datagram ready at `now`, and when the next sourced one or a pending
+  // drop-session falls due (nullopt: nothing time-driven is pending).
   bool has_packet_for_host(Clock::time_point now) const;
   std::optional<Clock::time_point> next_deadline() const;
 
@@ -128,7 +133,7 @@ class Network {
   NetworkConfig config_;
   NetworkCounters counters_;
   std::deque<Queued> to_host_;  // bounded by config_.to_host_queue_packets
-  bool drop_session_requested_ = false;
+  std::optional<Clock::time_point> drop_session_at_;  // a drop-session answered, acting then
   std::optional<SourceConfig> source_;
   Clock::time_point source_started_{};
   std::uint64_t source_sent_ = 0;
@@ -140,7 +145,8 @@ class Network {
   // A datagram to kSimControlPort: `ip` the whole request, `l3` its IP header size.
   void control(std::span<const std::uint8_t> ip, std::size_t l3, Clock::time_point now);
   void answer_udp(std::span<const std::uint8_t> request, std::size_t l3, std::string_view payload,
-                  bool drop_session_when_sent);
+                  bool drop_session_when_sent, Clock::time_point now);
+  void schedule_drop_session(Clock::time_point answer_left);
   bool source_due(Clock::time_point now) const;
   Clock::time_point source_due_time(std::uint64_t index) const;
   std::size_t source_packet_bytes() const;

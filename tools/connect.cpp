@@ -9,6 +9,7 @@
 #include "control/quirks.hpp"
 #include "control/session_runner.hpp"
 #include "tools/device_args.hpp"
+#include "tools/text.hpp"
 #include "tools/shutdown.hpp"
 
 namespace wwan::cli {
@@ -26,22 +27,6 @@ constexpr std::string_view kUsage =
     "stays connected, redialling after network drops, until Ctrl-C / SIGTERM (or at once with\n"
     "--once), disconnects and gives the modem back to its kernel driver. No packets move: this is the\n"
     "control plane alone, to check an APN, a PIN or a modem before running the daemon.\n";
-
-std::string ipv4_text(const eth::Ipv4Address& a) {
-  char b[16];
-  std::snprintf(b, sizeof b, "%u.%u.%u.%u", a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]);
-  return b;
-}
-std::string ipv6_text(const eth::Ipv6Address& a) {
-  std::string s;
-  char b[8];
-  for (std::size_t i = 0; i < 16; i += 2) {
-    std::snprintf(b, sizeof b, "%x", static_cast<unsigned>(a.bytes[i] << 8 | a.bytes[i + 1]));
-    if (i > 0) s += ':';
-    s += b;
-  }
-  return s;
-}
 
 std::string describe(const control::SessionStatus& st, bool json) {
   std::ostringstream o;

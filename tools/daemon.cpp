@@ -29,6 +29,7 @@
 #include "sim/modem.hpp"
 #include "tools/device_args.hpp"
 #include "tools/shutdown.hpp"
+#include "tools/text.hpp"
 #include "tun/tun_device.hpp"
 #include "tun/uring_io.hpp"
 #include "usb/capturing_transport.hpp"
@@ -82,38 +83,6 @@ struct Options {
 };
 
 // ---------------------------------------------------------------- text helpers
-
-std::string ipv4_text(const eth::Ipv4Address& a) {
-  char b[16];
-  std::snprintf(b, sizeof b, "%u.%u.%u.%u", a.bytes[0], a.bytes[1], a.bytes[2], a.bytes[3]);
-  return b;
-}
-std::string ipv6_text(const eth::Ipv6Address& a) {
-  std::string s;
-  char b[8];
-  for (std::size_t i = 0; i < 16; i += 2) {
-    std::snprintf(b, sizeof b, "%x", static_cast<unsigned>(a.bytes[i] << 8 | a.bytes[i + 1]));
-    if (i > 0) s += ':';
-    s += b;
-  }
-  return s;
-}
-std::string json_string(std::string_view s) {
-  std::string o = "\"";
-  for (const char c : s) {
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(c));
-      o += b;
-    } else {
-      o += c;
-    }
-  }
-  return o + '"';
-}
 
 std::optional<eth::Ipv4Address> parse_ipv4(std::string_view s) {
   eth::Ipv4Address a;

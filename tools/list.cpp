@@ -1,4 +1,5 @@
 #include "tools/list.hpp"
+#include "tools/text.hpp"
 
 #include <algorithm>
 #include <cstdio>
@@ -31,24 +32,6 @@ std::string hex4(std::uint16_t v) {
   return s;
 }
 
-// A JSON string literal. Driver and product names come from sysfs: escape everything.
-std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20 || u == 0x7f) {
-      char esc[8];
-      std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned>(u));
-      out += esc;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
 
 // What to do about a modem wwan-dp cannot drive, by mode.
 std::string_view unsupported_hint(usb::ModemMode m) {

@@ -1,4 +1,5 @@
 #include "tools/monitor.hpp"
+#include "tools/text.hpp"
 
 #include <sys/eventfd.h>
 #include <poll.h>
@@ -41,22 +42,6 @@ constexpr std::string_view kUsage =
 constexpr std::uint16_t kDefaultResponseBytes = 4096;
 constexpr unsigned kControlTimeout_ms = 5000;
 
-std::string json_escape(std::string_view s) {
-  std::string o;
-  for (const char c : s) {
-    if (c == '"' || c == '\\') {
-      o += '\\';
-      o += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char b[8];
-      std::snprintf(b, sizeof b, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-      o += b;
-    } else {
-      o += c;
-    }
-  }
-  return o;
-}
 
 std::string hex(std::span<const std::uint8_t> b) {
   std::string s;
@@ -171,7 +156,7 @@ struct Monitor {
             if (end == std::string::npos) end = text.size();
             if (end > at) {
               const std::string l = text.substr(at, end - at);
-              line("response: " + l, R"({"response":")" + json_escape(l) + "\"}");
+              line("response: " + l, R"({"response":)" + json_string(l) + "}");
             }
             at = end + 1;
           }
@@ -271,7 +256,7 @@ int run_monitor(std::span<const std::string_view> args, std::ostream& out, std::
                }() +
                (detached.str().empty() ? std::string() : "; detached" + detached.str()) +
                "; Ctrl-C gives it back",
-           R"({"monitoring":")" + json_escape(who) + R"(","function":")" + usb::to_string(function.kind) +
+           R"({"monitoring":)" + json_string(who) + R"(,"function":")" + usb::to_string(function.kind) +
                R"(","control_interface":)" + std::to_string(function.control_interface) + "}");
   }
 

@@ -72,8 +72,8 @@ class LinkConfigurator {  // one NETLINK_ROUTE socket (libmnl), one interface
 
  private:
   LinkConfigurator(std::unique_ptr<rtnl::Socket> socket, unsigned ifindex, std::string ifname);
-  // One request, its answer checked; `what` ("adding 10.64.64.2/30 to wwan0") starts the error.
-  // Returns the errno (0 = done) so callers can accept EEXIST / ESRCH.
+  // One request and its answer: 0 or the errno, so callers can accept EEXIST / ESRCH and say
+  // what they were doing ("adding 10.64.64.2/30 to wwan0: ...").
   int send(rtnl::RequestBuffer& buf, std::size_t length, std::string& kernel_message);
 
   std::unique_ptr<rtnl::Socket> socket_;

@@ -36,7 +36,7 @@ namespace wwan::tun::rtnl {
 using Bytes = std::span<const std::uint8_t>;
 using MutableBytes = std::span<std::uint8_t>;
 
-// Large enough for every request built here (the largest, RTM_GETLINK by name, is 52 bytes).
+// Large enough for every request built here (the largest, RTM_NEWADDR for IPv6, is 72 bytes).
 struct alignas(NLMSG_ALIGNTO) RequestBuffer {
   std::array<std::uint8_t, 256> bytes{};
   MutableBytes span() { return bytes; }

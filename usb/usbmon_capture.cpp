@@ -36,7 +36,11 @@ std::uint32_t saturate_u32(std::uint64_t v) {
                                                        : static_cast<std::uint32_t>(v);
 }
 
-std::size_t effective_snaplen(std::size_t snaplen_bytes) { return std::max(snaplen_bytes, kUsbmonHeaderBytes); }
+// [64, 256 KiB]: a record always holds its whole usbmon header, and incl_len / orig_len can never
+// overflow their 32 bits.
+std::size_t effective_snaplen(std::size_t snaplen_bytes) {
+  return std::clamp(snaplen_bytes, kUsbmonHeaderBytes, kMaxCaptureSnaplenBytes);
+}
 
 // Data bytes stored in the file: len_cap cut so that header + data fit the snaplen.
 std::size_t stored_data_bytes(const UsbmonEvent& event, std::size_t snaplen_bytes) {

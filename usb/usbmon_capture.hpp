@@ -127,7 +127,7 @@ std::array<std::uint8_t, kPcapFileHeaderBytes> encode_pcap_file_header(std::uint
 // Data bytes the event carries by the rules above (its len_cap).
 std::size_t usbmon_data_bytes(const UsbmonEvent& event);
 // Bytes of the whole record: pcap record header + usbmon header + the data, cut to the snaplen.
-// snaplen_bytes below kUsbmonHeaderBytes is treated as kUsbmonHeaderBytes.
+// snaplen_bytes is clamped to [kUsbmonHeaderBytes, kMaxCaptureSnaplenBytes].
 std::size_t usbmon_record_bytes(const UsbmonEvent& event, std::size_t snaplen_bytes);
 
 // Writes one pcap record — record header, usbmon header, data — into `out` and returns its size,

@@ -25,6 +25,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -107,6 +108,19 @@ std::vector<std::string> my_children() {
   return out;
 }
 
+// The namespace's IP and UDP counters that say where a packet to this host died, for messages.
+std::string kernel_counters() {
+  std::string out = "Ip";
+  const auto ip = snmp("Ip");
+  for (const char* k : {"InReceives", "InAddrErrors", "InDiscards", "InHdrErrors", "InDelivers"})
+    out += std::string(" ") + k + "=" + std::to_string(ip.count(k) ? ip.at(k) : 0);
+  out += "; Udp";
+  const auto udp = snmp("Udp");
+  for (const char* k : {"InDatagrams", "NoPorts", "InErrors", "RcvbufErrors", "InCsumErrors"})
+    out += std::string(" ") + k + "=" + std::to_string(udp.count(k) ? udp.at(k) : 0);
+  return out;
+}
+
 // Runs a shell command; its stdout, and the exit status in `status`.
 std::string run(const std::string& command, int& status) {
   std::string out;
@@ -174,7 +188,13 @@ class DaemonTest : public ::testing::TestWithParam<Profile> {
     }
   }
 
-  std::string describe() const { return daemon_ ? daemon_->describe() : std::string("\n  (no daemon)"); }
+  // For failure messages: reads what the daemon printed meanwhile first, so the events after the
+  // one waited for show too.
+  std::string describe() {
+    if (!daemon_) return "\n  (no daemon)";
+    daemon_->drain();
+    return daemon_->describe();
+  }
 
   // wwan-dp --sim P --tun kTun --json [profile args] [extra]; waits for started and connected and
   // checks the connected event against the emulated network and against the kernel's view of the TUN.
@@ -212,9 +232,9 @@ class DaemonTest : public ::testing::TestWithParam<Profile> {
     // The kernel's view: the event says the TUN is configured, so it must be now.
     const auto link = link_state(kTun);
     ASSERT_TRUE(link) << kTun << " does not exist after 'connected'" << describe();
-    EXPECT_TRUE(link->up) << kTun << " is not up after 'connected'";
-    EXPECT_EQ(link->mtu, static_cast<int>(*mtu)) << "TUN MTU differs from the event's";
-    EXPECT_EQ(link->ipv4, std::optional<std::string>(kHost)) << "TUN address";
+    EXPECT_TRUE(link->up) << kTun << " is not up after 'connected'" << describe();
+    EXPECT_EQ(link->mtu, static_cast<int>(*mtu)) << "TUN MTU differs from the event's" << describe();
+    EXPECT_EQ(link->ipv4, std::optional<std::string>(kHost)) << "TUN address after 'connected'" << describe();
   }
 
   // The daemon's stats (SIGUSR1) and the kernel's counters; nullopt with a failure if either is missing.
@@ -360,6 +380,10 @@ TEST_P(DaemonTest, FloodsEachWayAccountForEveryPacket) {
     }
     std::ostringstream errors;
     for (const auto& [e, n] : send_errors) errors << " " << std::strerror(e) << " x" << n;
+    std::cout << "[ info     ] upstream " << duration.count() << " s: sent " << sent << " = sink " << sink
+              << " + tx.dropped " << dropped << " + tun tx_dropped " << tun_dropped << " + SndbufErrors " << sndbuf
+              << " (" << sent * payload * 8 / 1'000'000 / static_cast<std::uint64_t>(duration.count())
+              << " Mbit/s of payload)\n";
     EXPECT_EQ(sent, sink + dropped + tun_dropped + sndbuf)
         << "upstream: test_sent " << sent << " == sim sink_packets " << sink << " + daemon tx.dropped " << dropped
         << " + kernel tun tx_dropped " << tun_dropped << " + kernel Udp SndbufErrors " << sndbuf
@@ -461,6 +485,11 @@ TEST_P(DaemonTest, FloodsEachWayAccountForEveryPacket) {
           Clock::now() >= deadline)
         break;
     }
+    std::cout << "[ info     ] downstream " << duration.count() << " s: source " << source << " = received "
+              << received << " + queue_full " << queue_full << " + too_large " << too_large << " + rx.dropped "
+              << dropped << " + tun rx_dropped " << tun_dropped << " + RcvbufErrors " << rcvbuf_errors << " ("
+              << received * payload * 8 / 1'000'000 / static_cast<std::uint64_t>(duration.count())
+              << " Mbit/s of payload received)\n";
     EXPECT_GT(received, 0u) << "nothing of the downstream flood arrived" << describe();
     EXPECT_EQ(source, received + queue_full + too_large + dropped + tun_dropped + rcvbuf_errors)
         << "downstream: sim source_packets " << source << " == test_received " << received
@@ -486,7 +515,7 @@ TEST_P(DaemonTest, RedialsAfterTheNetworkDropsTheSession) {
   ControlPort control;
   ASSERT_TRUE(control.open(kTun, kGateway, why)) << why;
   const auto answer = control.command("drop-session", kReplyTimeout, why);
-  ASSERT_TRUE(answer) << why << describe();
+  ASSERT_TRUE(answer) << why << "\n  kernel: " << kernel_counters() << describe();
   ASSERT_EQ(*answer, "ok");
   const auto disconnected = daemon_->wait_for("disconnected", 10s);
   ASSERT_TRUE(disconnected) << "no 'disconnected' event within 10 s of drop-session" << describe();
@@ -549,6 +578,7 @@ TEST_P(DaemonTest, SigtermUnderLoadStopsCleanlyWithinTwoSeconds) {
     if (rx >= 1000 && tx >= 1000) break;
   }
   ASSERT_TRUE(rx >= 1000 && tx >= 1000) << "no load: rx.packets +" << rx << ", tx.packets +" << tx << describe();
+  std::cout << "[ info     ] under load: rx.packets +" << rx << ", tx.packets +" << tx << " before SIGTERM\n";
 
   const Clock::time_point sent = Clock::now();
   ASSERT_TRUE(daemon_->signal(SIGTERM)) << describe();
@@ -560,6 +590,7 @@ TEST_P(DaemonTest, SigtermUnderLoadStopsCleanlyWithinTwoSeconds) {
   ASSERT_TRUE(status) << "still running 2 s after SIGTERM" << describe();
   EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << "exit after SIGTERM" << describe();
   EXPECT_LE(took, kShutdownLimit);
+  std::cout << "[ info     ] SIGTERM to exit: " << took.count() << " ms\n";
   EXPECT_EQ(daemon_->history().back().value("event", ""), "stopped") << "'stopped' must be the last event" << describe();
   EXPECT_EQ(::if_nametoindex(kTun.c_str()), 0u) << kTun << " still exists after the daemon exited";
   const auto children = my_children();
@@ -615,6 +646,7 @@ TEST_P(DaemonTest, CaptureFileHasFramesAndNoneMalformed) {
                            << malformed.substr(0, 4000);
   // How far Wireshark followed the frames (for the log: the NTB dissectors reach the IP packets).
   const std::string icmp = run(*tshark + " -n -r '" + file + "' -Y icmp -T fields -e frame.number 2>/dev/null", rc);
+  std::cout << "[ info     ] capture: " << lines(frames) << " frames, " << lines(icmp) << " decoded down to ICMP\n";
   RecordProperty("capture_frames", static_cast<int>(lines(frames)));
   RecordProperty("capture_icmp_frames", static_cast<int>(lines(icmp)));
 }

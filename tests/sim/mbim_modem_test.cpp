@@ -772,6 +772,8 @@ TEST_F(MbimFaults, DropSessionIndicatesDeactivation) {
 }
 
 TEST_F(MbimFaults, ControlPortDropSessionAnswersThenIndicatesDeactivation) {
+  Clock::time_point now = Clock::now();
+  mbim_of(*modem).set_clock([&now] { return now; });
   // IPv4 + UDP from the host to 192.0.2.1 on the control port, checksum 0 (none).
   const std::string command = "drop-session";
   ByteVector p(20 + 8, 0);
@@ -804,6 +806,11 @@ TEST_F(MbimFaults, ControlPortDropSessionAnswersThenIndicatesDeactivation) {
   EXPECT_EQ(d[20] << 8 | d[21], kSimControlPort);
   EXPECT_EQ(d[22] << 8 | d[23], 0x9c41);
 
+  EXPECT_FALSE(host->notification());
+  EXPECT_TRUE(modem->session_active());
+  ASSERT_TRUE(modem->next_deadline());
+  EXPECT_EQ(*modem->next_deadline(), now + kDropSessionAfterAnswer);
+  now += kDropSessionAfterAnswer;
   ASSERT_TRUE(host->notification());  // the next transaction ends the session
   EXPECT_FALSE(modem->session_active());
   const auto ind = host->read_message();

@@ -657,7 +657,12 @@ TEST(NcmModemTest, ControlPortDropSessionAnswersThenDropsTheHuaweiSession) {
   Vec in;
   ASSERT_EQ(h.receive(in).result, EndpointResult::ok);
   EXPECT_THAT(control_answers(in), ::testing::ElementsAre("ok"));
-  // The next transaction carries the drop out, as Faults::drop_session does.
+  // kDropSessionAfterAnswer later (announced), the next transaction carries the drop out, as
+  // Faults::drop_session does.
+  EXPECT_TRUE(h.notifications().empty());
+  ASSERT_TRUE(h.m.next_deadline());
+  EXPECT_EQ(*h.m.next_deadline(), h.now + kDropSessionAfterAnswer);
+  h.now += kDropSessionAfterAnswer;
   EXPECT_EQ(h.notifications(),
             (std::vector<std::uint8_t>{cdc::kNotifyResponseAvailable, cdc::kNotifyNetworkConnection}));
   EXPECT_FALSE(h.m.session_active());
@@ -679,6 +684,8 @@ TEST(NcmModemTest, GenericNcmLinkComesBackByItselfAfterADrop) {
   Vec in;
   ASSERT_EQ(g.receive(in).result, EndpointResult::ok);
   EXPECT_THAT(control_answers(in), ::testing::ElementsAre("ok"));
+  EXPECT_TRUE(g.notifications().empty());
+  g.now += kDropSessionAfterAnswer;
   Vec b;
   auto n = g.notification(b);
   ASSERT_TRUE(n);

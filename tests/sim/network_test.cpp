@@ -402,19 +402,25 @@ TEST(NetworkControlPortTest, AnythingElseIsRejectedWithAReasonAndChangesNothing)
   EXPECT_EQ(n.counters().other_packets, 0u);
   EXPECT_FALSE(n.next_deadline());  // no source started
   EXPECT_TRUE(take(n).empty());
-  EXPECT_FALSE(n.take_drop_session_request());
+  EXPECT_FALSE(n.take_drop_session_request(kT0 + 1h));
   // The biggest payload is accepted.
   n.from_host(udp4(40003, kSimControlPort, text("source 0 65507 1 9")), kT0);
   EXPECT_EQ(control_answer(take(n), 40003), "ok");
 }
 
-TEST(NetworkControlPortTest, DropSessionIsRequestedOnceItsAnswerHasLeft) {
+TEST(NetworkControlPortTest, DropSessionActsShortlyAfterItsAnswerHasLeft) {
   Network n;
   n.from_host(udp4(40004, kSimControlPort, text("drop-session")), kT0);
-  EXPECT_FALSE(n.take_drop_session_request());  // the "ok" is still queued
-  EXPECT_EQ(control_answer(take(n), 40004), "ok");
-  EXPECT_TRUE(n.take_drop_session_request());
-  EXPECT_FALSE(n.take_drop_session_request());  // once
+  EXPECT_FALSE(n.next_deadline());                      // nothing before the "ok" has left
+  EXPECT_FALSE(n.take_drop_session_request(kT0 + 1h));  // the "ok" is still queued
+  const Clock::time_point left = kT0 + 2h;
+  EXPECT_EQ(control_answer(take(n, left), 40004), "ok");
+  ASSERT_TRUE(n.next_deadline());
+  EXPECT_EQ(*n.next_deadline(), left + kDropSessionAfterAnswer);
+  EXPECT_FALSE(n.take_drop_session_request(left + kDropSessionAfterAnswer - 1ms));
+  EXPECT_TRUE(n.take_drop_session_request(left + kDropSessionAfterAnswer));
+  EXPECT_FALSE(n.take_drop_session_request(left + 1h));  // once
+  EXPECT_FALSE(n.next_deadline());
   EXPECT_EQ(n.counters().control_commands, 1u);
 }
 
@@ -425,7 +431,7 @@ TEST(NetworkControlPortTest, DropSessionWhoseAnswerCannotBeQueuedStillActs) {
   n.from_host(icmp4_echo(1), kT0);
   n.from_host(udp4(40005, kSimControlPort, text("drop-session")), kT0);
   EXPECT_EQ(n.counters().dropped_queue_full, 1u);
-  EXPECT_TRUE(n.take_drop_session_request());
+  EXPECT_TRUE(n.take_drop_session_request(kT0 + kDropSessionAfterAnswer));
   EXPECT_EQ(take(n)[9], 1);  // the echo reply
   EXPECT_TRUE(take(n).empty());
 }
