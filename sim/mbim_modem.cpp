@@ -331,6 +331,7 @@ class Em7455 final : public MbimModem {
   // Called first by every entry point: the unplug and session-drop faults act "at the next
   // transaction". False once the device is gone.
   bool begin_transaction() {
+    if (!gone_ && network_.take_unplug_request(clock_())) faults_.unplug = true;  // the control port's unplug
     if (faults_.unplug && !gone_) {
       gone_ = true;
       ++counters_.faults_injected;

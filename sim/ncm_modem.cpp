@@ -243,6 +243,7 @@ void NcmModem::reset_function() {
 // Faults that act "at the next transaction" and timers that fall due.
 void NcmModem::service(Clock::time_point now) {
   if (gone_) return;
+  if (network_.take_unplug_request(now)) faults_.unplug = true;  // the control port's unplug
   if (faults_.unplug) {
     gone_ = true;
     ++counters_.faults_injected;

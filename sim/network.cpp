@@ -76,7 +76,7 @@ std::optional<std::uint64_t> parse_number(std::string_view field, std::uint64_t 
 }
 
 struct ControlCommand {
-  enum class Kind : std::uint8_t { source, stop_source, drop_session } kind;
+  enum class Kind : std::uint8_t { source, stop_source, drop_session, unplug } kind;
   SourceConfig source;
 };
 
@@ -94,12 +94,15 @@ std::optional<ControlCommand> parse_control(Bytes payload, std::string& why) {
     why = "empty command";
     return std::nullopt;
   }
-  if (f[0] == "stop-source" || f[0] == "drop-session") {
+  if (f[0] == "stop-source" || f[0] == "drop-session" || f[0] == "unplug") {
     if (f.size() != 1) {
       why = std::string(f[0]) + " takes no arguments";
       return std::nullopt;
     }
-    return ControlCommand{f[0] == "stop-source" ? ControlCommand::Kind::stop_source : ControlCommand::Kind::drop_session, {}};
+    const ControlCommand::Kind k = f[0] == "stop-source"    ? ControlCommand::Kind::stop_source
+                                   : f[0] == "drop-session" ? ControlCommand::Kind::drop_session
+                                                            : ControlCommand::Kind::unplug;
+    return ControlCommand{k, {}};
   }
   if (f[0] == "source") {
     const char* usage = "usage: source <rate_bits_per_s> <payload_bytes 0-65507> <packet_limit> <destination_port 1-65535>";
@@ -122,7 +125,7 @@ std::optional<ControlCommand> parse_control(Bytes payload, std::string& why) {
     c.source.destination_port = static_cast<std::uint16_t>(*port);
     return c;
   }
-  why = "unknown command (source, stop-source, drop-session)";
+  why = "unknown command (source, stop-source, drop-session, unplug)";
   return std::nullopt;
 }
 
@@ -130,22 +133,29 @@ std::optional<ControlCommand> parse_control(Bytes payload, std::string& why) {
 
 Network::Network(NetworkConfig config) : config_(config) {}
 
-bool Network::enqueue(std::vector<std::uint8_t> packet, bool drop_session_when_sent) {
+bool Network::enqueue(std::vector<std::uint8_t> packet, AfterAnswer after) {
   if (to_host_.size() >= config_.to_host_queue_packets) {
     ++counters_.dropped_queue_full;
     return false;
   }
-  to_host_.push_back(Queued{std::move(packet), drop_session_when_sent});
+  to_host_.push_back(Queued{std::move(packet), after});
   return true;
 }
 
-void Network::schedule_drop_session(Clock::time_point answer_left) {
-  if (!drop_session_at_) drop_session_at_ = answer_left + kDropSessionAfterAnswer;
+void Network::schedule(AfterAnswer after, Clock::time_point answer_left) {
+  std::optional<Clock::time_point>& at = after == AfterAnswer::unplug ? unplug_at_ : drop_session_at_;
+  if (after != AfterAnswer::none && !at) at = answer_left + kDropSessionAfterAnswer;
 }
 
 bool Network::take_drop_session_request(Clock::time_point now) {
   if (!drop_session_at_ || now < *drop_session_at_) return false;
   drop_session_at_.reset();
+  return true;
+}
+
+bool Network::take_unplug_request(Clock::time_point now) {
+  if (!unplug_at_ || now < *unplug_at_) return false;
+  unplug_at_.reset();
   return true;
 }
 
@@ -169,7 +179,7 @@ void Network::from_host(std::span<const std::uint8_t> ip_packet, Clock::time_poi
 // A UDP datagram carrying `payload` answering `request` (IPv4 or IPv6, its IP header `l3` bytes):
 // addresses and ports swapped, a fresh header without options, checksums computed.
 void Network::answer_udp(std::span<const std::uint8_t> request, std::size_t l3, std::string_view payload,
-                         bool drop_session_when_sent, Clock::time_point now) {
+                         AfterAnswer after, Clock::time_point now) {
   const bool v6 = (request[0] >> 4) == 6;
   const std::size_t ip_header = v6 ? eth::kIpv6HeaderSize : eth::kIpv4MinHeaderSize;
   const std::size_t udp_length = kUdpHeaderSize + payload.size();
@@ -204,7 +214,7 @@ void Network::answer_udp(std::span<const std::uint8_t> request, std::size_t l3, 
   if (c == 0) c = 0xFFFF;  // RFC 768 / RFC 8200 §8.1: a computed 0 is sent as all ones
   store_be16(rb, ip_header + 6, c);
   // The drop must not wait for an answer that will never leave.
-  if (!enqueue(std::move(r), drop_session_when_sent) && drop_session_when_sent) schedule_drop_session(now);
+  if (!enqueue(std::move(r), after)) schedule(after, now);
 }
 
 void Network::control(std::span<const std::uint8_t> ip, std::size_t l3, Clock::time_point now) {
@@ -212,7 +222,7 @@ void Network::control(std::span<const std::uint8_t> ip, std::size_t l3, Clock::t
   const std::optional<ControlCommand> c = parse_control(ip.subspan(l3 + kUdpHeaderSize), why);
   if (!c) {
     ++counters_.control_rejected;
-    answer_udp(ip, l3, "error: " + why, false, now);
+    answer_udp(ip, l3, "error: " + why, AfterAnswer::none, now);
     return;
   }
   ++counters_.control_commands;
@@ -220,8 +230,12 @@ void Network::control(std::span<const std::uint8_t> ip, std::size_t l3, Clock::t
     case ControlCommand::Kind::source: start_source(c->source, now); break;
     case ControlCommand::Kind::stop_source: stop_source(); break;
     case ControlCommand::Kind::drop_session: break;
+    case ControlCommand::Kind::unplug: break;
   }
-  answer_udp(ip, l3, "ok", c->kind == ControlCommand::Kind::drop_session, now);
+  const AfterAnswer after = c->kind == ControlCommand::Kind::drop_session ? AfterAnswer::drop_session
+                            : c->kind == ControlCommand::Kind::unplug     ? AfterAnswer::unplug
+                                                                          : AfterAnswer::none;
+  answer_udp(ip, l3, "ok", after, now);
 }
 
 // A packet whose header or upper-layer checksum fails counts as malformed: the far end's stack
@@ -425,7 +439,7 @@ std::optional<std::size_t> Network::to_host(std::span<std::uint8_t> out, Clock::
   while (!to_host_.empty()) {
     Queued q = std::move(to_host_.front());
     to_host_.pop_front();
-    if (q.drop_session_when_sent) schedule_drop_session(now);
+    schedule(q.after, now);
     const std::vector<std::uint8_t>& p = q.bytes;
     if (p.size() > out.size()) {
       ++counters_.dropped_too_large;
@@ -456,6 +470,7 @@ bool Network::has_packet_for_host(Clock::time_point now) const { return !to_host
 
 std::optional<Clock::time_point> Network::next_deadline() const {
   std::optional<Clock::time_point> next = drop_session_at_;
+  if (unplug_at_ && (!next || *unplug_at_ < *next)) next = unplug_at_;
   if (source_ && (source_->packet_limit == 0 || source_sent_ < source_->packet_limit)) {
     const Clock::time_point due = source_due_time(source_sent_);
     if (!next || due < *next) next = due;

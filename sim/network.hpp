@@ -22,6 +22,9 @@
 //                 takes the IP configuration down at once on the drop would otherwise lose the
 //                 answer on its way up its own stack (seen: the daemon's RX worker wrote the "ok"
 //                 to the TUN after its control thread had removed the address)
+//   unplug        the modem leaves the bus (Faults::unplug), kDropSessionAfterAnswer after the
+//                 "ok" has left: a driver sees the device gone, as when real firmware resets and
+//                 re-enumerates. The daemon's --sim then "re-enumerates" a fresh emulated modem.
 // Each command is answered with one UDP datagram from the address and port it was sent to, back
 // to the sender's address and port: "ok", or "error: <why>" (counted in control_rejected; nothing
 // else happens). The answer goes through the queue toward the host like any reply.
@@ -110,6 +113,8 @@ class Network {
   // toward the host (or was found not to fit the queue): the owning Modem asks at every
   // transaction and drops the session when told. next_deadline() announces the time.
   bool take_drop_session_request(Clock::time_point now);
+  // The same for a control-port `unplug`: the owning Modem leaves the bus when told.
+  bool take_unplug_request(Clock::time_point now);
 
   // Starts (or replaces) the stream toward the host; stop_source() ends it.
   void start_source(const SourceConfig& source, Clock::time_point now);
@@ -125,28 +130,31 @@ class Network {
   std::optional<Clock::time_point> next_deadline() const;
 
  private:
+  // What happens once a control answer has left toward the host.
+  enum class AfterAnswer : std::uint8_t { none, drop_session, unplug };
   struct Queued {
     std::vector<std::uint8_t> bytes;
-    bool drop_session_when_sent = false;  // the answer to a drop-session command
+    AfterAnswer after = AfterAnswer::none;  // the answer to a drop-session / unplug command
   };
 
   NetworkConfig config_;
   NetworkCounters counters_;
   std::deque<Queued> to_host_;  // bounded by config_.to_host_queue_packets
   std::optional<Clock::time_point> drop_session_at_;  // a drop-session answered, acting then
+  std::optional<Clock::time_point> unplug_at_;        // an unplug answered, acting then
   std::optional<SourceConfig> source_;
   Clock::time_point source_started_{};
   std::uint64_t source_sent_ = 0;
   std::uint16_t ipv4_identification_ = 0;
 
-  bool enqueue(std::vector<std::uint8_t> packet, bool drop_session_when_sent = false);
+  bool enqueue(std::vector<std::uint8_t> packet, AfterAnswer after = AfterAnswer::none);
   void answer_ipv4(std::span<const std::uint8_t> packet, Clock::time_point now);
   void answer_ipv6(std::span<const std::uint8_t> packet, Clock::time_point now);
   // A datagram to kSimControlPort: `ip` the whole request, `l3` its IP header size.
   void control(std::span<const std::uint8_t> ip, std::size_t l3, Clock::time_point now);
   void answer_udp(std::span<const std::uint8_t> request, std::size_t l3, std::string_view payload,
-                  bool drop_session_when_sent, Clock::time_point now);
-  void schedule_drop_session(Clock::time_point answer_left);
+                  AfterAnswer after, Clock::time_point now);
+  void schedule(AfterAnswer after, Clock::time_point answer_left);
   bool source_due(Clock::time_point now) const;
   Clock::time_point source_due_time(std::uint64_t index) const;
   std::size_t source_packet_bytes() const;

@@ -532,6 +532,34 @@ TEST_P(DaemonTest, RedialsAfterTheNetworkDropsTheSession) {
   EXPECT_EQ(st->value("session", ""), "connected") << st->dump();
 }
 
+// ---- 4b. re-enumeration ---------------------------------------------------------------------------------
+
+// The modem leaves the bus (the control port's `unplug`: firmware resets and re-enumerate this
+// way). The daemon reports the loss, keeps the TUN, finds the (fresh, emulated) modem again,
+// negotiates and connects anew on the same TUN, and traffic flows again.
+TEST_P(DaemonTest, SurvivesTheModemLeavingTheBusAndComingBack) {
+  ASSERT_NO_FATAL_FAILURE(launch());
+  const unsigned ifindex = if_nametoindex(kTun.c_str());
+  ASSERT_NE(ifindex, 0u);
+  std::string why;
+  ControlPort control;
+  ASSERT_TRUE(control.open(kTun, kGateway, why)) << why;
+  const auto answer = control.command("unplug", kReplyTimeout, why);
+  ASSERT_TRUE(answer) << why << describe();
+  ASSERT_EQ(*answer, "ok");
+  const auto disconnected = daemon_->wait_for("disconnected", 10s);
+  ASSERT_TRUE(disconnected) << "no 'disconnected' event after the unplug" << describe();
+  EXPECT_NE(disconnected->value("reason", "").find("left the bus"), std::string::npos) << disconnected->dump();
+  const auto connected = daemon_->wait_for("connected", kConnectTimeout);
+  ASSERT_TRUE(connected) << "no 'connected' event after the modem came back" << describe();
+  ASSERT_NO_FATAL_FAILURE(check_connected(*connected));
+  EXPECT_EQ(if_nametoindex(kTun.c_str()), ifindex) << "the same TUN, not a new one";
+  Pinger pinger;
+  ASSERT_TRUE(pinger.open(kTun, why)) << why;
+  const std::string r = pinger.ping(kGateway, static_cast<std::uint16_t>(::getpid()), 7, pattern(56, 7), kReplyTimeout);
+  EXPECT_EQ(r, "") << "ping after the re-enumeration" << describe();
+}
+
 // ---- 5. clean shutdown under load -------------------------------------------------------------------
 
 TEST_P(DaemonTest, SigtermUnderLoadStopsCleanlyWithinTwoSeconds) {

@@ -424,6 +424,21 @@ TEST(NetworkControlPortTest, DropSessionActsShortlyAfterItsAnswerHasLeft) {
   EXPECT_EQ(n.counters().control_commands, 1u);
 }
 
+TEST(NetworkControlPortTest, UnplugActsShortlyAfterItsAnswerHasLeftAndIsNotADrop) {
+  Network n;
+  n.from_host(udp4(40005, kSimControlPort, text("unplug")), kT0);
+  EXPECT_FALSE(n.take_unplug_request(kT0 + 1h));  // the "ok" is still queued
+  const Clock::time_point left = kT0 + 2h;
+  EXPECT_EQ(control_answer(take(n, left), 40005), "ok");
+  ASSERT_TRUE(n.next_deadline());
+  EXPECT_EQ(*n.next_deadline(), left + kDropSessionAfterAnswer);
+  EXPECT_FALSE(n.take_unplug_request(left + kDropSessionAfterAnswer - 1ms));
+  EXPECT_FALSE(n.take_drop_session_request(left + kDropSessionAfterAnswer));  // not a session drop
+  EXPECT_TRUE(n.take_unplug_request(left + kDropSessionAfterAnswer));
+  EXPECT_FALSE(n.take_unplug_request(left + 1h));  // once
+  EXPECT_FALSE(n.next_deadline());
+}
+
 TEST(NetworkControlPortTest, DropSessionWhoseAnswerCannotBeQueuedStillActs) {
   NetworkConfig c;
   c.to_host_queue_packets = 1;
