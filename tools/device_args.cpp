@@ -32,7 +32,19 @@ int DeviceArgs::take(std::span<const std::string_view> args, std::size_t i, std:
   }
   if (!selector) selector.emplace();
   if (a == "--dev") {
-    const std::optional<usb::VidPid> id = usb::parse_vid_pid(v, error);
+    // VID:PID, or VID:PID@BUS-PORT (the same as --path BUS-PORT): two identical sticks on one
+    // router are told apart by the port they are plugged into.
+    std::string_view id_text = v;
+    if (const std::size_t at = v.find('@'); at != std::string_view::npos) {
+      const std::string_view port = v.substr(at + 1);
+      if (port.empty()) {
+        error = "--dev VID:PID@BUS-PORT needs the port after '@', e.g. 12d1:1506@1-1.2 (see `wwan-dp list`)";
+        return -1;
+      }
+      selector->port_path = std::string(port);
+      id_text = v.substr(0, at);
+    }
+    const std::optional<usb::VidPid> id = usb::parse_vid_pid(id_text, error);
     if (!id) return -1;
     selector->id = *id;
   } else if (a == "--path") {

@@ -1,4 +1,4 @@
-// What every command that drives a modem shares: the --dev VID:PID [--path BUS-PORT]
+// What every command that drives a modem shares: the --dev VID:PID[@BUS-PORT] [--path BUS-PORT]
 // [--serial SERIAL] arguments, and opening the modem they name (find it, pick its network
 // function, detach the kernel drivers and claim the interfaces).
 #pragma once

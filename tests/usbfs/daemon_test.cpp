@@ -21,6 +21,7 @@ TEST(DaemonBinaryErrors, OneLineAndNonZeroExit) {
            {"--dev", "dead:beef", "--tun", "wwx0"},         // no such modem
            {"--dev", "12d1:1506"},                          // no --tun
            {"--dev", "nonsense", "--tun", "wwx0"},          // not VID:PID
+           {"--dev", "12d1:1506@", "--tun", "wwx0"},        // @ without a port
            {"--sim", "nokia-3310", "--tun", "wwx0"},        // no such emulated modem
            {"--dev", "12d1:1506", "--tun", "wwx0", "--threads", "3"}}) {
     Child c(args);

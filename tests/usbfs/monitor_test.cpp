@@ -92,7 +92,8 @@ TEST(MonitorBinaryNormalExit, NetworkConnectionAndTheAnnouncedResponse) {
 
 TEST(MonitorBinaryNormalExit, CountReachedReleasesAndReattaches) {
   const std::size_t before = g_bed->stats(kE3372).driver_events.size();
-  Child c({"monitor", "--dev", "12d1:1506", "--path", kE3372, "--count", "1"});
+  // VID:PID@BUS-PORT is the same as --path BUS-PORT.
+  Child c({"monitor", "--dev", std::string("12d1:1506@") + kE3372, "--count", "1"});
   ASSERT_THAT(c.line(), HasSubstr("monitoring 12d1:1506 at 1-1.2: huawei-ncm control interface 1"))
       << c.stderr_text();
   dial_from_outside();
