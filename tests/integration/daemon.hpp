@@ -56,6 +56,9 @@ class Daemon {
   // nullopt on timeout.
   std::optional<int> wait_exit(milliseconds timeout);
 
+  // What the daemon wrote to stderr so far.
+  const std::string& stderr_text() const { return err_text_; }
+
   // Every event read so far, in order (the parsed objects).
   const std::vector<json>& history() const { return history_; }
   std::size_t count(std::string_view name) const;

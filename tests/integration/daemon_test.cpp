@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+#include <algorithm>
+#include <functional>
 
 #include <array>
 #include <atomic>
@@ -677,6 +679,69 @@ TEST_P(DaemonTest, CaptureFileHasFramesAndNoneMalformed) {
   std::cout << "[ info     ] capture: " << lines(frames) << " frames, " << lines(icmp) << " decoded down to ICMP\n";
   RecordProperty("capture_frames", static_cast<int>(lines(frames)));
   RecordProperty("capture_icmp_frames", static_cast<int>(lines(icmp)));
+}
+
+// ---- 7. what a user gets wrong ---------------------------------------------------------------------
+
+// Each ends the daemon with exit status 1 and ONE line on stderr saying what is wrong, and
+// leaves no TUN behind.
+class DaemonRefusalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root (a network namespace, a TUN)";
+    const char* exe = std::getenv("WWAN_DP_EXE");
+    ASSERT_NE(exe, nullptr) << "WWAN_DP_EXE is not set (run through meson test, which sets it)";
+    exe_ = exe;
+    if (const std::string why = enter_fresh_network_namespace(); !why.empty())
+      GTEST_SKIP() << "cannot make a fresh network namespace: " << why;
+  }
+  void expect_refused(const std::string& what) {
+    Daemon d;
+    ASSERT_TRUE(d.start(exe_, {"--sim", "huawei-e3372", "--tun", kTun, "--json"})) << errno_text("starting the daemon");
+    const auto status = d.wait_exit(10s);
+    ASSERT_TRUE(status) << "still running" << d.describe();
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 1) << d.describe();
+    const std::string& err = d.stderr_text();
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    EXPECT_NE(err.find(what), std::string::npos) << err;
+    EXPECT_EQ(d.count("connected"), 0u);
+  }
+  std::string exe_;
+};
+
+TEST_F(DaemonRefusalTest, UnusableIoUring) {
+  // kernel.io_uring_disabled = 2 refuses io_uring_setup to everyone (Linux 6.6+): what a router
+  // kernel built without io_uring, or a locked-down container, looks like. The suite runs alone
+  // (is_parallel: false), and the old value is put back whatever happens.
+  const char* knob = "/proc/sys/kernel/io_uring_disabled";
+  std::string old;
+  if (std::FILE* f = std::fopen(knob, "r")) {
+    char b[16] = {};
+    if (std::fgets(b, sizeof b, f) != nullptr) old = b;
+    std::fclose(f);
+  }
+  if (old.empty() || ::access(knob, W_OK) != 0) GTEST_SKIP() << knob << " is not writable here";
+  const auto write_knob = [knob](const std::string& v) {
+    std::FILE* f = std::fopen(knob, "w");
+    if (f == nullptr) return false;
+    const bool ok = std::fputs(v.c_str(), f) >= 0;
+    return std::fclose(f) == 0 && ok;
+  };
+  struct Restore {
+    std::function<void()> fn;
+    ~Restore() { fn(); }
+  } restore{[&] { write_knob(old); }};
+  ASSERT_TRUE(write_knob("2")) << errno_text("writing io_uring_disabled");
+  expect_refused("io_uring is not usable: io_uring is disabled here");
+  EXPECT_EQ(::if_nametoindex(kTun.c_str()), 0u) << "no TUN is made for a daemon that cannot run";
+}
+
+TEST_F(DaemonRefusalTest, TunNameTakenByAnotherKindOfInterface) {
+  int rc = 0;
+  run("ip link add " + kTun + " type veth peer name wwdp-it-peer 2>&1", rc);
+  ASSERT_EQ(rc, 0) << "could not make a veth to be in the way";
+  expect_refused(kTun);
+  EXPECT_NE(::if_nametoindex(kTun.c_str()), 0u) << "someone else's interface is left alone";
 }
 
 INSTANTIATE_TEST_SUITE_P(Sim, DaemonTest,
