@@ -16,6 +16,7 @@
 
 #include "control/mbim_session.hpp"
 #include "control/mbim_wire.hpp"
+#include "tests/support/hex.hpp"
 
 namespace wwan::mbim {
 namespace {
@@ -51,19 +52,7 @@ std::string take(gchar* s) {
   return out;
 }
 
-ByteVector hex(const std::string& text) {
-  ByteVector out;
-  int high = -1;
-  for (char c : text) {
-    int v = -1;
-    if (c >= '0' && c <= '9') v = c - '0';
-    else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
-    else continue;
-    if (high < 0) { high = v; }
-    else { out.push_back(static_cast<std::uint8_t>(high * 16 + v)); high = -1; }
-  }
-  return out;
-}
+using wwan::test::hex;
 
 Uuid uuid_of(const MbimUuid* u) {
   Uuid out;

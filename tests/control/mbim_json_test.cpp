@@ -9,23 +9,12 @@
 #include <random>
 #include <string>
 
+#include "tests/support/hex.hpp"
+
 namespace wwan::mbim {
 namespace {
 
-ByteVector hex(const std::string& text) {
-  ByteVector out;
-  int high = -1;
-  for (char c : text) {
-    int v = -1;
-    if (c >= '0' && c <= '9') v = c - '0';
-    else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
-    else continue;
-    if (high < 0) { high = v; }
-    else { out.push_back(static_cast<std::uint8_t>(high * 16 + v)); high = -1; }
-  }
-  return out;
-}
+using wwan::test::hex;
 
 // libmbim.md A4 (IPv4 only; the C comment's address is wrong, the bytes say 212.73.34.248/28).
 const ByteVector kIpConfigurationA4 = hex(

@@ -17,6 +17,7 @@
 #include "control/mbim_wire.hpp"
 #include "sim/mbim_modem.hpp"
 #include "sim/modem.hpp"
+#include "tests/support/hex.hpp"
 
 namespace wwan::control {
 namespace {
@@ -28,20 +29,7 @@ using mbim::Status;
 using Step = MbimSession::Step;
 using namespace std::chrono_literals;
 
-ByteVector hex(const std::string& text) {
-  ByteVector out;
-  int high = -1;
-  for (char c : text) {
-    int v = -1;
-    if (c >= '0' && c <= '9') v = c - '0';
-    else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
-    else continue;
-    if (high < 0) { high = v; }
-    else { out.push_back(static_cast<std::uint8_t>(high * 16 + v)); high = -1; }
-  }
-  return out;
-}
+using wwan::test::hex;
 
 void put_le32(ByteVector& m, std::size_t off, std::uint32_t v) {
   for (std::size_t i = 0; i < 4; ++i) m[off + i] = static_cast<std::uint8_t>(v >> (8 * i));

@@ -12,24 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/hex.hpp"
+
 namespace wwan::mbim {
 namespace {
 
-// "03 00 00 80 ..." or "03000080..." -> bytes; spaces and newlines are ignored.
-ByteVector hex(const std::string& text) {
-  ByteVector out;
-  int high = -1;
-  for (char c : text) {
-    int v = -1;
-    if (c >= '0' && c <= '9') v = c - '0';
-    else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
-    else continue;
-    if (high < 0) { high = v; }
-    else { out.push_back(static_cast<std::uint8_t>(high * 16 + v)); high = -1; }
-  }
-  return out;
-}
+using wwan::test::hex;
 
 // ---- UUIDs: the constants are the anchors' text in wire order ---------------------------------
 

@@ -15,31 +15,14 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/hex.hpp"
+
 namespace wwan::tun::rtnl {
 namespace {
 
 using ByteVector = std::vector<std::uint8_t>;
 
-// "28 00 00 00 ..." -> bytes; anything that is not a hex digit separates (comments go after //
-// on their own lines in the C++ source, not inside the strings).
-ByteVector hex(const std::string& text) {
-  ByteVector out;
-  int high = -1;
-  for (char c : text) {
-    int v = -1;
-    if (c >= '0' && c <= '9') v = c - '0';
-    else if (c >= 'a' && c <= 'f') v = c - 'a' + 10;
-    else if (c >= 'A' && c <= 'F') v = c - 'A' + 10;
-    else continue;
-    if (high < 0) {
-      high = v;
-    } else {
-      out.push_back(static_cast<std::uint8_t>(high * 16 + v));
-      high = -1;
-    }
-  }
-  return out;
-}
+using wwan::test::hex;
 
 ByteVector built(const RequestBuffer& buf, std::size_t length) {
   return ByteVector(buf.bytes.begin(), buf.bytes.begin() + static_cast<std::ptrdiff_t>(length));
