@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds a clang ASan+UBSan tree with the libFuzzer targets, runs the unit suite in it, then
+# Builds a clang ASan+UBSan tree with the libFuzzer targets, runs the unit and integration suites in it, then
 # runs each fuzzer for FUZZ_SECONDS on its corpus (tests/fuzz/corpus/<target>). A crash fails
 # the run and leaves the reproducer in build-fuzz/crashes/<target>/: turn it into a regression
 # test (copy it into the corpus and into a unit test), then fix the code.
@@ -19,6 +19,9 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 meson compile -C "$BUILD"   # `meson test` alone builds only what the tests need, not the fuzzers
 meson test -C "$BUILD" --suite unit --suite usbfs --print-errorlogs
+# The daemon end to end under the sanitizers (real TUNs in network namespaces; shorter floods):
+# any leak, overflow or UB in the data path under load aborts the daemon and fails the suite.
+WWAN_DP_FLOOD_SECONDS=${WWAN_DP_FLOOD_SECONDS:-3} meson test -C "$BUILD" --suite integration --print-errorlogs
 
 ran=0
 for fuzzer in "$BUILD"/tests/fuzz/fuzz_*; do
