@@ -449,9 +449,8 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
 
 // ---------------------------------------------------------------- stats
 
-std::string stats_json(const char* session_state, const DataPlane& plane, const sim::Modem* modem,
-                       const sim::InProcessTransport* sim_transport) {
-  (void)sim_transport;
+// `modem`: the emulated modem, whose counters join the event (read under its transport's lock).
+std::string stats_json(const char* session_state, const DataPlane& plane, sim::Modem* modem) {
   const dp::RxCounters rx = plane.rx_counters();
   const dp::TxCounters tx = plane.tx_counters();
   std::ostringstream o;
@@ -483,7 +482,7 @@ std::string stats_json(const char* session_state, const DataPlane& plane, const 
     o << (i ? "," : "") << '"' << ntb::to_string(static_cast<ntb::NtbError>(i)) << "\":" << rx.ntb.errors[i];
   o << '}';
   if (modem != nullptr) {
-    const sim::NetworkCounters& n = const_cast<sim::Modem*>(modem)->network().counters();
+    const sim::NetworkCounters& n = modem->network().counters();
     const sim::ModemCounters& m = modem->counters();
     o << R"(,"sim":{"network":{)";
 #define WWAN_FIELD(s, f, first) o << (first ? "" : ",") << "\"" #f "\":" << s.f
@@ -651,9 +650,9 @@ void Daemon::on_disconnected(std::string_view reason) {
 void Daemon::emit_stats(const char* state, const DataPlane& plane, Attachment* a) {
   std::string body;
   if (a != nullptr && a->sim_transport) {
-    a->sim_transport->with_model([&](sim::DeviceModel&) { body = stats_json(state, plane, a->sim_modem.get(), nullptr); });
+    a->sim_transport->with_model([&](sim::DeviceModel&) { body = stats_json(state, plane, a->sim_modem.get()); });
   } else {
-    body = stats_json(state, plane, nullptr, nullptr);
+    body = stats_json(state, plane, nullptr);
   }
   events_.stats(body, stats_text(state, plane));
 }
