@@ -95,12 +95,20 @@ void RxStage::start_buffer(const RxBuffer& buffer) {
   counters_.ntb.add(ntb::parse_transfer(xfer, options, sink));
 }
 
-void RxStage::queue_ip(ntb::Bytes packet) {
+// `datagram` starts with an IPv4/IPv6 header (classify_ip said so): cut what follows the IP packet
+// (Ethernet padding, the K5160's padding inside IPS) and queue its write.
+void RxStage::queue_ip(ntb::Bytes datagram) {
+  const std::optional<ntb::Bytes> packet = eth::trim_to_ip_length(datagram);
+  if (!packet) {
+    ++counters_.bad_ip;
+    return;
+  }
+  if (packet->size() != datagram.size()) ++counters_.padding_trimmed;
   if (count_ == writes_.size()) {
     ++counters_.too_many_datagrams;
     return;
   }
-  writes_[count_++] = Write{packet.data(), static_cast<std::uint32_t>(packet.size())};
+  writes_[count_++] = Write{packet->data(), static_cast<std::uint32_t>(packet->size())};
 }
 
 void RxStage::queue_reply(std::size_t length) {
@@ -150,13 +158,7 @@ void RxStage::deliver_ncm(ntb::Bytes frame) {
           return;
         }
       }
-      const std::optional<ntb::Bytes> packet = eth::trim_to_ip_length(f->payload);
-      if (!packet) {
-        ++counters_.bad_ip;
-        return;
-      }
-      if (packet->size() != f->payload.size()) ++counters_.padding_trimmed;
-      queue_ip(*packet);
+      queue_ip(f->payload);
       return;
     }
     case eth::kEtherTypeArp:
@@ -182,15 +184,12 @@ void RxStage::deliver_mbim(const ntb::DatagramView& view, ntb::Bytes datagram) {
     ++counters_.other_session;
     return;
   }
-  const eth::IpCounters before = ip_counters_;
-  const std::optional<ntb::Bytes> packet = eth::classify_mbim_datagram(datagram, ip_counters_);
-  if (!packet) {
-    if (ip_counters_.rx_not_ip != before.rx_not_ip) ++counters_.not_ip;
-    else ++counters_.bad_ip;
+  const eth::IpClass c = eth::classify_ip(datagram);
+  if (c == eth::IpClass::NotIp || c == eth::IpClass::Truncated) {  // the K5160's header-less ARP, or a stub
+    ++(c == eth::IpClass::NotIp ? counters_.not_ip : counters_.bad_ip);
     return;
   }
-  if (ip_counters_.rx_padding_trimmed != before.rx_padding_trimmed) ++counters_.padding_trimmed;
-  queue_ip(*packet);
+  queue_ip(datagram);
 }
 
 void RxStage::on_completion(const IoCompletion& completion) {

@@ -128,7 +128,7 @@ class RxStage {
   void start_buffer(const RxBuffer& buffer);
   void deliver_ncm(ntb::Bytes frame);
   void deliver_mbim(const ntb::DatagramView& view, ntb::Bytes datagram);
-  void queue_ip(ntb::Bytes packet);
+  void queue_ip(ntb::Bytes datagram);
   void queue_reply(std::size_t length);
   void finish_queueing();
   void reload_addresses();
@@ -154,7 +154,6 @@ class RxStage {
   HostAddresses addresses_;
   std::uint64_t addresses_version_ = ~std::uint64_t{0};
   ReplyFrame reply_;  // scratch
-  eth::IpCounters ip_counters_;
   RxCounters counters_;
 
   mutable std::mutex published_mu_;
