@@ -1,5 +1,6 @@
 #include "tools/daemon.hpp"
 
+#include <pthread.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -367,7 +368,13 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
       workers_.push_back(std::make_unique<dp::Worker>(*rx_io_, rx_.get(), nullptr));
       workers_.push_back(std::make_unique<dp::Worker>(*tx_io_, nullptr, tx_.get()));
     }
-    for (auto& w : workers_) threads_.emplace_back([&w] { w->run(); });
+    // Named so per-thread CPU (top -H, /proc/PID/task/TID/comm, the end-to-end benchmark) tells
+    // the workers apart from the control/USB thread, which keeps the process name.
+    const char* names[2] = {config_.threads == 1 ? "wwan-dp rx+tx" : "wwan-dp rx", "wwan-dp tx"};
+    for (std::size_t i = 0; i < workers_.size(); ++i) {
+      threads_.emplace_back([w = workers_[i].get()] { w->run(); });
+      ::pthread_setname_np(threads_.back().native_handle(), names[i]);
+    }
     if (!in_pipe_->start()) {
       error = std::string("cannot start the bulk-IN transfers: ") + usb::to_string(in_pipe_->state());
       return false;
