@@ -3,7 +3,9 @@
 // (reference/anchors.md §3.2, vectors/modemmanager_huawei_at.md §A). A pure state machine
 // (control/session.hpp): the runner sends take_commands() with SEND_ENCAPSULATED_COMMAND, feeds
 // GET_ENCAPSULATED_RESPONSE payloads to on_response(), interrupt notifications to
-// on_notification(), and calls on_timer() at next_timer().
+// on_notification(), and calls on_timer() at next_timer(). The same bytes may travel over the
+// modem's serial AT port instead (control/at_transport.hpp: --at-port serial, or the fallback when
+// the encapsulated channel is dead); the session does not know which.
 //
 // The sequence, one command at a time (control/at_channel.hpp frames and times them):
 //   ATE0                        echo off (optional; the channel tolerates echo either way)

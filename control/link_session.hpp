@@ -1,8 +1,9 @@
 // The session of a plain CDC NCM function (02/0d): there is nothing to dial. The link is up from
 // the start and follows the device's NETWORK_CONNECTION notifications (CDC 1.2 §6.3.1 / NCM 1.0
-// §7.1); the IP configuration is what the user gave (`--static-ipv4`), since the address of such a
-// function comes from DHCP on the link and the DHCP client is not built yet (docs/architecture.md).
-// Lets the daemon drive every function through the same SessionRunner.
+// §7.1); the IP configuration is what the user gave (`--static-ipv4`), or empty: the address of
+// such a function comes from DHCP on the link, which control/link_autoconf.hpp runs while this
+// session is connected (docs/dhcp.md). Lets the daemon drive every function through the same
+// SessionRunner.
 //
 // NETWORK_CONNECTION(0) takes effect only if no NETWORK_CONNECTION(1) follows within
 // kCarrierDebounce: every SET_INTERFACE alt 0 → alt 1 toggle of the negotiation makes an NCM

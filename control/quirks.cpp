@@ -49,6 +49,7 @@ Quirks sierra_mbim_fcc() {
 Quirks fibocom_fcc() {
   Quirks q;
   q.fcc_unlock = FccUnlock::fibocom_at;
+  q.at_over_serial = true;
   return q;
 }
 Quirks zlp() {
@@ -62,7 +63,7 @@ Quirks hp_lt4132() {
   return q;
 }
 
-const std::array<QuirkRow, 14> kRows = {{
+const std::array<QuirkRow, 15> kRows = {{
     {0x1bc7, 0x1041, kClassComm, kSubclassMbim, "Telit LE922A6 MBIM", "kernel 7b8076ce8a00 (avoid altsetting toggle)",
      telit_mbim()},
     {0x1bc7, 0x1061, kClassComm, kSubclassMbim, "Telit LN920 MBIM", "cdc_mbim.c mbim_devs", telit_mbim()},
@@ -78,7 +79,14 @@ const std::array<QuirkRow, 14> kRows = {{
     {0x1199, 0x9071, kClassComm, kSubclassMbim, "Sierra EM7355 MBIM", "ModemManager fcc-unlock.d 1199", sierra_mbim_fcc()},
     {0x03f0, 0xa31d, kClassComm, kSubclassMbim, "HP lt4132 (Huawei ME906s)", "cdc_mbim.c cdc_mbim_info_ndp_to_end",
      hp_lt4132()},
-    {0x0e8d, std::nullopt, std::nullopt, std::nullopt, "Fibocom FM350-GL", "vectors/fm350_fcc_unlock.md", fibocom_fcc()},
+    // The FM350-GL in USB mode 40 / 41 (usb_descriptors.md D1): FCC-locked until the AT unlock
+    // (ModemManager dispatcher-fcc-unlock 14c3), and AT only on its serial port (interface 6).
+    {0x0e8d, 0x7126, std::nullopt, std::nullopt, "Fibocom FM350-GL (USB mode 40)",
+     "vectors/fm350_fcc_unlock.md (AT+GTFCCLOCKGEN/VER); usb_descriptors.md D1 (RNDIS + serial, AT on if6)",
+     fibocom_fcc()},
+    {0x0e8d, 0x7127, std::nullopt, std::nullopt, "Fibocom FM350-GL (USB mode 41)",
+     "vectors/fm350_fcc_unlock.md (AT+GTFCCLOCKGEN/VER); usb_descriptors.md D1 (RNDIS + serial, AT on if6)",
+     fibocom_fcc()},
     // Every Huawei vendor-class NCM function (huawei_cdc_ncm_bind: NDP_TO_END | PREFER_NTB32).
     {0x12d1, std::nullopt, kClassVendor, std::nullopt, "Huawei vendor NCM",
      "kernel 4a0e3e989d66 (NDP to end), 0fa81b304a79 (prefer NTB32), 2b02c20ce0c2 (E3372h fw 21.318)", huawei_ncm()},

@@ -53,6 +53,11 @@ struct Quirks {
   // learned / descriptor MAC and never ARP (Telit LE910 V2, DW5812/DW5813, Infineon 1519:0443).
   bool no_arp = false;
   FccUnlock fcc_unlock = FccUnlock::none;
+  // AT goes over the serial AT interface (usb/serial_port.hpp) from the start: the modem has no
+  // CDC encapsulated AT channel (FM350-GL in USB mode: RNDIS + vendor serial ports, D1). Other AT
+  // modems use the encapsulated channel and fall back to the serial port when it is dead
+  // (control/at_transport.hpp).
+  bool at_over_serial = false;
   // Use this bConfigurationValue (Huawei ME906s: MBIM in configuration 3).
   std::optional<std::uint8_t> configuration;
 };

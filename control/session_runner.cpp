@@ -17,8 +17,17 @@ usb::PipeConfig notification_pipe_config(const usb::NetworkFunction& function) {
 }
 
 SessionRunner::SessionRunner(usb::Transport& transport, const usb::NetworkFunction& function, Session& session,
-                             RunnerOptions options)
-    : transport_(transport), function_(function), session_(session), options_(options) {}
+                             RunnerOptions options, CommandTransport* commands)
+    : transport_(transport), function_(function), session_(session), options_(options), commands_(commands) {
+  if (commands_ == nullptr) {
+    own_commands_ = std::make_unique<EncapsulatedTransport>(
+        transport_, function_.control_interface,
+        EncapsulatedOptions{.response_buffer_bytes = options_.response_buffer_bytes,
+                            .control_timeout_ms = options_.control_timeout_ms,
+                            .max_reads_per_drain = options_.max_reads_per_drain});
+    commands_ = own_commands_.get();
+  }
+}
 
 SessionRunner::~SessionRunner() {
   if (notifications_) {
@@ -32,6 +41,10 @@ bool SessionRunner::start() {
                                                  &SessionRunner::on_interrupt, this);
   if (!notifications_->start()) {
     error_ = std::string("cannot read the notification endpoint: ") + usb::to_string(notifications_->state());
+    return false;
+  }
+  if (std::string why; !commands_->start(why)) {
+    error_ = "cannot use the " + commands_->describe() + ": " + why;
     return false;
   }
   const auto now = Clock::now();
@@ -51,37 +64,19 @@ void SessionRunner::on_interrupt(void* user, unsigned slot, std::span<const std:
   self->notifications_->release(slot);
 }
 
-void SessionRunner::drain_responses(bool by_poll) {
-  std::vector<std::uint8_t> buffer(options_.response_buffer_bytes);
-  for (unsigned i = 0; i < options_.max_reads_per_drain; ++i) {
-    const usb::ControlResult r = transport_.control(
-        {cdc::kRequestTypeClassInterfaceIn, cdc::kGetEncapsulatedResponse, 0, function_.control_interface}, buffer,
-        options_.control_timeout_ms);
-    // Nothing to read is a zero-length answer on conformant devices and a STALL on some others.
-    if (r.status == usb::TransferStatus::stall) return;
-    if (r.status != usb::TransferStatus::completed) {
-      ++counters_.response_failures;
-      return;
-    }
-    if (r.actual_bytes == 0) return;
-    ++counters_.responses;
-    if (by_poll) ++counters_.responses_by_poll;
-    session_.on_response(std::span<const std::uint8_t>(buffer.data(), std::min(r.actual_bytes, buffer.size())),
-                         Clock::now());
-    send_commands();  // an answer often makes the next command due at once
-  }
+void SessionRunner::receive_responses(bool response_available, bool poll) {
+  counters_.response_failures +=
+      commands_->receive(response_available, poll, Clock::now(), [this](std::span<const std::uint8_t> bytes, bool by_poll) {
+        ++counters_.responses;
+        if (by_poll) ++counters_.responses_by_poll;
+        session_.on_response(bytes, Clock::now());
+        send_commands();  // an answer often makes the next command due at once
+      });
 }
 
 void SessionRunner::send_commands() {
   for (std::vector<std::uint8_t>& c : session_.take_commands()) {
-    if (c.size() > 0xffff) {
-      ++counters_.command_failures;
-      continue;
-    }
-    const usb::ControlResult r = transport_.control(
-        {cdc::kRequestTypeClassInterfaceOut, cdc::kSendEncapsulatedCommand, 0, function_.control_interface}, c,
-        options_.control_timeout_ms);
-    if (r.status == usb::TransferStatus::completed) ++counters_.commands_sent;
+    if (commands_->send(c, Clock::now())) ++counters_.commands_sent;
     else ++counters_.command_failures;  // the session's own timeout retries it
   }
 }
@@ -113,7 +108,7 @@ void SessionRunner::step(unsigned max_wait_ms) {
   now = Clock::now();
   const bool poll = now >= next_poll_;
   if (poll) ++counters_.polls;
-  if (response_available || poll) drain_responses(!response_available);
+  receive_responses(response_available, poll);
   if (poll) next_poll_ = now + options_.poll_interval;
   if (const auto t = session_.next_timer(); t && Clock::now() >= *t) session_.on_timer(Clock::now());
   send_commands();
@@ -139,6 +134,7 @@ void SessionRunner::stop(std::chrono::milliseconds timeout) {
     notifications_->stop();
     notifications_->drain(2000);
   }
+  commands_->stop();
 }
 
 }  // namespace wwan::control

@@ -11,6 +11,9 @@
 //      RESPONSE_AVAILABLE (anchors.md: Huawei cdc-wdm "no notification" reports) — a response
 //      the session is waiting for is never stuck behind a lost interrupt;
 //   4. the session's timer; 5. the session's commands go out with SEND_ENCAPSULATED_COMMAND.
+// Steps 2, 3 and 5 go through a CommandTransport (control/at_transport.hpp): the encapsulated
+// channel by default; for AT sessions the serial AT port, or the encapsulated channel falling back
+// to it, when the caller passes one.
 // Single-threaded by design (the control thread of DESIGN.md); the data path's threads never
 // call into it.
 #pragma once
@@ -24,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "control/at_transport.hpp"
 #include "control/session.hpp"
 #include "usb/network_function.hpp"
 #include "usb/transfer_pipes.hpp"
@@ -55,8 +59,10 @@ usb::PipeConfig notification_pipe_config(const usb::NetworkFunction& function);
 
 class SessionRunner {
  public:
+  // `commands`: where the session's commands and answers go (must outlive the runner); nullptr =
+  // the function's encapsulated channel.
   SessionRunner(usb::Transport& transport, const usb::NetworkFunction& function, Session& session,
-                RunnerOptions options = {});
+                RunnerOptions options = {}, CommandTransport* commands = nullptr);
   ~SessionRunner();
   SessionRunner(const SessionRunner&) = delete;
   SessionRunner& operator=(const SessionRunner&) = delete;
@@ -73,17 +79,20 @@ class SessionRunner {
   const SessionStatus& status() const { return session_.status(); }
   const RunnerCounters& counters() const { return counters_; }
   const std::string& error() const { return error_; }
+  CommandTransport& commands() { return *commands_; }
   bool device_gone() const { return transport_.device_gone(); }
 
  private:
   static void on_interrupt(void* user, unsigned slot, std::span<const std::uint8_t> data);
-  void drain_responses(bool by_poll);
+  void receive_responses(bool response_available, bool poll);
   void send_commands();
 
   usb::Transport& transport_;
   const usb::NetworkFunction& function_;
   Session& session_;
   RunnerOptions options_;
+  std::unique_ptr<CommandTransport> own_commands_;  // the encapsulated channel, when none was given
+  CommandTransport* commands_ = nullptr;
   std::unique_ptr<usb::InPipe> notifications_;
   std::mutex mu_;                                  // guards pending_ (the pipe's callback thread)
   std::deque<std::vector<std::uint8_t>> pending_;  // interrupt transfers not yet handled (bounded)

@@ -10,6 +10,8 @@
 // One thread uses one PacketIo; only wake() may be called from another thread.
 #pragma once
 
+#include <sys/uio.h>  // iovec
+
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -33,6 +35,12 @@ class PacketIo {
   // queued. The memory must stay valid and untouched until the completion is reaped.
   virtual bool prepare_write(std::span<const std::uint8_t> packet, std::uint64_t tag) = 0;
   virtual bool prepare_read(std::span<std::uint8_t> buffer, std::uint64_t tag) = 0;
+  // Queue one write gathered from `count` pieces (io_uring: IORING_OP_WRITEV): a TUN takes a
+  // writev as one packet, so a virtio_net_hdr and a super-packet's headers in scratch memory
+  // plus its payloads still in the NTB go out without a copy (docs/offload.md). `count` <=
+  // UIO_MAXIOV (1024). The iovec array and everything it points to must stay valid and
+  // untouched until the completion is reaped.
+  virtual bool prepare_writev(const iovec* iov, unsigned count, std::uint64_t tag) = 0;
 
   // Hands every prepared operation to the kernel (io_uring: one io_uring_enter for the batch).
   virtual void submit() = 0;

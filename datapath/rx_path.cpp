@@ -14,6 +14,16 @@ std::size_t datagram_capacity(const RxConfig& c) {
   const std::size_t smallest = c.function == ntb::FunctionKind::Ncm ? eth::kEthernetHeaderSize : eth::kIpv4MinHeaderSize;
   return c.transfer_bytes / smallest + 1;
 }
+
+constexpr unsigned kTagPacketsShift = 32, kTagHeaderShift = 48;
+constexpr std::uint64_t kTagPacketsMask = 0xFFFF, kTagHeaderMask = 0xFF;
+
+// The extra bits of an RX write's tag (rx_path.hpp): the packets it holds and, for a
+// super-packet, the header bytes each of its segments had.
+std::uint64_t write_tag_bits(std::uint32_t packets, std::size_t header_bytes) {
+  return (std::uint64_t{packets} & kTagPacketsMask) << kTagPacketsShift |
+         (std::uint64_t{header_bytes} & kTagHeaderMask) << kTagHeaderShift;
+}
 }  // namespace
 
 RxStage::RxStage(const RxConfig& config, PacketIo& io, InLink& link, LinkState& link_state, ReplyRing* replies,
@@ -25,10 +35,18 @@ RxStage::RxStage(const RxConfig& config, PacketIo& io, InLink& link, LinkState& 
       replies_(replies),
       tx_io_(tx_io),
       ring_(config.ring_capacity),
-      writes_(datagram_capacity(config)),
+      control_ring_(config.control_ring_capacity),
+      writes_(config.vnet_hdr ? 0 : datagram_capacity(config)),
       pending_(config.in_slots, 0) {
   if (config.transfer_bytes == 0 || config.in_slots == 0 || config.ring_capacity < config.in_slots)
     throw std::invalid_argument("RxStage: transfer_bytes, in_slots and ring_capacity >= in_slots are required");
+  if (config.vnet_hdr) {
+    offload::GroLimits limits;
+    limits.max_packets = datagram_capacity(config);
+    limits.udp = config.gro_udp;
+    gro_.reserve(config.in_slots);
+    for (unsigned i = 0; i < config.in_slots; ++i) gro_.push_back(std::make_unique<offload::GroCoalescer>(limits));
+  }
 }
 
 bool RxStage::post(const RxBuffer& buffer) {
@@ -49,8 +67,7 @@ bool RxStage::pump() {
   for (;;) {
     // Finish queueing the current buffer first: writes go out in the order the datagrams came.
     while (cursor_ < count_) {
-      const Write& w = writes_[cursor_];
-      if (!io_.prepare_write(std::span(w.data, w.length), kRxWriteTag | current_slot_)) return progress;
+      if (!queue_next_write()) return progress;
       ++pending_[current_slot_];
       ++writes_in_flight_;
       ++cursor_;
@@ -63,6 +80,18 @@ bool RxStage::pump() {
     progress = true;
     start_buffer(next);
   }
+}
+
+bool RxStage::queue_next_write() {
+  const std::uint64_t tag = kRxWriteTag | current_slot_;
+  if (config_.vnet_hdr) {
+    const offload::GroItem& g = items_[cursor_];
+    // iov[0] of a super-packet: the virtio_net_hdr and the headers every segment had.
+    const std::size_t header_bytes = g.segments > 1 ? g.iov[0].iov_len - offload::kVirtioNetHdrSize : 0;
+    return io_.prepare_writev(g.iov, g.iov_count, tag | write_tag_bits(g.segments, header_bytes));
+  }
+  const Write& w = writes_[cursor_];
+  return io_.prepare_write(std::span(w.data, w.length), tag | write_tag_bits(1, 0));
 }
 
 void RxStage::finish_queueing() {
@@ -79,6 +108,8 @@ void RxStage::start_buffer(const RxBuffer& buffer) {
   pending_[current_slot_] = 1;
   count_ = 0;
   cursor_ = 0;
+  // The slot's coalescer is free: the slot came back only after its last write completed.
+  if (config_.vnet_hdr) gro_[current_slot_]->reset();
 
   const ntb::Bytes xfer(buffer.data, buffer.length);
   ntb::ParseOptions options;
@@ -93,6 +124,42 @@ void RxStage::start_buffer(const RxBuffer& buffer) {
                              deliver_mbim(d, datagram);
                          }};
   counters_.ntb.add(ntb::parse_transfer(xfer, options, sink));
+  if (config_.vnet_hdr) {
+    items_ = gro_[current_slot_]->finish();
+    count_ = items_.size();
+  }
+}
+
+bool is_control_plane_packet(ntb::Bytes ip) {
+  constexpr std::uint8_t kIpProtocolUdp = 17;
+  constexpr std::uint16_t kDhcpServerPort = 67, kDhcpClientPort = 68;  // RFC 2131 §4.1
+  constexpr std::uint8_t kIcmpv6RouterAdvertisement = 134;             // RFC 4861 §4.2
+  if (ip.empty()) return false;
+  if ((ip[0] >> 4) == 4) {
+    const std::size_t ihl = static_cast<std::size_t>(ip[0] & 0x0F) * 4;
+    // Not a later fragment (offset 0), UDP, and the ports in reach.
+    return ihl >= eth::kIpv4MinHeaderSize && eth::fits(ip.size(), ihl, 4) && ip[9] == kIpProtocolUdp &&
+           (eth::load_be16(ip, 6) & 0x1FFF) == 0 && eth::load_be16(ip, ihl) == kDhcpServerPort &&
+           eth::load_be16(ip, ihl + 2) == kDhcpClientPort;
+  }
+  return (ip[0] >> 4) == 6 && ip.size() > eth::kIpv6HeaderSize && ip[6] == eth::kIpProtocolIcmpv6 &&
+         ip[eth::kIpv6HeaderSize] == kIcmpv6RouterAdvertisement;
+}
+
+// A copy for the control thread: it is rare traffic, and the IN buffer must not wait for the
+// control thread's 50 ms loop.
+void RxStage::divert(ntb::Bytes packet) {
+  if (packet.size() > kControlPacketMaxBytes) {
+    ++counters_.control_too_large;
+    return;
+  }
+  std::copy(packet.begin(), packet.end(), control_scratch_.bytes.begin());
+  control_scratch_.length = static_cast<std::uint16_t>(packet.size());
+  if (!control_ring_.try_push(control_scratch_)) {
+    ++counters_.control_ring_full;
+    return;
+  }
+  ++counters_.control_diverted;
 }
 
 // `datagram` starts with an IPv4/IPv6 header (classify_ip said so): cut what follows the IP packet
@@ -104,6 +171,15 @@ void RxStage::queue_ip(ntb::Bytes datagram) {
     return;
   }
   if (packet->size() != datagram.size()) ++counters_.padding_trimmed;
+  if (config_.divert_control && is_control_plane_packet(*packet)) {
+    divert(*packet);
+    return;
+  }
+  if (config_.vnet_hdr) {
+    // Sized like the list below: refuses only a degenerate NTB's extra datagrams.
+    if (!gro_[current_slot_]->add(*packet)) ++counters_.too_many_datagrams;
+    return;
+  }
   if (count_ == writes_.size()) {
     ++counters_.too_many_datagrams;
     return;
@@ -196,16 +272,37 @@ void RxStage::on_completion(const IoCompletion& completion) {
   const auto slot = static_cast<std::uint32_t>(completion.tag & 0xFFFFFFFFu);
   if (slot >= pending_.size() || pending_[slot] == 0) return;  // not ours: cannot happen
   --writes_in_flight_;
+  const std::uint64_t packets = (completion.tag >> kTagPacketsShift) & kTagPacketsMask;
   if (completion.result < 0) {
-    ++counters_.tun_write_errors;
+    counters_.tun_write_errors += packets;
   } else {
-    ++counters_.packets;
-    counters_.bytes += static_cast<std::uint64_t>(completion.result);
+    counters_.packets += packets;
+    std::uint64_t bytes = static_cast<std::uint64_t>(completion.result);
+    if (config_.vnet_hdr) {
+      const std::uint64_t header_bytes = (completion.tag >> kTagHeaderShift) & kTagHeaderMask;
+      bytes = bytes > offload::kVirtioNetHdrSize ? bytes - offload::kVirtioNetHdrSize : 0;
+      bytes += (packets - 1) * header_bytes;
+    }
+    counters_.bytes += bytes;
   }
   if (--pending_[slot] == 0) link_.release(slot);
 }
 
 void RxStage::publish() {
+  // The coalescers count for themselves (one per slot): their sum is the stage's.
+  if (config_.vnet_hdr) {
+    offload::GroCounters sum;
+    for (const auto& g : gro_) {
+      const offload::GroCounters& c = g->counters();
+      sum.packets += c.packets;
+      sum.super_packets += c.super_packets;
+      sum.coalesced += c.coalesced;
+      sum.plain += c.plain;
+      sum.batch_full += c.batch_full;
+      for (std::size_t i = 0; i < sum.plain_by_reason.size(); ++i) sum.plain_by_reason[i] += c.plain_by_reason[i];
+    }
+    counters_.gro = sum;
+  }
   std::lock_guard lock(published_mu_);
   published_ = counters_;
 }

@@ -5,10 +5,18 @@
 //   InPipe completion ─ post() ─▶ SpscRing ─▶ pump(): parse the NTB(s) of one buffer into a list
 //                                           of datagram views; NCM: strip Ethernet, learn the
 //                                           modem's MAC, answer ARP/NS (reply → TX's ring);
-//                                           MBIM: IPS session 0 only; trim to the IP length
+//                                           MBIM: IPS session 0 only; trim to the IP length;
+//                                           DHCP to the client and RAs ─▶ ControlRing (a copy)
 //                                        ─▶ PacketIo::prepare_write per packet, one submit() per
 //                                           batch ─▶ on_completion(): when the last write of a
 //                                           buffer completes, InLink::release(slot) resubmits it.
+//
+// TUN offload (RxConfig::vnet_hdr, docs/offload.md): the IP packets of one buffer go through the
+// slot's own GroCoalescer instead, and each of its items is one prepare_writev: a super-packet
+// (virtio_net_hdr + rewritten headers in the coalescer's scratch, then every segment's payload
+// still in the NTB) or a plain packet behind a zero virtio_net_hdr. One coalescer per IN slot,
+// because its iovecs and scratch headers must live until the last write of that buffer
+// completes, and writes of several buffers are in flight at once.
 //
 // Bounded everywhere: the ring holds at most the IN pipe's K buffers (a full ring is a counted
 // drop of the whole buffer, which cannot happen unless K > capacity); the datagram list is
@@ -22,13 +30,16 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <mutex>
+#include <span>
 #include <vector>
 
 #include "datapath/ethernet.hpp"
 #include "datapath/link_state.hpp"
 #include "datapath/links.hpp"
 #include "datapath/ntb_parse.hpp"
+#include "datapath/offload/gro.hpp"
 #include "datapath/packet_io.hpp"
 #include "datapath/spsc_ring.hpp"
 
@@ -41,7 +52,32 @@ struct ReplyFrame {
 };
 using ReplyRing = SpscRing<ReplyFrame>;
 
-// Tags of the operations the workers put on a PacketIo: the stage in the top byte, the slot below.
+// An IP packet between the data path and the control thread (docs/dhcp.md): RX copies the
+// control-plane packets it diverts from the TUN (is_control_plane_packet) into one; the control
+// thread hands TX the DHCP messages and router solicitations it sends in another.
+inline constexpr std::size_t kControlPacketMaxBytes = 1500;
+struct ControlPacket {
+  std::array<std::uint8_t, kControlPacketMaxBytes> bytes{};
+  std::uint16_t length = 0;
+  // TX, NCM: the Ethernet destination (broadcast for a DHCPDISCOVER, 33:33:00:00:00:02 for an
+  // RS); unset = the modem's learned MAC, as for TUN packets. MBIM (raw IP): ignored.
+  bool has_destination = false;
+  eth::MacAddress destination;
+};
+using ControlRing = SpscRing<ControlPacket>;
+
+// The packets the control thread handles instead of the kernel: IPv4 UDP from port 67 to port 68
+// (DHCP to the client; a TUN has no link layer, so no DHCP client of the system could use them)
+// and ICMPv6 Router Advertisements directly after the fixed IPv6 header (router discovery is
+// done by wwan-dp so that one place configures the TUN). Cheap checks only (ports, type): the
+// control thread validates. `ip_packet` already trimmed to its IP length.
+bool is_control_plane_packet(ntb::Bytes ip_packet);
+
+// Tags of the operations the workers put on a PacketIo: the stage in the top byte, the slot in the
+// low 32 bits. An RX write also carries, so that its completion alone can be counted, the IP
+// packets it holds (bits 32..47: 1, or a super-packet's segments, <= 1023) and a super-packet's
+// per-segment header bytes (bits 48..55, <= 120): the segments' IP bytes are then the write's
+// bytes - virtio_net_hdr + (segments - 1) * header bytes.
 inline constexpr std::uint64_t kRxWriteTag = std::uint64_t{1} << 56;
 inline constexpr std::uint64_t kTxReadTag = std::uint64_t{2} << 56;
 inline constexpr std::uint64_t kTagStageMask = std::uint64_t{0xFF} << 56;
@@ -53,6 +89,14 @@ struct RxConfig {
   unsigned in_slots = 64;           // the IN pipe's K (slot numbers are below it)
   eth::MacAddress our_mac;          // NCM: ARP / NA replies carry it
   bool verify_crc = false;          // NCM1: check each datagram's CRC-32
+  bool divert_control = false;      // control-plane packets go to control_packets(), not the TUN
+  std::size_t control_ring_capacity = 16;
+  // TUN offload: the TUN has IFF_VNET_HDR, so every write starts with a virtio_net_hdr, and the
+  // IP packets of each buffer are coalesced into TCP (and with gro_udp UDP) super-packets.
+  bool vnet_hdr = false;
+  // UDP_L4 super-packets too: only when TUNSETOFFLOAD granted USO (the kernel takes UDP_L4 from
+  // a TUN since Linux 6.2, the release that added TUN_F_USO4/6; an older one refuses the write).
+  bool gro_udp = false;
 };
 
 // Counted by the RX worker; copied out (publish / snapshot) for stats. Names are the JSON names.
@@ -64,6 +108,10 @@ struct RxCounters {
   std::uint64_t na_replies = 0;      // NCM: Neighbour Solicitations answered
   std::uint64_t padding_trimmed = 0; // delivered after cutting bytes past the IP length (a quirk, counted)
   std::uint64_t modem_mac_changes = 0;
+  std::uint64_t control_diverted = 0;  // DHCP / RA packets handed to the control thread (not in packets)
+  // TUN offload: what the coalescers did (super_packets, coalesced segments, plain by reason);
+  // `packets` above counts segments, so packets - gro.coalesced + gro.super_packets is writes.
+  offload::GroCounters gro;
   // Drops: datagrams (or buffers) that did not reach the TUN, by reason.
   std::uint64_t ring_full = 0;            // whole buffers: the ring to RX was full
   std::uint64_t too_many_datagrams = 0;   // datagrams past the list's capacity (a degenerate NTB)
@@ -73,10 +121,14 @@ struct RxCounters {
   std::uint64_t arp_ignored = 0;          // NCM: ARP not for us (other address, replies, gratuitous)
   std::uint64_t other_session = 0;        // MBIM: IPS of a session other than 0, or DSS
   std::uint64_t reply_ring_full = 0;      // an ARP/NA reply TX had no room for
-  std::uint64_t tun_write_errors = 0;     // the TUN refused the write (the kernel's -errno)
+  std::uint64_t tun_write_errors = 0;     // packets whose write the TUN refused (the kernel's -errno;
+                                          // a refused super-packet counts all its segments)
+  std::uint64_t control_ring_full = 0;    // a DHCP / RA packet the control thread had no room for
+  std::uint64_t control_too_large = 0;    // a DHCP / RA packet above kControlPacketMaxBytes
 
   std::uint64_t dropped() const {
-    return too_many_datagrams + not_ip + bad_ip + ethertype_mismatch + other_session + tun_write_errors;
+    return too_many_datagrams + not_ip + bad_ip + ethertype_mismatch + other_session + tun_write_errors +
+           control_ring_full + control_too_large;
   }
   // (name, value) of every drop reason, for the stats event.
   template <class F>
@@ -90,6 +142,8 @@ struct RxCounters {
     f("other_session", other_session);
     f("reply_ring_full", reply_ring_full);
     f("tun_write_errors", tun_write_errors);
+    f("control_ring_full", control_ring_full);
+    f("control_too_large", control_too_large);
   }
 };
 
@@ -104,6 +158,9 @@ class RxStage {
   // --- USB event thread (the producer)
   // A completed transfer. false = the ring was full: the caller must release the slot itself.
   bool post(const RxBuffer& buffer);
+
+  // Diverted control-plane packets (RxConfig::divert_control); the control thread is the consumer.
+  ControlRing& control_packets() { return control_ring_; }
 
   // --- RX worker thread
   // Takes buffers off the ring and queues their writes until the ring is empty or the PacketIo
@@ -130,8 +187,10 @@ class RxStage {
   void deliver_mbim(const ntb::DatagramView& view, ntb::Bytes datagram);
   void queue_ip(ntb::Bytes datagram);
   void queue_reply(std::size_t length);
+  void divert(ntb::Bytes packet);
   void finish_queueing();
   void reload_addresses();
+  bool queue_next_write();
 
   RxConfig config_;
   PacketIo& io_;
@@ -140,9 +199,15 @@ class RxStage {
   ReplyRing* replies_;
   PacketIo* tx_io_;
   SpscRing<RxBuffer> ring_;
+  ControlRing control_ring_;
+  ControlPacket control_scratch_;
 
   // The buffer being queued: its writes, and how far they got.
-  std::vector<Write> writes_;      // capacity fixed at construction
+  std::vector<Write> writes_;      // capacity fixed at construction (without vnet_hdr)
+  // vnet_hdr: one coalescer per IN slot (its items point into it until the slot is released),
+  // and the current buffer's items.
+  std::vector<std::unique_ptr<offload::GroCoalescer>> gro_;
+  std::span<const offload::GroItem> items_;
   std::size_t count_ = 0, cursor_ = 0;
   std::uint32_t current_slot_ = 0;
   bool have_current_ = false;

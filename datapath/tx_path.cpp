@@ -1,5 +1,6 @@
 #include "datapath/tx_path.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace wwan::dp {
@@ -16,20 +17,23 @@ TxStage::TxStage(const TxConfig& config, PacketIo& io, OutLink& link, LinkState&
       link_(link),
       link_state_(link_state),
       replies_(64),
-      read_stride_(eth::kEthernetHeaderSize + config.mtu_bytes),
+      control_(16),
+      read_stride_(config.vnet_hdr ? kVnetReadBytes : eth::kEthernetHeaderSize + config.mtu_bytes),
       read_memory_(read_stride_ * config.reads_in_flight),
       read_length_(config.reads_in_flight, 0),
       ready_(config.reads_in_flight, 0),
       builders_(config.out_slots) {
   if (config.reads_in_flight == 0 || config.out_slots == 0 || config.mtu_bytes == 0)
     throw std::invalid_argument("TxStage: reads_in_flight, out_slots and mtu_bytes must be nonzero");
+  // Without offload reads land behind room for the Ethernet header, so NCM frames are finished
+  // in place; with it the segmenter writes each packet into the NTB behind its own header.
+  read_offset_ = config.vnet_hdr ? 0 : eth::kEthernetHeaderSize;
+  read_bytes_ = config.vnet_hdr ? kVnetReadBytes : config.mtu_bytes;
 }
 
 void TxStage::post_read(unsigned index) {
   if (stopping_) return;
-  // Reads land behind room for the Ethernet header, so NCM frames are finished in place.
-  const std::span<std::uint8_t> room(read_memory_.data() + index * read_stride_ + eth::kEthernetHeaderSize,
-                                     config_.mtu_bytes);
+  const std::span<std::uint8_t> room(read_memory_.data() + index * read_stride_ + read_offset_, read_bytes_);
   if (io_.prepare_read(room, kTxReadTag | index)) ++reads_posted_;
 }
 
@@ -129,6 +133,35 @@ bool TxStage::append_frame(ntb::Bytes frame, std::size_t ip_bytes) {
   return true;
 }
 
+// The control thread's packets, after the replies and before the TUN's: few, and a DHCP exchange
+// or an RS is what the link's addressing waits for. One without an OUT buffer is kept (not
+// dropped, unlike a reply: the client would only retransmit seconds later) for the next pump.
+bool TxStage::send_control_packets() {
+  bool progress = false;
+  // Not gated on backpressured_ (which may be stale from the last pump): append_frame tries for
+  // an OUT buffer, and only when there is a packet to send.
+  for (;;) {
+    if (!holding_control_) {
+      if (!control_.try_pop(control_held_)) break;
+      holding_control_ = true;
+    }
+    const std::size_t n = std::min<std::size_t>(control_held_.length, kControlPacketMaxBytes);
+    ntb::Bytes frame(control_held_.bytes.data(), n);
+    if (config_.ethernet) {
+      const eth::MacAddress to = control_held_.has_destination ? control_held_.destination : link_state_.modem_mac();
+      const bool v6 = n > 0 && (control_held_.bytes[0] >> 4) == 6;
+      (void)eth::write_ethernet_header(control_frame_, to, config_.our_mac, v6 ? eth::kEtherTypeIpv6 : eth::kEtherTypeIpv4);
+      std::copy_n(control_held_.bytes.begin(), n, control_frame_.begin() + eth::kEthernetHeaderSize);
+      frame = ntb::Bytes(control_frame_.data(), eth::kEthernetHeaderSize + n);
+    }
+    if (!append_frame(frame, 0)) break;
+    holding_control_ = false;
+    ++counters_.control_packets;
+    progress = true;
+  }
+  return progress;
+}
+
 bool TxStage::pump(bool more_pending) {
   bool progress = false;
 
@@ -145,27 +178,12 @@ bool TxStage::pump(bool more_pending) {
     progress = true;
   }
 
+  progress |= send_control_packets();
+
   const eth::MacAddress destination = config_.ethernet ? link_state_.modem_mac() : eth::MacAddress{};
   while (ready_count_ > 0) {
     const std::uint32_t index = ready_[ready_head_];
-    std::uint8_t* const slot = read_memory_.data() + index * read_stride_;
-    const std::size_t ip_bytes = read_length_[index];
-    const ntb::Bytes ip(slot + eth::kEthernetHeaderSize, ip_bytes);
-    const eth::IpClass c = eth::classify_ip(ip);
-    bool taken = true;
-    if (c != eth::IpClass::Ipv4 && c != eth::IpClass::Ipv6) {
-      ++counters_.not_ip;
-    } else if (const auto whole = eth::trim_to_ip_length(ip); !whole || whole->size() != ip_bytes) {
-      // The kernel hands a TUN reader whole packets; a stated length other than what arrived is
-      // a packet cut short by a read buffer smaller than the MTU someone set since.
-      ++counters_.bad_ip;
-    } else if (config_.ethernet) {
-      (void)eth::write_ethernet_header(std::span(slot, eth::kEthernetHeaderSize), destination, config_.our_mac,
-                                       c == eth::IpClass::Ipv4 ? eth::kEtherTypeIpv4 : eth::kEtherTypeIpv6);
-      taken = append_frame(ntb::Bytes(slot, eth::kEthernetHeaderSize + ip_bytes), ip_bytes);
-    } else {
-      taken = append_frame(ip, ip_bytes);
-    }
+    const bool taken = config_.vnet_hdr ? segment_read(index, destination) : take_read(index, destination);
     if (!taken) break;  // back-pressure: the packet stays ready, its read is not reposted
     ready_head_ = (ready_head_ + 1) % ready_.size();
     --ready_count_;
@@ -182,6 +200,91 @@ bool TxStage::pump(bool more_pending) {
     }
   }
   return progress;
+}
+
+namespace {
+// What a read holds: IPv4 or IPv6 of exactly the stated length, or the drop's reason. The kernel
+// hands a TUN reader whole packets; a stated length other than what arrived is a packet cut short
+// by a read buffer smaller than the MTU someone set since (bad_ip).
+enum class ReadCheck : std::uint8_t { ipv4, ipv6, not_ip, bad_ip };
+ReadCheck check_ip(ntb::Bytes ip) {
+  const eth::IpClass c = eth::classify_ip(ip);
+  if (c != eth::IpClass::Ipv4 && c != eth::IpClass::Ipv6) return ReadCheck::not_ip;
+  if (const auto whole = eth::trim_to_ip_length(ip); !whole || whole->size() != ip.size()) return ReadCheck::bad_ip;
+  return c == eth::IpClass::Ipv4 ? ReadCheck::ipv4 : ReadCheck::ipv6;
+}
+}  // namespace
+
+bool TxStage::take_read(std::uint32_t index, const eth::MacAddress& destination) {
+  std::uint8_t* const slot = read_memory_.data() + index * read_stride_;
+  const std::size_t ip_bytes = read_length_[index];
+  const ntb::Bytes ip(slot + eth::kEthernetHeaderSize, ip_bytes);
+  switch (check_ip(ip)) {
+    case ReadCheck::not_ip: ++counters_.not_ip; return true;
+    case ReadCheck::bad_ip: ++counters_.bad_ip; return true;
+    case ReadCheck::ipv4:
+    case ReadCheck::ipv6: break;
+  }
+  if (!config_.ethernet) return append_frame(ip, ip_bytes);
+  (void)eth::write_ethernet_header(std::span(slot, eth::kEthernetHeaderSize), destination, config_.our_mac,
+                                   (ip[0] >> 4) == 4 ? eth::kEtherTypeIpv4 : eth::kEtherTypeIpv6);
+  return append_frame(ntb::Bytes(slot, eth::kEthernetHeaderSize + ip_bytes), ip_bytes);
+}
+
+// vnet_hdr: the read through the segmenter, one packet at a time straight into the open NTB.
+bool TxStage::segment_read(std::uint32_t index, const eth::MacAddress& destination) {
+  const ntb::Bytes read(read_memory_.data() + index * read_stride_, read_length_[index]);
+  if (!gso_started_) {
+    if (const offload::GsoError e = gso_.start(read); e != offload::GsoError::None) {
+      ++counters_.gso_errors[static_cast<std::size_t>(e)];
+      return true;  // dropped
+    }
+    const offload::VirtioNetHdr h = offload::decode(read.data());
+    gso_segmenting_ = (h.gso_type & ~offload::kVirtioNetHdrGsoEcn) != offload::kVirtioNetHdrGsoNone;
+    if (!gso_segmenting_) {
+      // One packet, as without offload: the same checks (the segmenter copies it as it is).
+      const ReadCheck c = check_ip(read.subspan(offload::kVirtioNetHdrSize));
+      if (c == ReadCheck::not_ip || c == ReadCheck::bad_ip) {
+        ++(c == ReadCheck::not_ip ? counters_.not_ip : counters_.bad_ip);
+        return true;
+      }
+      if ((h.flags & offload::kVirtioNetHdrFNeedsCsum) != 0) ++counters_.csum_completed;
+    } else {
+      ++counters_.gso_super_packets;
+    }
+    gso_started_ = true;
+  }
+  const std::size_t framing = config_.ethernet ? eth::kEthernetHeaderSize : 0;
+  // Every segment has the version of the read's packet (parse_l4 / check_ip looked at it).
+  const bool v4 = (read[offload::kVirtioNetHdrSize] >> 4) == 4;
+  while (!gso_.done()) {
+    if (!open_ntb()) return false;  // resumes here at the next pump
+    ntb::NtbBuilder& b = *builders_[*open_slot_];
+    const std::size_t ip_bytes = gso_.next_length();
+    const std::optional<ntb::MutableBytes> room = b.reserve(framing + ip_bytes);
+    if (!room) {
+      if (!b.empty()) {
+        send_ntb();
+        continue;
+      }
+      // Does not fit an empty NTB: the rest of this read cannot be sent (each segment is as
+      // long as the first but the last).
+      counters_.too_large += gso_.segments();
+      gso_started_ = false;
+      return true;
+    }
+    if (framing != 0)
+      (void)eth::write_ethernet_header(room->first(framing), destination, config_.our_mac,
+                                       v4 ? eth::kEtherTypeIpv4 : eth::kEtherTypeIpv6);
+    gso_.write_next(room->subspan(framing));
+    b.commit(framing + ip_bytes);
+    ++open_packets_;
+    open_bytes_ += ip_bytes;
+    if (gso_segmenting_) ++counters_.gso_segments;
+    if (b.full()) send_ntb();
+  }
+  gso_started_ = false;
+  return true;
 }
 
 void TxStage::publish() {

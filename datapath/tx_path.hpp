@@ -19,8 +19,17 @@
 // The one copy per packet (read buffer → NTB) is deliberate: with R reads in flight each needs
 // room for a whole MTU, and placing them at fixed offsets inside the NTB would leave an MTU-sized
 // hole after every short packet (a 64-byte packet would cost 1.5 KiB of bus time).
+//
+// TUN offload (TxConfig::vnet_hdr, docs/offload.md): every read is a virtio_net_hdr + a packet of
+// up to 64 KiB (a TSO/USO super-packet when TUNSETOFFLOAD granted it), read into buffers of
+// 10 + 65535 bytes. The GsoSegmenter cuts it into ordinary packets written straight into the NTB
+// (NtbBuilder::reserve / commit, behind a 14-byte Ethernet header on NCM), each with complete
+// IPv4 and TCP/UDP checksums (NCM has no checksum offload); a packet that only NEEDS_CSUM gets
+// its checksum completed. A super-packet may straddle NTBs; when no OUT buffer is free half-way,
+// the rest waits in its read buffer and the segmenter resumes there.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -33,6 +42,7 @@
 #include "datapath/link_state.hpp"
 #include "datapath/links.hpp"
 #include "datapath/ntb_build.hpp"
+#include "datapath/offload/gso.hpp"
 #include "datapath/packet_io.hpp"
 #include "datapath/rx_path.hpp"
 
@@ -51,7 +61,14 @@ struct TxConfig {
   // pipe sends a ZLP instead (control::OutTermination).
   bool pad_one_byte = true;
   std::chrono::microseconds max_hold{500};  // the upper bound an NTB waits while reads keep completing
+  // TUN offload: the TUN has IFF_VNET_HDR; reads are segmented (mtu_bytes then only bounds
+  // nothing: a read buffer holds the largest super-packet).
+  bool vnet_hdr = false;
 };
+
+// A read buffer with vnet_hdr: the header and the largest IP packet (IPv4 Total Length and IPv6
+// Payload Length are 16 bits; the kernel's TSO/USO super-packets stay within 64 KiB).
+inline constexpr std::size_t kVnetReadBytes = offload::kVirtioNetHdrSize + 65535;
 
 struct TxCounters {
   std::uint64_t tun_reads = 0;       // packets read from the TUN
@@ -59,6 +76,7 @@ struct TxCounters {
   std::uint64_t bytes = 0;           // their IP bytes
   std::uint64_t ntbs = 0;            // NTBs submitted
   std::uint64_t replies = 0;         // ARP/NA replies sent (not counted in packets)
+  std::uint64_t control_packets = 0; // DHCP / RS packets of the control thread sent (not in packets)
   std::uint64_t padded = 0;          // NTBs that got the extra zero byte
   std::uint64_t out_buffer_waits = 0;  // times no OUT buffer was free (back-pressure, not a drop)
   // Drops, by reason.
@@ -68,8 +86,19 @@ struct TxCounters {
                                      // (longer: the packet did not fit the read buffer)
   std::uint64_t submit_failed = 0;   // packets in an NTB the OUT pipe refused (device gone, pipe failed)
   std::uint64_t read_errors = 0;     // TUN reads that failed (not packets; the read is retried)
+  // TUN offload (vnet_hdr).
+  std::uint64_t gso_super_packets = 0;  // reads that were TSO/USO super-packets
+  std::uint64_t gso_segments = 0;       // the packets cut from them (counted in packets too once sent)
+  std::uint64_t csum_completed = 0;     // reads without GSO whose checksum was completed (NEEDS_CSUM)
+  // Reads the segmenter refused, by offload::GsoError (index 0, None, stays 0): dropped.
+  std::array<std::uint64_t, offload::kGsoErrorCount> gso_errors{};
 
-  std::uint64_t dropped() const { return too_large + not_ip + bad_ip + submit_failed; }
+  std::uint64_t gso_invalid() const {
+    std::uint64_t n = 0;
+    for (const std::uint64_t v : gso_errors) n += v;
+    return n;
+  }
+  std::uint64_t dropped() const { return too_large + not_ip + bad_ip + submit_failed + gso_invalid(); }
   template <class F>
   void for_each_drop(F&& f) const {
     f("too_large", too_large);
@@ -77,6 +106,7 @@ struct TxCounters {
     f("bad_ip", bad_ip);
     f("submit_failed", submit_failed);
     f("read_errors", read_errors);
+    f("gso_invalid", gso_invalid());
   }
 };
 
@@ -88,6 +118,9 @@ class TxStage {
 
   // Where RX puts ARP/NA replies (NCM).
   ReplyRing& replies() { return replies_; }
+  // Where the control thread puts the IP packets it sends (DHCP, router solicitations); it is the
+  // producer, and wakes this stage's PacketIo after pushing.
+  ControlRing& control_packets() { return control_; }
 
   // --- TX worker thread
   // Posts the R reads. Call once, before the first pump().
@@ -112,13 +145,21 @@ class TxStage {
   bool open_ntb();
   void send_ntb();
   bool append_frame(ntb::Bytes frame, std::size_t ip_bytes);
+  bool send_control_packets();
   void post_read(unsigned index);
+  // One ready read into the open NTB(s); false = no OUT buffer (it stays ready).
+  bool take_read(std::uint32_t index, const eth::MacAddress& destination);
+  bool segment_read(std::uint32_t index, const eth::MacAddress& destination);
 
   TxConfig config_;
   PacketIo& io_;
   OutLink& link_;
   LinkState& link_state_;
   ReplyRing replies_;
+  ControlRing control_;
+  ControlPacket control_held_;     // popped, waiting for an OUT buffer
+  bool holding_control_ = false;
+  std::array<std::uint8_t, eth::kEthernetHeaderSize + kControlPacketMaxBytes> control_frame_{};
 
   std::size_t read_stride_ = 0;            // bytes per read buffer: Ethernet header + MTU
   std::vector<std::uint8_t> read_memory_;  // R buffers back to back
@@ -127,6 +168,13 @@ class TxStage {
   std::size_t ready_head_ = 0, ready_count_ = 0;
   std::size_t reads_posted_ = 0;
   unsigned consecutive_read_errors_ = 0;
+  std::size_t read_offset_ = 0;            // where a read lands in its buffer (Ethernet room, or 0)
+  std::size_t read_bytes_ = 0;             // the most a read takes
+
+  // vnet_hdr: the read at the head of the FIFO being segmented (resumed after back-pressure).
+  offload::GsoSegmenter gso_;
+  bool gso_started_ = false;
+  bool gso_segmenting_ = false;  // the read is a super-packet (its pieces count as gso_segments)
 
   std::vector<std::optional<ntb::NtbBuilder>> builders_;  // one per OUT slot, made on first use
   std::optional<unsigned> open_slot_;

@@ -21,6 +21,7 @@
 #include <string_view>
 #include <vector>
 
+#include "datapath/ntb_wire.hpp"
 #include "sim/device_model.hpp"
 #include "sim/network.hpp"
 
@@ -51,6 +52,16 @@ struct Faults {
   // (seen on Huawei firmware; Linux re-sends SET_NTB_FORMAT after alt 1, anchors.md).
   bool ntb_format_reverts_after_alt = false;
 };
+
+// A control-port `fault` command (sim/network.hpp) applied to `faults`: a count replaces the
+// one pending, clear switches everything off.
+void apply_fault(Faults& faults, const FaultRequest& request);
+
+// Faults a firmware keeps across a reset (it is the same firmware): lost notifications, slow
+// control answers, the NTB format revert. What a host that builds a fresh model for a
+// re-enumerated modem carries over; counted faults (stalls, damaged NTBs, unplugs) belonged to
+// the old presence on the bus and do not.
+Faults faults_surviving_reset(const Faults& faults);
 
 struct ModemCounters {
   std::uint64_t control_requests = 0;          // class + vendor requests answered or stalled
@@ -85,10 +96,37 @@ struct ModemOptions {
   // Enumerate under this idProduct instead of the profile's (the same stick-mode composition
   // appears as 12d1:1506 or 12d1:155e depending on the switch message, usb_modeswitch_huawei.md M6).
   std::optional<std::uint16_t> product_id;
+
+  // Benchmark variants (bench/e2e_bench.cpp runs the real daemon against each), set by "+suffix"es
+  // of a profile name (parse_profile). NCM profiles only; the MBIM model ignores them.
+  //   +ntb16 / +ntb32  GET_NTB_PARAMETERS offers only this format (and it is the reset format), so
+  //                    the host has no choice
+  //   +in-ndp-end      IN NTBs carry their NDP after the datagrams (the E3372 puts it in front, N2)
+  //   +ntb-max-BYTES   dwNtbInMaxSize and dwNtbOutMaxSize offered (2048..0x20000)
+  //   +imix            sourced IPv4/UDP packets toward the host are cut to the simple IMIX sizes,
+  //                    7 x 64, 4 x 576, 1 x 1500 bytes of IP in turn (the network's source sends one
+  //                    size; the source must send 1500-byte packets for this)
+  std::optional<ntb::NtbFormat> only_ntb_format;
+  bool ndp_at_end_to_host = false;
+  std::optional<std::uint32_t> ntb_max_size;
+  bool imix_to_host = false;
 };
 
-// nullptr for an unknown profile name.
+// A profile name, optionally with benchmark variants appended ("generic-ncm+ntb32+in-ndp-end",
+// see ModemOptions): the base profile and `options` with the suffixes applied. nullopt when the
+// base or a suffix is unknown.
+struct ProfileVariant {
+  std::string_view base;
+  ModemOptions options;
+};
+std::optional<ProfileVariant> parse_profile(std::string_view name, const ModemOptions& options = {});
+
+// nullptr for an unknown profile name (variants as parse_profile accepts them).
 std::unique_ptr<Modem> make_modem(std::string_view profile, const ModemOptions& options = {});
+// Takes every fault command waiting in `modem`'s network and applies it to its faults; how many.
+// For the owner of a running modem (the daemon's --sim), under the front end's lock.
+std::size_t apply_fault_requests(Modem& modem);
+
 // The names make_modem knows, for --help and error messages.
 std::vector<std::string_view> modem_profiles();
 

@@ -73,6 +73,40 @@ struct OutSink {
   void ntb(const ntb::NtbInfo& i) { ntbs.push_back(i); }
 };
 
+// A profile whose host gets its address by DHCP has a DHCP server on its link.
+NetworkConfig network_config(NetworkConfig c, const NcmProfile& p) {
+  if (p.dhcp_server) c.dhcp_server = true;
+  return c;
+}
+
+// The benchmark variants of ModemOptions (sim/modem.hpp) on top of a profile row.
+void apply_variants(NcmProfile& p, const ModemOptions& o) {
+  if (o.only_ntb_format) {
+    p.ntb_parameters.ntb_formats_supported =
+        *o.only_ntb_format == NtbFormat::Ntb32 ? cdc::kNtbFormatsSupported32 : cdc::kNtbFormatsSupported16;
+    p.reset_ntb_format = *o.only_ntb_format;
+  }
+  if (o.ntb_max_size) p.ntb_parameters.ntb_in_max_size = p.ntb_parameters.ntb_out_max_size = *o.ntb_max_size;
+  if (o.ndp_at_end_to_host) p.ndp_at_end_on_in = true;
+}
+
+// ModemOptions::imix_to_host: cuts the IPv4/UDP packet of `ip_bytes` at the start of `ip` to the
+// IMIX size for position `index` (7 x 64, 4 x 576, 1 x 1500 bytes), fixing Total Length, the
+// header checksum and the UDP length (UDP checksum 0: none, RFC 768). Other packets, and packets
+// already no longer than the size, stay as they are. Returns the new length.
+std::size_t cut_to_imix(std::span<std::uint8_t> ip, std::size_t ip_bytes, std::uint64_t index) {
+  constexpr std::size_t kIpv4Header = 20, kUdpHeader = 8;
+  const std::uint64_t k = index % 12;
+  const std::size_t target = k < 7 ? 64 : k < 11 ? 576 : 1500;
+  if (ip_bytes <= target || ip_bytes < kIpv4Header + kUdpHeader || ip[0] != 0x45 || ip[9] != 17) return ip_bytes;
+  eth::store_be16(ip, 2, static_cast<std::uint16_t>(target));
+  eth::store_be16(ip, 10, 0);
+  eth::store_be16(ip, 10, eth::ipv4_header_checksum(ip.first(kIpv4Header)));
+  eth::store_be16(ip, kIpv4Header + 4, static_cast<std::uint16_t>(target - kIpv4Header));
+  eth::store_be16(ip, kIpv4Header + 6, 0);
+  return target;
+}
+
 }  // namespace
 
 // ---- profiles ------------------------------------------------------------------------------------
@@ -138,6 +172,8 @@ NcmProfile huawei_e3372_profile(const ModemOptions& options) {
   p.reset_ntb_format = NtbFormat::Ntb32;  // linux-usb msg92633: GET_NTB_FORMAT = 1 after alt 0
   p.accepts_ndp_in_front_on_out = false;
   p.speaks_at = true;
+  p.serial_at_bulk_in = 0x87;  // if3 ff/03/02: the PCUI (AT) port (ModemManager: ff/xx/02 = AT primary)
+  p.serial_at_bulk_out = 0x05;
   p.arps_host_before_forwarding = true;
   p.speed = {150'000'000, 50'000'000};  // LTE category 4
   return p;
@@ -195,6 +231,7 @@ NcmProfile generic_ncm_profile(const ModemOptions& options) {
   p.arps_host_before_forwarding = false;
   p.speed = {425'984'000, 425'984'000};  // f_ncm's high-speed bit rate: 13 * 512 * 8 * 8000
   p.relink_after_drop = std::chrono::seconds(1);
+  p.dhcp_server = true;  // no session to report an address: DHCP on the link (sim/dhcp_server.hpp)
   return p;
 }
 
@@ -204,20 +241,29 @@ std::unique_ptr<Modem> make_huawei_e3372(const ModemOptions& options) {
     profile.identity.descriptors[10] = static_cast<std::uint8_t>(*options.product_id & 0xff);
     profile.identity.descriptors[11] = static_cast<std::uint8_t>(*options.product_id >> 8);
   }
+  apply_variants(profile, options);
   return std::make_unique<NcmModem>(std::move(profile), options);
 }
 std::unique_ptr<Modem> make_generic_ncm(const ModemOptions& options) {
-  return std::make_unique<NcmModem>(generic_ncm_profile(options), options);
+  NcmProfile profile = generic_ncm_profile(options);
+  apply_variants(profile, options);
+  return std::make_unique<NcmModem>(std::move(profile), options);
 }
 
 // ---- the model -----------------------------------------------------------------------------------
 
 NcmModem::NcmModem(NcmProfile profile, const ModemOptions& options)
-    : profile_(std::move(profile)), network_(options.network), format_(profile_.reset_ntb_format) {
+    : profile_(std::move(profile)),
+      network_(network_config(options.network, profile_)),
+      format_(profile_.reset_ntb_format),
+      imix_to_host_(options.imix_to_host) {
   alt_settings_ = alt_settings_of(profile_.identity.descriptors);
   if (profile_.speaks_at) {
     at_.emplace(options.network, options.sim_pin, profile_.at_identity);
     at_->power_on();
+    if (profile_.serial_at_bulk_in != 0 && profile_.serial_at_bulk_out != 0)
+      serial_at_.emplace(profile_.serial_at_bulk_in, profile_.serial_at_bulk_out,
+                         [this](std::string_view line) { return at_->execute(line); });
   }
   staged_frame_.assign(eth::kEthernetHeaderSize + 0xFFFF, 0);
   reset_function();
@@ -255,7 +301,7 @@ void NcmModem::service(Clock::time_point now) {
     bool dropped = false;
     if (at_) {
       dropped = at_->network_disconnect();
-      while (at_->has_unsolicited()) queue_response(at_->take_unsolicited(), now);
+      deliver_unsolicited(now);
     } else if (link_up_) {
       link_up_ = false;
       dropped = true;
@@ -311,6 +357,14 @@ void NcmModem::make_response_available(std::string text) {
   Notification n;
   n.length = cdc::encode_response_available(profile_.control_interface, n.bytes);
   queue_notification(n);
+}
+
+void NcmModem::deliver_unsolicited(Clock::time_point now) {
+  while (at_ && at_->has_unsolicited()) {
+    std::string text = at_->take_unsolicited();
+    if (urcs_to_serial_ && serial_at_) serial_at_->push(text);
+    else queue_response(std::move(text), now);
+  }
 }
 
 // Keeps the order of responses: once one is delayed, later ones wait behind it.
@@ -391,6 +445,7 @@ bool NcmModem::clear_halt(std::uint8_t endpoint_address) {
     faults_.stall_bulk_out = false;
     return true;
   }
+  if (serial_at_ && serial_at_->owns(endpoint_address)) return true;
   return endpoint_address == profile_.interrupt_in_endpoint;
 }
 
@@ -432,6 +487,8 @@ std::optional<std::size_t> NcmModem::class_request(const SetupPacket& setup, std
   switch (setup.request) {
     case kSendEncapsulatedCommand: {
       if (!at_ || device_to_host) return std::nullopt;
+      if (encapsulated_at_dead_) return 0;  // ACKed, never executed
+      urcs_to_serial_ = false;
       // One or more command lines; each ends in CR (cdc-wdm writes what the user wrote).
       std::size_t start = 0;
       for (std::size_t i = 0; i <= data.size(); ++i) {
@@ -441,7 +498,7 @@ std::optional<std::size_t> NcmModem::class_request(const SetupPacket& setup, std
           const std::string command(data.begin() + static_cast<std::ptrdiff_t>(start),
                                     data.begin() + static_cast<std::ptrdiff_t>(i));
           queue_response(at_->execute(command), now);
-          while (at_->has_unsolicited()) queue_response(at_->take_unsolicited(), now);
+          deliver_unsolicited(now);
         }
         start = i + 1;
       }
@@ -450,7 +507,7 @@ std::optional<std::size_t> NcmModem::class_request(const SetupPacket& setup, std
     case kGetEncapsulatedResponse: {
       if (!at_ || !device_to_host) return std::nullopt;
       // CDC 1.2 §6.2.2: nothing to say is a zero-length answer, not a STALL.
-      if (responses_.empty()) return 0;
+      if (responses_.empty() || encapsulated_at_dead_) return 0;
       std::string& front = responses_.front();
       const std::size_t n = std::min(front.size(), data.size());
       std::copy_n(front.begin(), n, data.begin());
@@ -543,6 +600,16 @@ EndpointResult NcmModem::out(std::uint8_t endpoint_address, std::span<const std:
   const Clock::time_point now = clock_();
   service(now);
   if (gone_) return EndpointResult::gone;
+  if (serial_at_ && endpoint_address == serial_at_->bulk_out()) {
+    // The serial AT port: command lines to the same engine, answers and URCs back on its bulk IN.
+    const std::uint64_t lines = serial_at_->counters().command_lines;
+    urcs_to_serial_ = true;
+    serial_at_->out(data);
+    counters_.commands_received += serial_at_->counters().command_lines - lines;
+    deliver_unsolicited(now);
+    sync_session();
+    return EndpointResult::ok;
+  }
   if (endpoint_address != profile_.bulk_out_endpoint || !data_active()) return EndpointResult::stall;
   if (bulk_out_halted_) return EndpointResult::stall;
   if (faults_.stall_bulk_out) {
@@ -651,6 +718,7 @@ InResult NcmModem::in(std::uint8_t endpoint_address, std::span<std::uint8_t> buf
   if (gone_) return {EndpointResult::gone, 0};
   if (configuration_ == 0) return {EndpointResult::stall, 0};
   if (endpoint_address == profile_.interrupt_in_endpoint) return send_notification(buffer);
+  if (serial_at_ && endpoint_address == serial_at_->bulk_in()) return serial_at_->in(buffer);
   if (endpoint_address != profile_.bulk_in_endpoint || !data_active()) return {EndpointResult::stall, 0};
   if (bulk_in_halted_) return {EndpointResult::stall, 0};
   if (faults_.stall_bulk_in) {
@@ -713,7 +781,7 @@ InResult NcmModem::send_ntb(std::span<std::uint8_t> buffer, Clock::time_point no
   params.ndp_out_payload_remainder = profile_.ntb_parameters.ndp_in_payload_remainder;
   params.ndp_out_alignment = profile_.ntb_parameters.ndp_in_alignment;
   params.ntb_out_max_datagrams = ntb_in_max_datagrams_;
-  params.ndp_at_end = false;  // E3372 IN NTBs carry the NDP right after the NTH (N2)
+  params.ndp_at_end = profile_.ndp_at_end_on_in;
   const ntb::NdpSignature sig{format_, crc_mode_ ? ntb::DatagramKind::NcmCrc : ntb::DatagramKind::Ncm, 0};
   ntb::NtbBuilder b(buffer, params, sig);
   b.reset(in_sequence_);
@@ -740,9 +808,11 @@ InResult NcmModem::send_ntb(std::span<std::uint8_t> buffer, Clock::time_point no
                                    : 0;
     for (;;) {
       if (staged_length_ == 0) {
-        const std::optional<std::size_t> n =
+        std::optional<std::size_t> n =
             network_.to_host(std::span<std::uint8_t>(staged_frame_).subspan(eth::kEthernetHeaderSize, max_ip), now);
         if (!n) break;
+        if (imix_to_host_)
+          *n = cut_to_imix(std::span<std::uint8_t>(staged_frame_).subspan(eth::kEthernetHeaderSize), *n, imix_index_++);
         const std::uint16_t type = (staged_frame_[eth::kEthernetHeaderSize] >> 4) == 6 ? eth::kEtherTypeIpv6
                                                                                       : eth::kEtherTypeIpv4;
         (void)eth::write_ethernet_header(staged_frame_, destination, profile_.device_mac, type);

@@ -24,6 +24,10 @@
 //               to the iMACAddress the host was told to use. NAK when there is nothing.
 //   in(interrupt)  CONNECTION_SPEED_CHANGE + NETWORK_CONNECTION(1) when the session comes up,
 //               NETWORK_CONNECTION(0) when it goes, RESPONSE_AVAILABLE per queued response.
+//   out/in(serial AT bulk pair)  profiles with a serial AT port (the E3372's PCUI): command lines
+//               to the same AT engine, answers and URCs as bytes (sim/serial_at_port.hpp); works
+//               whatever the data alt setting, and also when set_encapsulated_at_dead() killed the
+//               encapsulated channel.
 // Every Fault of sim/modem.hpp is honoured: stall_bulk_in/out (STALL until clear_halt), unplug and
 // unplug_after_in_transfers (gone), garbage/truncated/oversize_ntbs (the next bulk IN transfers),
 // lose_response_available, control_answer_delay (announced by next_deadline), drop_session
@@ -51,6 +55,7 @@
 #include "datapath/ethernet.hpp"
 #include "datapath/ntb_parse.hpp"
 #include "sim/huawei_at.hpp"
+#include "sim/serial_at_port.hpp"
 #include "sim/modem.hpp"
 
 namespace wwan::sim {
@@ -75,9 +80,16 @@ struct NcmProfile {
   ntb::NtbFormat reset_ntb_format = ntb::NtbFormat::Ntb16;
   // Huawei firmware discards OUT NTBs whose NDP precedes the datagrams (Linux NDP_TO_END, anchors §5 #4).
   bool accepts_ndp_in_front_on_out = true;
+  // Where the device puts the NDP of its IN NTBs: the E3372 right after the NTH (vectors/ncm_ntb.md
+  // N2); at the end only as a benchmark variant (ModemOptions::ndp_at_end_to_host).
+  bool ndp_at_end_on_in = false;
   eth::MacAddress device_mac;        // source of the device's frames; what it answers ARP with
   eth::MacAddress mac_address;       // the iMACAddress string: the address the host is told to use
   bool speaks_at = false;            // AT over SEND/GET_ENCAPSULATED_* (Huawei)
+  // The serial AT interface's bulk pair (Huawei PCUI, D2 if3 ff/03/02), served by the same AT
+  // engine as the encapsulated channel; 0 = the profile has none. Unsolicited lines go to the
+  // port that took the last command.
+  std::uint8_t serial_at_bulk_in = 0, serial_at_bulk_out = 0;
   bool arps_host_before_forwarding = false;
   cdc::ConnectionSpeed speed;        // reported by CONNECTION_SPEED_CHANGE
   HuaweiAtIdentity at_identity;
@@ -85,6 +97,8 @@ struct NcmProfile {
   // later (NETWORK_CONNECTION(0), then CONNECTION_SPEED_CHANGE + NETWORK_CONNECTION(1)), as an
   // auto-connecting NCM modem re-attaches; 0 = down until the host toggles the data alt setting.
   std::chrono::milliseconds relink_after_drop{0};
+  // The host's address comes from a DHCP server on the link (NetworkConfig::dhcp_server).
+  bool dhcp_server = false;
 };
 
 // Counters beyond ModemCounters: why things were dropped, per reason.
@@ -142,6 +156,11 @@ class NcmModem final : public Modem {
   const NcmProfile& ncm_profile() const { return profile_; }
   const NcmCounters& ncm_counters() const { return ncm_counters_; }
   HuaweiAt* at() { return at_ ? &*at_ : nullptr; }  // nullptr when the profile speaks no AT
+  const SerialAtPort* serial_at() const { return serial_at_ ? &*serial_at_ : nullptr; }
+  // The encapsulated AT channel is dead (Airtel E3372h-607, MS2372h-517 "no response from
+  // cdc-wdm0", anchors §0 #3): SEND_ENCAPSULATED_COMMAND is ACKed and never executed,
+  // GET_ENCAPSULATED_RESPONSE answers zero bytes. The serial AT port still works.
+  void set_encapsulated_at_dead(bool dead) { encapsulated_at_dead_ = dead; }
   void set_clock(ClockFn clock) { clock_ = std::move(clock); }
   ntb::NtbFormat ntb_format() const { return format_; }
   std::uint32_t ntb_in_size() const { return ntb_in_size_; }  // negotiated dwNtbInMaxSize
@@ -165,6 +184,7 @@ class NcmModem final : public Modem {
   void queue_notification(const Notification& n);
   void queue_response(std::string text, Clock::time_point now);
   void make_response_available(std::string text);
+  void deliver_unsolicited(Clock::time_point now);  // the AT engine's URCs to the port in use
   void queue_link_frame(std::span<const std::uint8_t> frame);
   std::optional<std::size_t> class_request(const SetupPacket& setup, std::span<std::uint8_t> data, Clock::time_point now);
   void receive_ntbs(std::span<const std::uint8_t> transfer, Clock::time_point now);
@@ -181,6 +201,9 @@ class NcmModem final : public Modem {
   ModemCounters counters_;
   NcmCounters ncm_counters_;
   std::optional<HuaweiAt> at_;
+  std::optional<SerialAtPort> serial_at_;
+  bool urcs_to_serial_ = false;        // the last command came in on the serial port
+  bool encapsulated_at_dead_ = false;
   ClockFn clock_ = [] { return Clock::now(); };
 
   bool gone_ = false;
@@ -212,6 +235,8 @@ class NcmModem final : public Modem {
   std::vector<std::uint8_t> staged_frame_;  // one Ethernet frame that did not fit the last NTB
   std::size_t staged_length_ = 0;
   std::minstd_rand garbage_rng_{0x5eed};
+  bool imix_to_host_ = false;      // ModemOptions::imix_to_host (a benchmark variant)
+  std::uint64_t imix_index_ = 0;   // position in the IMIX pattern
 };
 
 // The two profile rows (make_huawei_e3372 / make_generic_ncm wrap them in an NcmModem).

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <string>
 
+#include "datapath/offload/checksum.hpp"  // RFC 1624 update16
+
 namespace wwan::sim {
 
 using eth::Bytes;
@@ -17,7 +19,9 @@ using eth::store_be16;
 namespace {
 
 constexpr std::uint8_t kIpProtocolIcmp = 1;
+constexpr std::uint8_t kIpProtocolTcp = 6;
 constexpr std::uint8_t kIpProtocolUdp = 17;
+constexpr std::size_t kTcpHeaderMinSize = 20;  // RFC 9293 §3.1
 constexpr std::uint8_t kIcmpEchoReply = 0, kIcmpEchoRequest = 8;           // RFC 792
 constexpr std::uint8_t kIcmpv6EchoRequest = 128, kIcmpv6EchoReply = 129;  // RFC 4443 §4
 constexpr std::size_t kUdpHeaderSize = 8;                                 // RFC 768
@@ -34,12 +38,13 @@ std::uint16_t ipv4_pseudo_header_sum(Bytes ip, std::uint8_t protocol, std::uint1
   return eth::fold_checksum(acc);
 }
 
-// UDP checksum over IPv4 (RFC 768): pseudo-header + datagram with the checksum field as it is.
-// Computing: zero the field first; verifying: a correct datagram sums to 0.
-std::uint16_t udp4_checksum(Bytes ip, Bytes udp) {
-  const std::uint16_t pseudo = ipv4_pseudo_header_sum(ip, kIpProtocolUdp, static_cast<std::uint16_t>(udp.size()));
-  return static_cast<std::uint16_t>(~eth::ones_complement_sum(udp, pseudo));
+// TCP / UDP checksum over IPv4 (RFC 768, RFC 9293 §3.1): pseudo-header + segment with the
+// checksum field as it is. Computing: zero the field first; verifying: a correct one sums to 0.
+std::uint16_t l4_checksum4(Bytes ip, std::uint8_t protocol, Bytes l4) {
+  const std::uint16_t pseudo = ipv4_pseudo_header_sum(ip, protocol, static_cast<std::uint16_t>(l4.size()));
+  return static_cast<std::uint16_t>(~eth::ones_complement_sum(l4, pseudo));
 }
+std::uint16_t udp4_checksum(Bytes ip, Bytes udp) { return l4_checksum4(ip, kIpProtocolUdp, udp); }
 
 void swap_bytes(MutableBytes p, std::size_t a, std::size_t b, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) std::swap(p[a + i], p[b + i]);
@@ -76,9 +81,64 @@ std::optional<std::uint64_t> parse_number(std::string_view field, std::uint64_t 
 }
 
 struct ControlCommand {
-  enum class Kind : std::uint8_t { source, stop_source, drop_session, unplug } kind;
+  enum class Kind : std::uint8_t { source, stop_source, drop_session, unplug, fault } kind;
   SourceConfig source;
+  FaultRequest fault;
 };
+
+// `fault <name> [<value>]` (network.hpp): f[0] is "fault".
+std::optional<FaultRequest> parse_fault(const std::vector<std::string_view>& f, std::string& why) {
+  using K = FaultRequest::Kind;
+  const char* usage =
+      "usage: fault stall-in | stall-out | garbage N | truncated N | oversize N | unplug-after-in N | "
+      "lose-notifications on|off | control-delay MS | clear";
+  if (f.size() < 2) {
+    why = usage;
+    return std::nullopt;
+  }
+  const std::string_view name = f[1];
+  if (name == "stall-in" || name == "stall-out" || name == "clear") {
+    if (f.size() != 2) {
+      why = "fault " + std::string(name) + " takes no value";
+      return std::nullopt;
+    }
+    return FaultRequest{name == "stall-in" ? K::stall_in : name == "stall-out" ? K::stall_out : K::clear, 0};
+  }
+  if (f.size() != 3) {
+    why = usage;
+    return std::nullopt;
+  }
+  if (name == "lose-notifications") {
+    if (f[2] != "on" && f[2] != "off") {
+      why = "fault lose-notifications is on or off";
+      return std::nullopt;
+    }
+    return FaultRequest{K::lose_notifications, f[2] == "on" ? 1u : 0u};
+  }
+  if (name == "control-delay") {
+    const auto ms = parse_number(f[2], kMaxControlDelayMs);
+    if (!ms) {
+      why = "fault control-delay is 0.." + std::to_string(kMaxControlDelayMs) + " milliseconds";
+      return std::nullopt;
+    }
+    return FaultRequest{K::control_delay, *ms};
+  }
+  const K k = name == "garbage"           ? K::garbage
+              : name == "truncated"       ? K::truncated
+              : name == "oversize"        ? K::oversize
+              : name == "unplug-after-in" ? K::unplug_after_in
+                                          : K::clear;
+  if (k == K::clear) {
+    why = "unknown fault '" + std::string(name) + "' (" + usage + ")";
+    return std::nullopt;
+  }
+  const auto n = parse_number(f[2], UINT32_MAX);
+  if (!n || *n == 0) {
+    why = "fault " + std::string(name) + " takes a count 1..4294967295";
+    return std::nullopt;
+  }
+  return FaultRequest{k, *n};
+}
 
 // The command, or why the payload is none (the text of the "error: ..." answer).
 std::optional<ControlCommand> parse_control(Bytes payload, std::string& why) {
@@ -102,7 +162,12 @@ std::optional<ControlCommand> parse_control(Bytes payload, std::string& why) {
     const ControlCommand::Kind k = f[0] == "stop-source"    ? ControlCommand::Kind::stop_source
                                    : f[0] == "drop-session" ? ControlCommand::Kind::drop_session
                                                             : ControlCommand::Kind::unplug;
-    return ControlCommand{k, {}};
+    return ControlCommand{k, {}, {}};
+  }
+  if (f[0] == "fault") {
+    const std::optional<FaultRequest> fault = parse_fault(f, why);
+    if (!fault) return std::nullopt;
+    return ControlCommand{ControlCommand::Kind::fault, {}, *fault};
   }
   if (f[0] == "source") {
     const char* usage = "usage: source <rate_bits_per_s> <payload_bytes 0-65507> <packet_limit> <destination_port 1-65535>";
@@ -118,31 +183,50 @@ std::optional<ControlCommand> parse_control(Bytes payload, std::string& why) {
       why = usage;
       return std::nullopt;
     }
-    ControlCommand c{ControlCommand::Kind::source, {}};
+    ControlCommand c{ControlCommand::Kind::source, {}, {}};
     c.source.rate_bits_per_s = *rate;
     c.source.payload_bytes = static_cast<std::size_t>(*payload_bytes);
     c.source.packet_limit = *limit;
     c.source.destination_port = static_cast<std::uint16_t>(*port);
     return c;
   }
-  why = "unknown command (source, stop-source, drop-session, unplug)";
+  why = "unknown command (source, stop-source, drop-session, unplug, fault)";
   return std::nullopt;
 }
 
 }  // namespace
 
-Network::Network(NetworkConfig config) : config_(config) {}
+Network::Network(NetworkConfig config) : config_(config) {
+  if (config_.dhcp_server) {
+    DhcpServerConfig d;
+    d.client_address = config_.host_ipv4;
+    d.prefix_length = config_.host_ipv4_prefix_length;
+    d.server_address = config_.gateway_ipv4;
+    d.dns = {config_.dns_ipv4[0], config_.dns_ipv4[1]};
+    d.mtu = config_.mtu;
+    d.lease_s = config_.dhcp_lease_s;
+    dhcp_.emplace(d);
+  }
+  if (config_.router_advertisements.enabled) ra_.emplace(config_.router_advertisements, config_.host_ipv6, config_.mtu);
+}
 
-bool Network::enqueue(std::vector<std::uint8_t> packet, AfterAnswer after) {
+bool Network::enqueue(std::vector<std::uint8_t> packet, AfterAnswer after, FaultRequest fault) {
   if (to_host_.size() >= config_.to_host_queue_packets) {
     ++counters_.dropped_queue_full;
     return false;
   }
-  to_host_.push_back(Queued{std::move(packet), after});
+  if (after == AfterAnswer::fault) ++faults_answering_;
+  to_host_.push_back(Queued{std::move(packet), after, fault});
   return true;
 }
 
-void Network::schedule(AfterAnswer after, Clock::time_point answer_left) {
+void Network::schedule(AfterAnswer after, Clock::time_point answer_left, const FaultRequest& fault) {
+  if (after == AfterAnswer::fault) {
+    // At once: unlike a drop or an unplug, a fault does not take the host's stack away under
+    // an answer that has already left.
+    faults_due_.push_back(fault);
+    return;
+  }
   std::optional<Clock::time_point>& at = after == AfterAnswer::unplug ? unplug_at_ : drop_session_at_;
   if (after != AfterAnswer::none && !at) at = answer_left + kDropSessionAfterAnswer;
 }
@@ -151,6 +235,13 @@ bool Network::take_drop_session_request(Clock::time_point now) {
   if (!drop_session_at_ || now < *drop_session_at_) return false;
   drop_session_at_.reset();
   return true;
+}
+
+std::optional<FaultRequest> Network::take_fault_request() {
+  if (faults_due_.empty()) return std::nullopt;
+  const FaultRequest f = faults_due_.front();
+  faults_due_.pop_front();
+  return f;
 }
 
 bool Network::take_unplug_request(Clock::time_point now) {
@@ -179,7 +270,7 @@ void Network::from_host(std::span<const std::uint8_t> ip_packet, Clock::time_poi
 // A UDP datagram carrying `payload` answering `request` (IPv4 or IPv6, its IP header `l3` bytes):
 // addresses and ports swapped, a fresh header without options, checksums computed.
 void Network::answer_udp(std::span<const std::uint8_t> request, std::size_t l3, std::string_view payload,
-                         AfterAnswer after, Clock::time_point now) {
+                         AfterAnswer after, Clock::time_point now, FaultRequest fault) {
   const bool v6 = (request[0] >> 4) == 6;
   const std::size_t ip_header = v6 ? eth::kIpv6HeaderSize : eth::kIpv4MinHeaderSize;
   const std::size_t udp_length = kUdpHeaderSize + payload.size();
@@ -214,12 +305,43 @@ void Network::answer_udp(std::span<const std::uint8_t> request, std::size_t l3, 
   if (c == 0) c = 0xFFFF;  // RFC 768 / RFC 8200 §8.1: a computed 0 is sent as all ones
   store_be16(rb, ip_header + 6, c);
   // The drop must not wait for an answer that will never leave.
-  if (!enqueue(std::move(r), after)) schedule(after, now);
+  if (!enqueue(std::move(r), after, fault)) schedule(after, now, fault);
+}
+
+std::optional<std::string> Network::dhcp_command(std::span<const std::uint8_t> payload, Clock::time_point now) {
+  if (!std::all_of(payload.begin(), payload.end(), [](std::uint8_t b) { return b >= 0x09 && b <= 0x7E; }))
+    return std::nullopt;
+  const std::vector<std::string_view> f =
+      split_fields(std::string_view(reinterpret_cast<const char*>(payload.data()), payload.size()));
+  if (f.empty() || (f[0] != "dhcp-nak" && f[0] != "dhcp-silent" && f[0] != "dhcp-lease")) return std::nullopt;
+  if (!dhcp_) return "error: this network has no DHCP server";
+  if (f[0] == "dhcp-nak") {
+    if (f.size() != 1) return "error: dhcp-nak takes no arguments";
+    dhcp_->nak_next_request();
+    return "ok";
+  }
+  const auto seconds = f.size() == 2 ? parse_number(f[1], 86400) : std::nullopt;
+  if (!seconds || (f[0] == "dhcp-lease" && *seconds == 0))
+    return "error: usage: " + std::string(f[0]) + (f[0] == "dhcp-lease" ? " <seconds 1-86400>" : " <seconds 0-86400>");
+  if (f[0] == "dhcp-silent")
+    dhcp_->silent_until(now + std::chrono::seconds(static_cast<std::int64_t>(*seconds)));
+  else
+    dhcp_->set_lease_seconds(static_cast<std::uint32_t>(*seconds));
+  return "ok";
 }
 
 void Network::control(std::span<const std::uint8_t> ip, std::size_t l3, Clock::time_point now) {
+  if (const auto answer = dhcp_command(ip.subspan(l3 + kUdpHeaderSize), now)) {
+    ++(answer->rfind("error", 0) == 0 ? counters_.control_rejected : counters_.control_commands);
+    answer_udp(ip, l3, *answer, AfterAnswer::none, now);
+    return;
+  }
   std::string why;
-  const std::optional<ControlCommand> c = parse_control(ip.subspan(l3 + kUdpHeaderSize), why);
+  std::optional<ControlCommand> c = parse_control(ip.subspan(l3 + kUdpHeaderSize), why);
+  if (c && c->kind == ControlCommand::Kind::fault && faults_answering_ + faults_due_.size() >= kMaxPendingFaults) {
+    why = "too many fault commands waiting to be applied (" + std::to_string(kMaxPendingFaults) + ")";
+    c.reset();
+  }
   if (!c) {
     ++counters_.control_rejected;
     answer_udp(ip, l3, "error: " + why, AfterAnswer::none, now);
@@ -231,11 +353,13 @@ void Network::control(std::span<const std::uint8_t> ip, std::size_t l3, Clock::t
     case ControlCommand::Kind::stop_source: stop_source(); break;
     case ControlCommand::Kind::drop_session: break;
     case ControlCommand::Kind::unplug: break;
+    case ControlCommand::Kind::fault: break;
   }
   const AfterAnswer after = c->kind == ControlCommand::Kind::drop_session ? AfterAnswer::drop_session
                             : c->kind == ControlCommand::Kind::unplug     ? AfterAnswer::unplug
+                            : c->kind == ControlCommand::Kind::fault      ? AfterAnswer::fault
                                                                           : AfterAnswer::none;
-  answer_udp(ip, l3, "ok", after, now);
+  answer_udp(ip, l3, "ok", after, now, c->fault);
 }
 
 // A packet whose header or upper-layer checksum fails counts as malformed: the far end's stack
@@ -246,11 +370,19 @@ void Network::answer_ipv4(std::span<const std::uint8_t> ip, Clock::time_point no
     ++counters_.malformed_from_host;
     return;
   }
+  // DHCP for the link's server (it parses and counts what it gets); a DHCPDISCOVER is broadcast.
+  if (dhcp_ && ip[9] == kIpProtocolUdp && ip.size() >= ihl + kUdpHeaderSize && load_be16(ip, ihl + 2) == dhcp4::kServerPort) {
+    if (auto reply = dhcp_->from_client(ip, now)) enqueue(std::move(*reply));
+    return;
+  }
   // Fragments are not reassembled (nothing a modem test sends needs it): MF or an offset.
   if ((load_be16(ip, 6) & 0x3FFF) != 0 || ipv4_is_group(ip.data() + 16)) {
     ++counters_.other_packets;
     return;
   }
+  if (std::memcmp(ip.data() + 16, config_.reflector_ipv4.bytes.data(), 4) == 0 ||
+      std::memcmp(ip.data() + 16, config_.reflector_peer_ipv4.bytes.data(), 4) == 0)
+    return reflect(ip, ihl);
   const std::uint8_t protocol = ip[9];
   const Bytes l4 = ip.subspan(ihl);
 
@@ -316,13 +448,60 @@ void Network::answer_ipv4(std::span<const std::uint8_t> ip, Clock::time_point no
   ++counters_.other_packets;
 }
 
+// The hairpin (network.hpp): to the reflector, back from its peer address, and the reverse. The
+// IPv4 header checked out in answer_ipv4; the TCP / UDP checksum is verified here before the four
+// address words change and both checksums follow them (RFC 1624 eqn. 3).
+void Network::reflect(std::span<const std::uint8_t> ip, std::size_t ihl) {
+  const std::uint8_t protocol = ip[9];
+  const Bytes l4 = ip.subspan(ihl);
+  const bool tcp = protocol == kIpProtocolTcp;
+  if (!tcp && protocol != kIpProtocolUdp) {
+    ++counters_.other_packets;
+    return;
+  }
+  if (l4.size() < (tcp ? kTcpHeaderMinSize : kUdpHeaderSize) || (!tcp && load_be16(l4, 4) != l4.size())) {
+    ++counters_.malformed_from_host;
+    return;
+  }
+  const std::size_t checksum_at = ihl + (tcp ? 16 : 6);
+  const bool has_checksum = tcp || load_be16(l4, 6) != 0;  // RFC 768: UDP over IPv4 may send none
+  if (has_checksum && l4_checksum4(ip, protocol, l4) != 0) {
+    ++counters_.malformed_from_host;
+    return;
+  }
+  std::vector<std::uint8_t> r(ip.begin(), ip.end());
+  const MutableBytes rb(r);
+  const bool to_reflector = std::memcmp(ip.data() + 16, config_.reflector_ipv4.bytes.data(), 4) == 0;
+  const eth::Ipv4Address& from = to_reflector ? config_.reflector_peer_ipv4 : config_.reflector_ipv4;
+  std::memcpy(r.data() + 16, ip.data() + 12, 4);  // back to whoever sent it
+  std::memcpy(r.data() + 12, from.bytes.data(), 4);
+  std::uint16_t header_checksum = load_be16(ip, 10);
+  std::uint16_t l4_checksum = load_be16(ip, checksum_at);
+  for (std::size_t at = 12; at < 20; at += 2) {  // source and destination, one 16-bit word at a time
+    const std::uint16_t old_word = load_be16(ip, at), new_word = load_be16(r, at);
+    header_checksum = offload::csum::update16(header_checksum, old_word, new_word);
+    if (has_checksum) l4_checksum = offload::csum::update16(l4_checksum, old_word, new_word);
+  }
+  // UDP: 0 means "no checksum"; its one's complement twin 0xFFFF is the same sum (RFC 768).
+  if (!tcp && has_checksum && l4_checksum == 0) l4_checksum = 0xFFFF;
+  store_be16(rb, 10, header_checksum);
+  store_be16(rb, checksum_at, l4_checksum);
+  ++counters_.reflected_packets;
+  enqueue(std::move(r));
+}
+
 void Network::answer_ipv6(std::span<const std::uint8_t> ip, Clock::time_point now) {
   const std::uint8_t next_header = ip[6];
   const eth::Ipv6Address source = eth::Ipv6Address::load(ip, 8);
   const eth::Ipv6Address destination = eth::Ipv6Address::load(ip, 24);
   const Bytes l4 = ip.subspan(eth::kIpv6HeaderSize);
+  // Router solicitations go to the network's router (sim/router_advertiser.hpp).
+  if (ra_ && ipv6::is_router_solicitation(ip)) {
+    if (auto advertisement = ra_->on_solicitation(ip, now)) enqueue(std::move(*advertisement));
+    return;
+  }
   // Extension headers are not walked: no test traffic carries them, and a multicast destination
-  // (the host's NS, RS, MLD reports) is nothing an echo server answers.
+  // (the host's NS, MLD reports) is nothing an echo server answers.
   if (destination.is_multicast() || (next_header != eth::kIpProtocolIcmpv6 && next_header != kIpProtocolUdp)) {
     ++counters_.other_packets;
     return;
@@ -436,10 +615,13 @@ std::size_t Network::write_source_packet(std::span<std::uint8_t> out) {
 }
 
 std::optional<std::size_t> Network::to_host(std::span<std::uint8_t> out, Clock::time_point now) {
+  if (ra_)
+    if (auto advertisement = ra_->take_unsolicited(now)) enqueue(std::move(*advertisement));
   while (!to_host_.empty()) {
     Queued q = std::move(to_host_.front());
     to_host_.pop_front();
-    schedule(q.after, now);
+    if (q.after == AfterAnswer::fault) --faults_answering_;
+    schedule(q.after, now, q.fault);
     const std::vector<std::uint8_t>& p = q.bytes;
     if (p.size() > out.size()) {
       ++counters_.dropped_too_large;
@@ -466,11 +648,15 @@ std::optional<std::size_t> Network::to_host(std::span<std::uint8_t> out, Clock::
   return size;
 }
 
-bool Network::has_packet_for_host(Clock::time_point now) const { return !to_host_.empty() || source_due(now); }
+bool Network::has_packet_for_host(Clock::time_point now) const {
+  const bool ra_due = ra_ && ra_->next_deadline() && now >= *ra_->next_deadline();
+  return !to_host_.empty() || source_due(now) || ra_due;
+}
 
 std::optional<Clock::time_point> Network::next_deadline() const {
   std::optional<Clock::time_point> next = drop_session_at_;
   if (unplug_at_ && (!next || *unplug_at_ < *next)) next = unplug_at_;
+  if (const auto ra = ra_ ? ra_->next_deadline() : std::nullopt; ra && (!next || *ra < *next)) next = ra;
   if (source_ && (source_->packet_limit == 0 || source_sent_ < source_->packet_limit)) {
     const Clock::time_point due = source_due_time(source_sent_);
     if (!next || due < *next) next = due;

@@ -25,9 +25,43 @@
 //   unplug        the modem leaves the bus (Faults::unplug), kDropSessionAfterAnswer after the
 //                 "ok" has left: a driver sees the device gone, as when real firmware resets and
 //                 re-enumerates. The daemon's --sim then "re-enumerates" a fresh emulated modem.
+//   fault <name> [<value>]
+//                 switches one of the modem's Faults (sim/modem.hpp) once the "ok" has left toward
+//                 the host (so the answer is never the fault's first victim); whoever owns the
+//                 modem applies it with take_fault_request() / apply_fault() (the daemon's --sim
+//                 does, at every turn of its control loop). The names:
+//                   stall-in / stall-out          Faults::stall_bulk_in / _out (until CLEAR_FEATURE(HALT))
+//                   garbage <n>                   the next n NTBs toward the host are random bytes
+//                   truncated <n>                 the next n NTBs are cut short of wBlockLength
+//                   oversize <n>                  the next n NTBs are longer than dwNtbInMaxSize
+//                   unplug-after-in <n>           the modem leaves the bus after n more bulk IN
+//                                                 transfers: unplugged in the middle of the data flow
+//                   lose-notifications on|off     RESPONSE_AVAILABLE is not sent (answers stay readable)
+//                   control-delay <ms>            encapsulated answers become readable <ms> late
+//                                                 (0..86400000; longer than the host's timeout is
+//                                                 "the modem does not answer")
+//                   clear                         every fault off
+//                 n is 1..4294967295.
+//   dhcp-nak      the link's DHCP server (NetworkConfig::dhcp_server) answers the next DHCPREQUEST
+//                 with a DHCPNAK (the host loses its lease and starts over)
+//   dhcp-silent <seconds>  the DHCP server ignores everything for that long (0..86400): renewals
+//                 go unanswered and a short lease runs out
+//   dhcp-lease <seconds>   the lease time of the next DHCPACKs (1..86400)
+//   (answered "error: ..." on a network without a DHCP server)
 // Each command is answered with one UDP datagram from the address and port it was sent to, back
 // to the sender's address and port: "ok", or "error: <why>" (counted in control_rejected; nothing
 // else happens). The answer goes through the queue toward the host like any reply.
+//
+// The reflector (a hairpin NAT), so that a real TCP connection can cross the data path both ways
+// although nothing here speaks TCP: an IPv4 TCP or UDP packet from the host to reflector_ipv4
+// (198.51.100.9) comes back to the host from reflector_peer_ipv4 (198.51.100.10), and one to
+// reflector_peer_ipv4 comes back from reflector_ipv4; ports and payload unchanged. A client
+// socket that connects to 198.51.100.9:P thereby reaches a server socket of the same host
+// listening on P, which sees the client as 198.51.100.10, and every byte goes host -> modem ->
+// host in both directions. The addresses are rewritten with the IPv4 header and TCP/UDP checksums
+// updated incrementally (RFC 1624), after the TCP/UDP checksum was verified (a packet that fails
+// is malformed_from_host, never reflected: a driver that corrupts segments must show). The TTL is
+// left alone (a hairpin is no hop). Counted in reflected_packets.
 #pragma once
 
 #include <chrono>
@@ -36,10 +70,13 @@
 #include <deque>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 #include <vector>
 
 #include "datapath/ethernet.hpp"
+#include "sim/dhcp_server.hpp"
+#include "sim/router_advertiser.hpp"
 
 namespace wwan::sim {
 
@@ -52,6 +89,19 @@ inline constexpr std::uint16_t kUdpDiscardPort = 9;  // RFC 863: the sink
 inline constexpr std::uint16_t kSimControlPort = 4000;
 // How long after its "ok" left toward the host a control-port drop-session takes effect.
 inline constexpr std::chrono::milliseconds kDropSessionAfterAnswer{250};
+// The longest control-port control-delay: a day is "never" for any host.
+inline constexpr std::uint64_t kMaxControlDelayMs = 86'400'000;
+
+// A control-port `fault` command (see the top of this file): which fault and its value (a count,
+// 1/0 for on/off, milliseconds for control_delay; unused for stalls and clear).
+struct FaultRequest {
+  enum class Kind : std::uint8_t {
+    stall_in, stall_out, garbage, truncated, oversize, unplug_after_in, lose_notifications, control_delay, clear,
+  };
+  Kind kind = Kind::clear;
+  std::uint64_t value = 0;
+  bool operator==(const FaultRequest&) const = default;
+};
 
 struct NetworkConfig {
   // What the operator assigns to the host for this session (reported by AT^DHCP? / MBIM
@@ -66,6 +116,14 @@ struct NetworkConfig {
   // The far end of the sourced stream (a server on the Internet).
   eth::Ipv4Address server_ipv4{{198, 51, 100, 7}};
   std::size_t to_host_queue_packets = 4096;  // capacity of the queue toward the host
+  // The reflector's two addresses (see the top of this file).
+  eth::Ipv4Address reflector_ipv4{{198, 51, 100, 9}};
+  eth::Ipv4Address reflector_peer_ipv4{{198, 51, 100, 10}};
+  // A DHCP server for the host (sim/dhcp_server.hpp): the profiles whose session gives no address.
+  bool dhcp_server = false;
+  std::uint32_t dhcp_lease_s = kDefaultLeaseSeconds;
+  // IPv6 router advertisements for host_ipv6's /64 (sim/router_advertiser.hpp): every profile.
+  RouterAdvertiserConfig router_advertisements;
 };
 
 // A UDP stream toward the host: `payload_bytes` of UDP payload per packet, `rate_bits_per_s` of
@@ -96,6 +154,7 @@ struct NetworkCounters {
   std::uint64_t dropped_too_large = 0;     // did not fit the caller's buffer in to_host (never truncated)
   std::uint64_t control_commands = 0;      // control-port commands carried out (answered "ok")
   std::uint64_t control_rejected = 0;      // control-port datagrams that were no command (answered "error: ...")
+  std::uint64_t reflected_packets = 0;     // TCP / UDP sent back to the host by the reflector
 };
 
 class Network {
@@ -104,6 +163,9 @@ class Network {
 
   const NetworkConfig& config() const { return config_; }
   const NetworkCounters& counters() const { return counters_; }
+  // nullptr when the config has none.
+  const DhcpServer* dhcp_server() const { return dhcp_ ? &*dhcp_ : nullptr; }
+  const RouterAdvertiser* router_advertiser() const { return ra_ ? &*ra_ : nullptr; }
 
   // An IP datagram from the host (already stripped of any link layer), arriving at `now` (the
   // time a control-port `source` command starts its stream).
@@ -115,6 +177,11 @@ class Network {
   bool take_drop_session_request(Clock::time_point now);
   // The same for a control-port `unplug`: the owning Modem leaves the bus when told.
   bool take_unplug_request(Clock::time_point now);
+  // The control-port `fault` commands whose "ok" has left toward the host (or could not be
+  // queued), oldest first, each once; nullopt when none is waiting. At most kMaxPendingFaults wait
+  // (more are answered "error: ..."), so a flood of commands cannot grow memory.
+  std::optional<FaultRequest> take_fault_request();
+  static constexpr std::size_t kMaxPendingFaults = 16;
 
   // Starts (or replaces) the stream toward the host; stop_source() ends it.
   void start_source(const SourceConfig& source, Clock::time_point now);
@@ -131,10 +198,11 @@ class Network {
 
  private:
   // What happens once a control answer has left toward the host.
-  enum class AfterAnswer : std::uint8_t { none, drop_session, unplug };
+  enum class AfterAnswer : std::uint8_t { none, drop_session, unplug, fault };
   struct Queued {
     std::vector<std::uint8_t> bytes;
-    AfterAnswer after = AfterAnswer::none;  // the answer to a drop-session / unplug command
+    AfterAnswer after = AfterAnswer::none;  // the answer to a drop-session / unplug / fault command
+    FaultRequest fault;                     // with AfterAnswer::fault
   };
 
   NetworkConfig config_;
@@ -142,19 +210,27 @@ class Network {
   std::deque<Queued> to_host_;  // bounded by config_.to_host_queue_packets
   std::optional<Clock::time_point> drop_session_at_;  // a drop-session answered, acting then
   std::optional<Clock::time_point> unplug_at_;        // an unplug answered, acting then
+  std::deque<FaultRequest> faults_due_;               // fault commands answered, to apply now
+  std::size_t faults_answering_ = 0;                  // fault answers still queued toward the host
   std::optional<SourceConfig> source_;
   Clock::time_point source_started_{};
   std::uint64_t source_sent_ = 0;
   std::uint16_t ipv4_identification_ = 0;
+  std::optional<DhcpServer> dhcp_;
+  std::optional<RouterAdvertiser> ra_;
 
-  bool enqueue(std::vector<std::uint8_t> packet, AfterAnswer after = AfterAnswer::none);
+  bool enqueue(std::vector<std::uint8_t> packet, AfterAnswer after = AfterAnswer::none, FaultRequest fault = {});
   void answer_ipv4(std::span<const std::uint8_t> packet, Clock::time_point now);
   void answer_ipv6(std::span<const std::uint8_t> packet, Clock::time_point now);
+  // A TCP / UDP packet to one of the reflector's addresses (`ihl`: its IPv4 header size).
+  void reflect(std::span<const std::uint8_t> packet, std::size_t ihl);
   // A datagram to kSimControlPort: `ip` the whole request, `l3` its IP header size.
   void control(std::span<const std::uint8_t> ip, std::size_t l3, Clock::time_point now);
+  // dhcp-* control commands: the answer ("ok" / "error: ..."), nullopt when `payload` is none.
+  std::optional<std::string> dhcp_command(std::span<const std::uint8_t> payload, Clock::time_point now);
   void answer_udp(std::span<const std::uint8_t> request, std::size_t l3, std::string_view payload,
-                  AfterAnswer after, Clock::time_point now);
-  void schedule(AfterAnswer after, Clock::time_point answer_left);
+                  AfterAnswer after, Clock::time_point now, FaultRequest fault = {});
+  void schedule(AfterAnswer after, Clock::time_point answer_left, const FaultRequest& fault = {});
   bool source_due(Clock::time_point now) const;
   Clock::time_point source_due_time(std::uint64_t index) const;
   std::size_t source_packet_bytes() const;

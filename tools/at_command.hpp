@@ -1,5 +1,7 @@
 // `wwan-dp at --dev VID:PID 'AT…'`: one or more AT commands over the CDC encapsulated-command
-// channel of an NCM modem, answers printed — the modem's AT port when no ttyUSB exists.
+// channel of an NCM modem or over the modem's serial AT interface (--at-port; by default the
+// encapsulated channel with the serial port as its fallback), answers printed — the modem's AT
+// port when no ttyUSB exists.
 #pragma once
 
 #include <ostream>

@@ -1,7 +1,11 @@
 #include "tools/daemon.hpp"
 
+#include <linux/if_tun.h>
+#include <net/if.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <charconv>
@@ -16,6 +20,7 @@
 #include <vector>
 
 #include "control/huawei_session.hpp"
+#include "control/link_autoconf.hpp"
 #include "control/link_session.hpp"
 #include "control/mbim_session.hpp"
 #include "control/ncm_negotiation.hpp"
@@ -29,9 +34,11 @@
 #include "sim/inprocess_transport.hpp"
 #include "sim/modem.hpp"
 #include "tools/device_args.hpp"
+#include "tools/privileges.hpp"
 #include "tools/shutdown.hpp"
 #include "tools/text.hpp"
 #include "tun/tun_device.hpp"
+#include "tun/tun_offload.hpp"
 #include "tun/uring_io.hpp"
 #include "usb/capturing_transport.hpp"
 #include "usb/transfer_pipes.hpp"
@@ -52,17 +59,22 @@ constexpr std::string_view kUsage =
     "until Ctrl-C / SIGTERM; redials after network drops and waits for a modem that re-enumerates.\n"
     "--sim runs an emulated modem in this process instead of a USB device (no modem needed).\n"
     "\n"
-    "session:  --apn APN  --user U --password P  --auth none|pap|chap|mschapv2  --pin PIN\n"
+    "session:  --apn APN  --apn-user U --apn-password P  --auth none|pap|chap|mschapv2  --pin PIN\n"
     "          --ip-type ipv4|ipv6|ipv4v6  --fcc-unlock\n"
-    "          --static-ipv4 ADDR/PREFIX[,GATEWAY]   for a plain CDC NCM function (no session to dial)\n"
+    "          --static-ipv4 ADDR/PREFIX[,GATEWAY]   for a plain CDC NCM function instead of DHCP on its link\n"
     "link:     --default-route [METRIC]   add a default route via the TUN (metric default 1024)\n"
     "          --resolv FILE              write the DNS servers to FILE (resolv.conf format)\n"
     "data:     --threads 1|2              RX and TX workers on one thread or two (default 2)\n"
     "          --transfers K              bulk transfers in flight per direction (default 8)\n"
+    "          --offload auto|on|off      TUN offload, GRO into and GSO out of the TUN (default auto:\n"
+    "                                     what the kernel grants; on: refuse to run without)\n"
     "output:   --json                     one JSON event per line on stdout\n"
     "          --stats-interval SECONDS   a stats event this often (0 = only on SIGUSR1)\n"
     "          --capture FILE             the USB traffic as a usbmon pcap (Wireshark, tshark)\n"
     "          -v                         say more on stderr\n"
+"faults:   --once                     exit (status 3) when the modem leaves the bus instead of waiting\n"
+"          --command-timeout SECONDS  a control answer later than this is a timeout, retried (default 10)\n"
+"privilege: --user NAME               after setup run as user NAME with only CAP_NET_ADMIN (docs/reliability.md)\n"
     "\n"
     "Needs root (or CAP_NET_ADMIN and access to the USB device). SIGUSR1 prints the counters.\n";
 
@@ -81,6 +93,11 @@ struct Options {
   unsigned stats_interval_s = 0;
   unsigned threads = 2;
   unsigned transfers = 8;
+  // --offload: IFF_VNET_HDR + TUNSETOFFLOAD (docs/offload.md). automatic = what the kernel grants.
+  enum class Offload : std::uint8_t { automatic, on, off } offload = Offload::automatic;
+  bool once = false;                      // --once: the modem leaving the bus ends the run (status 3)
+  std::string run_as;                     // --user NAME
+  std::vector<int> inherited_descriptors;  // open at startup beyond 0-2: closed by --user
 };
 
 // ---------------------------------------------------------------- text helpers
@@ -209,6 +226,25 @@ class Events {
   }
   void stopped() { emit(json_ ? R"({"event":"stopped"})" : "stopped"); }
 
+  // The DHCP lease was acquired, renewed or lost (docs/dhcp.md).
+  void lease(const control::LeaseEvent& e) {
+    const char* what = dhcp4::to_string(e.kind);
+    if (json_) {
+      std::string o = std::string(R"({"event":"lease","state":")") + what + '"';
+      if (e.lease)
+        o += R"(,"address":")" + ipv4_text(e.lease->address) + R"(","prefix":)" + std::to_string(e.lease->prefix_length) +
+             R"(,"server":")" + ipv4_text(e.lease->server) + R"(","lease_s":)" + std::to_string(e.lease->lease_s) +
+             R"(,"t1_s":)" + std::to_string(e.lease->t1_s) + R"(,"t2_s":)" + std::to_string(e.lease->t2_s);
+      if (!e.reason.empty()) o += R"(,"reason":)" + json_string(e.reason);
+      emit(o + "}");
+      return;
+    }
+    std::string o = std::string("lease ") + what;
+    if (e.lease) o += ": " + ipv4_text(e.lease->address) + " for " + std::to_string(e.lease->lease_s) + " s";
+    if (!e.reason.empty()) o += " (" + e.reason + ")";
+    emit(o);
+  }
+
  private:
   void emit(const std::string& line) {
     out_ << line << "\n";
@@ -263,6 +299,23 @@ std::optional<usb::NetworkFunction> function_of_model(const sim::DeviceModel& m,
   return usb::find_network_function(configs.front(), error);
 }
 
+// --sim: the emulated modem's serial AT port on the in-process transport (nothing to claim there),
+// for the AT fallback (control/at_transport.hpp).
+std::unique_ptr<control::CommandTransport> serial_at_of_model(usb::Transport& transport, const sim::DeviceModel& m,
+                                                              std::string& error) {
+  const auto& d = m.identity().descriptors;
+  const auto dev = d.size() >= 18 ? usb::parse_device_descriptor(std::span(d).first(18)) : std::nullopt;
+  const auto configs = dev ? usb::parse_configurations(std::span(d).subspan(18), dev->vendor_id, dev->product_id)
+                           : std::vector<usb::Configuration>{};
+  if (configs.empty()) {
+    error = "emulated modem: no configuration";
+    return nullptr;
+  }
+  const std::optional<usb::SerialAtPort> port = usb::find_serial_at_port(configs.front(), error);
+  if (!port) return nullptr;
+  return control::make_serial_at_transport(transport, *port);
+}
+
 // The host's MAC: the function's iMACAddress (CDC ECM 1.2 §5.4: the address the device expects
 // the host to use, what cdc_ncm gives the netdev), read with GET_DESCRIPTOR(STRING); else a
 // random locally administered one.
@@ -305,6 +358,10 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
     std::size_t mtu_bytes = 1500;
     unsigned threads = 2;
     unsigned transfers = 8;
+    bool workers_without_capabilities = false;
+    // TUN offload (docs/offload.md): the TUN has IFF_VNET_HDR and these TUNSETOFFLOAD flags.
+    bool vnet_hdr = false;
+    unsigned offload_flags = 0;  // --user: the workers give up CAP_NET_ADMIN too
   };
 
   DataPlane(usb::Transport& transport, Config config, dp::LinkState& link_state)
@@ -315,7 +372,9 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
   bool start(std::string& error) {
     const bool mbim = config_.function.kind == usb::Function::Mbim;
     const unsigned k = std::clamp(config_.transfers, 1u, usb::kMaxTransfersInFlight);
-    constexpr unsigned kReads = 64;
+    // With offload a read buffer holds a 64 KiB super-packet (up to 45 MTU-sized segments), so
+    // half as many reads hold far more packets, in 2 MiB instead of 4.
+    const unsigned kReads = config_.vnet_hdr ? 32 : 64;
     constexpr unsigned kWrites = 256;
 
     if (config_.threads == 1) {
@@ -346,6 +405,7 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
     tc.reads_in_flight = kReads;
     tc.out_slots = k;
     tc.pad_one_byte = !out.zero_length_packet;
+    tc.vnet_hdr = config_.vnet_hdr;
     tx_ = std::make_unique<dp::TxStage>(tc, tx_io, *this, link_state_);
 
     dp::RxConfig rc;
@@ -354,6 +414,9 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
     rc.in_slots = k;
     rc.ring_capacity = k;
     rc.our_mac = config_.our_mac;
+    rc.divert_control = true;  // DHCP to the client and RAs go to the control thread (docs/dhcp.md)
+    rc.vnet_hdr = config_.vnet_hdr;
+    rc.gro_udp = (config_.offload_flags & tun::kTunFUso4) != 0 && (config_.offload_flags & tun::kTunFUso6) != 0;
     rx_ = std::make_unique<dp::RxStage>(rc, *rx_io_, *this, link_state_, mbim ? nullptr : &tx_->replies(), &tx_io);
 
     usb::PipeConfig in;
@@ -372,8 +435,14 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
     // the workers apart from the control/USB thread, which keeps the process name.
     const char* names[2] = {config_.threads == 1 ? "wwan-dp rx+tx" : "wwan-dp rx", "wwan-dp tx"};
     for (std::size_t i = 0; i < workers_.size(); ++i) {
-      threads_.emplace_back([w = workers_[i].get()] { w->run(); });
-      ::pthread_setname_np(threads_.back().native_handle(), names[i]);
+      threads_.emplace_back([w = workers_[i].get(), name = names[i], drop = config_.workers_without_capabilities] {
+        // The name first, from the thread itself, so nothing ever sees a nameless worker.
+        ::pthread_setname_np(::pthread_self(), name);
+        // Capabilities are per thread: the workers only move packets on descriptors they were
+        // handed, so under --user they hold none (the control thread keeps CAP_NET_ADMIN).
+        if (drop) (void)drop_thread_capabilities();
+        w->run();
+      });
     }
     if (!in_pipe_->start()) {
       error = std::string("cannot start the bulk-IN transfers: ") + usb::to_string(in_pipe_->state());
@@ -417,8 +486,24 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
 
   dp::RxCounters rx_counters() const { return rx_ ? rx_->counters() : dp::RxCounters{}; }
   dp::TxCounters tx_counters() const { return tx_ ? tx_->counters() : dp::TxCounters{}; }
+  bool vnet_hdr() const { return config_.vnet_hdr; }
+  unsigned offload_flags() const { return config_.offload_flags; }
   const usb::InPipe* in_pipe() const { return in_pipe_.get(); }
   const usb::OutPipe* out_pipe() const { return out_pipe_.get(); }
+
+  // Control thread: the packets RX diverted (DHCP, RAs), and the ones to send (TX puts them into
+  // its NTBs). false = none waiting / TX's ring is full (the clients retransmit).
+  bool take_control_packet(dp::ControlPacket& p) { return rx_ && rx_->control_packets().try_pop(p); }
+  bool send_control_packet(const control::AutoconfPacket& packet) {
+    if (!tx_ || packet.ip.size() > dp::kControlPacketMaxBytes) return false;
+    control_out_.length = static_cast<std::uint16_t>(packet.ip.size());
+    std::copy(packet.ip.begin(), packet.ip.end(), control_out_.bytes.begin());
+    control_out_.has_destination = packet.destination.has_value();
+    control_out_.destination = packet.destination.value_or(eth::MacAddress{});
+    if (!tx_->control_packets().try_push(control_out_)) return false;
+    (tx_io_ ? *tx_io_ : *rx_io_).wake();
+    return true;
+  }
 
   // dp::InLink (RX worker thread)
   void release(unsigned slot) override { in_pipe_->release(slot); }
@@ -452,6 +537,7 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
   std::unique_ptr<usb::InPipe> in_pipe_;
   std::vector<std::unique_ptr<dp::Worker>> workers_;
   std::vector<std::thread> threads_;
+  dp::ControlPacket control_out_;  // scratch for send_control_packet
 };
 
 // ---------------------------------------------------------------- stats
@@ -474,19 +560,48 @@ std::string stats_json(const char* session_state, const DataPlane& plane, sim::M
   o << R"(,"rx":{"transfers":)" << rx.ntb.transfers << R"(,"ntbs":)" << rx.ntb.ntbs << R"(,"datagrams":)"
     << rx.ntb.datagrams << R"(,"packets":)" << rx.packets << R"(,"bytes":)" << rx.bytes << R"(,"arp_replies":)"
     << rx.arp_replies << R"(,"na_replies":)" << rx.na_replies << R"(,"padding_trimmed":)" << rx.padding_trimmed
+    << R"(,"control_diverted":)" << rx.control_diverted
     << R"(,"in_flight":)" << (plane.in_pipe() ? plane.in_pipe()->in_flight() : 0u) << R"(,"dropped":)" << rx.dropped()
     << ',';
   drops(rx);
+  // TUN offload: what the coalescers built (rx.packets counts their segments), docs/offload.md.
+  o << R"(,"gro":{"super_packets":)" << rx.gro.super_packets << R"(,"coalesced":)" << rx.gro.coalesced
+    << R"(,"plain":)" << rx.gro.plain << R"(,"plain_by_reason":{)";
+  for (std::size_t i = 0; i < offload::kGroPlainCount; ++i)
+    o << (i ? "," : "") << '"' << offload::to_string(static_cast<offload::GroPlain>(i)) << "\":" << rx.gro.plain_by_reason[i];
+  o << "}}";
   o << R"(},"tx":{"tun_reads":)" << tx.tun_reads << R"(,"packets":)" << tx.packets << R"(,"bytes":)" << tx.bytes
     << R"(,"ntbs":)" << tx.ntbs << R"(,"transfers":)"
     << (plane.out_pipe() ? plane.out_pipe()->counters().transfers.load() : 0u) << R"(,"in_flight":)"
     << (plane.out_pipe() ? plane.out_pipe()->in_flight() : 0u) << R"(,"replies":)" << tx.replies
+    << R"(,"control_packets":)" << tx.control_packets
     << R"(,"padded":)" << tx.padded << R"(,"out_buffer_waits":)" << tx.out_buffer_waits << R"(,"dropped":)"
     << tx.dropped() << ',';
   drops(tx);
+  o << R"(,"gso":{"super_packets":)" << tx.gso_super_packets << R"(,"segments":)" << tx.gso_segments
+    << R"(,"csum_completed":)" << tx.csum_completed << R"(,"errors":{)";
+  for (std::size_t i = 1; i < offload::kGsoErrorCount; ++i)
+    o << (i > 1 ? "," : "") << '"' << offload::to_string(static_cast<offload::GsoError>(i)) << "\":" << tx.gso_errors[i];
+  o << "}}";
+  o << R"(},"offload":{"vnet_hdr":)" << (plane.vnet_hdr() ? "true" : "false") << R"(,"granted":")"
+    << tun::describe_offload(plane.offload_flags()) << '"';
   o << R"(},"ntb_errors":{)";
   for (std::size_t i = 0; i < ntb::kNtbErrorCount; ++i)
     o << (i ? "," : "") << '"' << ntb::to_string(static_cast<ntb::NtbError>(i)) << "\":" << rx.ntb.errors[i];
+  o << '}';
+  // The bulk pipes' view of the endpoints: stalls seen and cleared with CLEAR_FEATURE(HALT),
+  // transfers the device overran, timeouts, other errors (docs/reliability.md, the stall rows).
+  const auto pipe = [&o](const char* name, const usb::PipeCounters* c, bool first) {
+    o << (first ? "" : ",") << '"' << name << "\":{";
+    if (c != nullptr)
+      o << R"("stalls":)" << c->stalls.load() << R"(,"halts_cleared":)" << c->halts_cleared.load()
+        << R"(,"overflows":)" << c->overflows.load() << R"(,"timeouts":)" << c->timeouts.load() << R"(,"errors":)"
+        << c->errors.load();
+    o << '}';
+  };
+  o << R"(,"pipes":{)";
+  pipe("in", plane.in_pipe() ? &plane.in_pipe()->counters() : nullptr, true);
+  pipe("out", plane.out_pipe() ? &plane.out_pipe()->counters() : nullptr, false);
   o << '}';
   if (modem != nullptr) {
     const sim::NetworkCounters& n = modem->network().counters();
@@ -509,6 +624,7 @@ std::string stats_json(const char* session_state, const DataPlane& plane, sim::M
     WWAN_FIELD(n, dropped_too_large, false);
     WWAN_FIELD(n, control_commands, false);
     WWAN_FIELD(n, control_rejected, false);
+    WWAN_FIELD(n, reflected_packets, false);
     o << R"(},"modem":{)";
     WWAN_FIELD(m, control_requests, true);
     WWAN_FIELD(m, ntbs_from_host, false);
@@ -522,8 +638,32 @@ std::string stats_json(const char* session_state, const DataPlane& plane, sim::M
     WWAN_FIELD(m, notifications_sent, false);
     WWAN_FIELD(m, commands_received, false);
     WWAN_FIELD(m, faults_injected, false);
+    o << '}';
+    if (const sim::DhcpServer* d = modem->network().dhcp_server()) {
+      const sim::DhcpServerCounters& c = d->counters();
+      o << R"(,"dhcp_server":{)";
+      WWAN_FIELD(c, discovers, true);
+      WWAN_FIELD(c, offers, false);
+      WWAN_FIELD(c, requests, false);
+      WWAN_FIELD(c, acks, false);
+      WWAN_FIELD(c, naks, false);
+      WWAN_FIELD(c, releases, false);
+      WWAN_FIELD(c, malformed, false);
+      WWAN_FIELD(c, ignored, false);
+      o << '}';
+    }
+    if (const sim::RouterAdvertiser* r = modem->network().router_advertiser()) {
+      const sim::RouterAdvertiserCounters& c = r->counters();
+      o << R"(,"router":{)";
+      WWAN_FIELD(c, solicitations, true);
+      WWAN_FIELD(c, bad_solicitations, false);
+      WWAN_FIELD(c, solicited, false);
+      WWAN_FIELD(c, unsolicited, false);
+      WWAN_FIELD(c, rate_limited, false);
+      o << '}';
+    }
 #undef WWAN_FIELD
-    o << "}}";
+    o << "}";
   }
   return o.str();
 }
@@ -540,9 +680,43 @@ std::string stats_text(const char* session_state, const DataPlane& plane) {
   return o.str();
 }
 
+// "autoconf":{"dhcp":{...},"ra":{...}}: the link's DHCP client and router discovery (docs/dhcp.md).
+std::string autoconf_json(const control::LinkAutoconf& a) {
+  const dhcp4::ClientCounters& d = a.dhcp().counters();
+  const ipv6::RaCounters& r = a.ra().counters();
+  std::ostringstream o;
+  o << R"("autoconf":{"dhcp":{"state":")" << dhcp4::to_string(a.dhcp().state()) << '"';
+  if (const auto& l = a.dhcp().lease()) o << R"(,"address":")" << ipv4_text(l->address) << R"(","lease_s":)" << l->lease_s;
+  o << R"(,"discovers":)" << d.discovers << R"(,"requests":)" << d.requests << R"(,"releases":)" << d.releases
+    << R"(,"retransmissions":)" << d.retransmissions << R"(,"offers":)" << d.offers << R"(,"acks":)" << d.acks
+    << R"(,"naks":)" << d.naks << R"(,"leases":)" << d.leases << R"(,"renewals":)" << d.renewals
+    << R"(,"expiries":)" << d.expiries << R"(,"not_ours":)" << d.not_ours << R"(,"malformed":)" << d.malformed
+    << R"(},"ra":{"solicitations":)" << r.solicitations << R"(,"advertisements":)" << r.advertisements
+    << R"(,"invalid":)" << r.invalid << R"(,"ignored_prefixes":)" << r.ignored_prefixes << R"(,"expiries":)"
+    << r.expiries << "}}";
+  return o.str();
+}
+
 // ---------------------------------------------------------------- the daemon
 
-enum class RunEnd : std::uint8_t { stop, gone, failed };
+// gone: the modem left the bus; tun_gone: someone deleted the TUN under the daemon.
+enum class RunEnd : std::uint8_t { stop, gone, failed, tun_gone };
+
+// True once the TUN behind `fd` was deleted (`ip link del`): the kernel detaches the descriptor
+// and TUNGETIFF answers EBADFD (drivers/net/tun.c, __tun_chr_ioctl), while reads and writes on it
+// fail the same way; the workers would only count errors.
+bool tun_detached(int fd) {
+  ifreq ifr{};
+  return ::ioctl(fd, TUNGETIFF, &ifr) != 0 && errno == EBADFD;
+}
+
+// The network namespace this process is in, for the lock of an emulated modem: a TUN name is
+// only unique within its namespace.
+std::string netns_id() {
+  struct stat st{};
+  if (::stat("/proc/self/ns/net", &st) != 0) return "unknown";
+  return std::to_string(st.st_ino);
+}
 
 class Daemon {
  public:
@@ -554,11 +728,19 @@ class Daemon {
  private:
   std::unique_ptr<Attachment> attach(std::string& error);
   RunEnd serve(Attachment& a);
-  void on_connected(const control::SessionStatus& st, std::uint32_t mtu);
+  void on_connected(const control::IpConfig& ip, std::uint32_t mtu);
   void on_disconnected(std::string_view reason);
   // Polls signals; true = stop requested. Handles SIGUSR1.
   bool poll_signals(int timeout_ms, const char* state, const DataPlane* plane, Attachment* a);
   void emit_stats(const char* state, const DataPlane& plane, Attachment* a);
+  bool lock_modem(std::string& error);
+  bool recreate_tun(std::string& error);
+  // Opens the TUN with offload as --offload says (sets vnet_hdr_ / offload_flags_).
+  std::unique_ptr<tun::TunDevice> open_tun(std::string& error);
+  // The link's DHCP / router discovery: packets between it and the data path, its timers and
+  // lease events, and the TUN following its configuration (docs/dhcp.md).
+  void run_autoconf(control::LinkAutoconf& autoconf, DataPlane& plane, const control::SessionStatus& st,
+                    std::size_t datagram_max);
 
   const Options& options_;
   Events& events_;
@@ -566,21 +748,34 @@ class Daemon {
   std::optional<usb::Context> usb_;
   std::unique_ptr<usb::UsbmonCaptureWriter> capture_;
   std::unique_ptr<tun::TunDevice> tun_;
+  bool vnet_hdr_ = false;          // tun_ carries virtio_net_hdr (--offload)
+  unsigned offload_flags_ = 0;     // what TUNSETOFFLOAD granted
+  bool offload_noted_ = false;     // a refusal is said once per run
   std::unique_ptr<tun::LinkConfigurator> link_;
   dp::LinkState link_state_;
   bool started_ = false;
   bool up_ = false;
+  const control::LinkAutoconf* autoconf_ = nullptr;  // serve()'s, for the stats event
+  std::uint64_t autoconf_version_ = 0;               // the configuration the TUN has
   bool stop_requested_ = false;
+  std::optional<InstanceLock> lock_;
+  // --sim: the faults the control port set that a reset does not cure (sim::faults_surviving_reset),
+  // given to the fresh emulated modem after a re-enumeration.
+  std::optional<sim::Faults> sim_faults_;
 };
 
 std::unique_ptr<Attachment> Daemon::attach(std::string& error) {
   auto a = std::make_unique<Attachment>();
   if (options_.sim_profile) {
-    a->sim_modem = sim::make_modem(*options_.sim_profile);
+    sim::ModemOptions sim_options;
+    // The emulated router also advertises unsolicited, as a PDN gateway does (docs/dhcp.md).
+    sim_options.network.router_advertisements.interval = sim::kPeriodicAdvertisementInterval;
+    a->sim_modem = sim::make_modem(*options_.sim_profile, sim_options);
     if (!a->sim_modem) {
       error = "no emulated modem called '" + *options_.sim_profile + "'";
       return nullptr;
     }
+    if (sim_faults_) a->sim_modem->faults() = *sim_faults_;
     const auto f = function_of_model(*a->sim_modem, error);
     if (!f) return nullptr;
     a->function = *f;
@@ -619,16 +814,19 @@ std::unique_ptr<Attachment> Daemon::attach(std::string& error) {
   return a;
 }
 
-void Daemon::on_connected(const control::SessionStatus& st, std::uint32_t mtu) {
+void Daemon::on_connected(const control::IpConfig& ip, std::uint32_t mtu) {
   tun::LinkSettings ls;
   dp::HostAddresses host;
-  if (st.ip.ipv4) {
-    ls.ipv4 = tun::Ipv4Settings{st.ip.ipv4->address, st.ip.ipv4->prefix_length, st.ip.ipv4->gateway};
-    host.ipv4 = st.ip.ipv4->address;
+  if (ip.ipv4) {
+    ls.ipv4 = tun::Ipv4Settings{ip.ipv4->address, ip.ipv4->prefix_length, ip.ipv4->gateway};
+    host.ipv4 = ip.ipv4->address;
   }
-  if (st.ip.ipv6) {
-    ls.ipv6 = tun::Ipv6Settings{st.ip.ipv6->address, st.ip.ipv6->prefix_length, st.ip.ipv6->gateway};
-    host.ipv6.push_back(st.ip.ipv6->address);
+  if (ip.ipv6) {
+    ls.ipv6 = tun::Ipv6Settings{ip.ipv6->address, ip.ipv6->prefix_length, ip.ipv6->gateway};
+    host.ipv6.push_back(ip.ipv6->address);
+    // The modem may resolve the source of our RSs (NCM answers NS for it: ethernet.hpp).
+    if (autoconf_ != nullptr)
+      if (const auto ll = autoconf_->link_local()) host.ipv6.push_back(*ll);
   }
   ls.mtu = mtu;
   ls.default_route_metric = options_.default_route_metric;
@@ -638,12 +836,38 @@ void Daemon::on_connected(const control::SessionStatus& st, std::uint32_t mtu) {
   if (!options_.resolv_path.empty()) {
     std::vector<eth::Ipv4Address> v4;
     std::vector<eth::Ipv6Address> v6;
-    if (st.ip.ipv4) v4 = st.ip.ipv4->dns;
-    if (st.ip.ipv6) v6 = st.ip.ipv6->dns;
+    if (ip.ipv4) v4 = ip.ipv4->dns;
+    if (ip.ipv6) v6 = ip.ipv6->dns;
     if (!tun::write_resolv_conf(options_.resolv_path, tun_->name(), v4, v6, error)) events_.error(error);
   }
   up_ = true;
-  events_.connected(st.ip, mtu);
+  events_.connected(ip, mtu);
+}
+
+void Daemon::run_autoconf(control::LinkAutoconf& autoconf, DataPlane& plane, const control::SessionStatus& st,
+                          std::size_t datagram_max) {
+  const auto now = SteadyClock::now();
+  autoconf.on_session(st, now);
+  dp::ControlPacket packet;
+  while (plane.take_control_packet(packet)) autoconf.on_packet(eth::Bytes(packet.bytes.data(), packet.length), now);
+  autoconf.on_timer(now);
+  for (const control::AutoconfPacket& p : autoconf.take_packets())
+    if (!plane.send_control_packet(p) && options_.verbose > 0) events_.note("a DHCP / RS packet found TX's ring full");
+  for (const control::LeaseEvent& e : autoconf.take_events()) events_.lease(e);
+  if (autoconf.version() == autoconf_version_) return;
+  autoconf_version_ = autoconf.version();
+  if (autoconf.up()) {
+    // The MTU: the smallest the configuration reports, else 1500, never above what an NTB carries.
+    const control::IpConfig& ip = autoconf.config();
+    std::uint32_t mtu = 0;
+    if (ip.ipv4 && ip.ipv4->mtu) mtu = ip.ipv4->mtu;
+    if (ip.ipv6 && ip.ipv6->mtu && (mtu == 0 || ip.ipv6->mtu < mtu)) mtu = ip.ipv6->mtu;
+    if (mtu == 0) mtu = 1500;
+    on_connected(ip, static_cast<std::uint32_t>(std::min<std::size_t>(mtu, datagram_max)));
+  } else if (up_) {
+    on_disconnected(autoconf.down_reason().empty() ? (st.error.empty() ? "the network ended the session" : st.error)
+                                                   : autoconf.down_reason());
+  }
 }
 
 void Daemon::on_disconnected(std::string_view reason) {
@@ -661,6 +885,7 @@ void Daemon::emit_stats(const char* state, const DataPlane& plane, Attachment* a
   } else {
     body = stats_json(state, plane, nullptr);
   }
+  if (autoconf_ != nullptr) body += ',' + autoconf_json(*autoconf_);
   events_.stats(body, stats_text(state, plane));
 }
 
@@ -705,14 +930,10 @@ RunEnd Daemon::serve(Attachment& a) {
   } else if (f.kind == usb::Function::HuaweiNcm) {
     session = std::make_unique<control::HuaweiSession>(settings);
   } else {
-    if (!options_.static_ipv4) {
-      events_.error(a.device_text +
-                    " is a plain CDC NCM function: its address comes from DHCP on the link, which this build "
-                    "cannot do yet; give it with --static-ipv4 ADDR/PREFIX[,GATEWAY]");
-      return RunEnd::failed;
-    }
+    // A plain CDC NCM function: nothing to dial; its address comes from DHCP on the link unless
+    // the user gave one.
     control::IpConfig ip;
-    ip.ipv4 = *options_.static_ipv4;
+    if (options_.static_ipv4) ip.ipv4 = *options_.static_ipv4;
     session = std::make_unique<control::LinkSession>(ip);
   }
 
@@ -727,7 +948,10 @@ RunEnd Daemon::serve(Attachment& a) {
   dc.our_mac = mbim ? eth::MacAddress{} : host_mac(*a.transport, f);
   dc.mtu_bytes = std::max<std::size_t>(datagram_max, 1500);
   dc.threads = options_.threads;
+  dc.vnet_hdr = vnet_hdr_;
+  dc.offload_flags = offload_flags_;
   dc.transfers = options_.transfers;
+  dc.workers_without_capabilities = !options_.run_as.empty();
   DataPlane plane(*a.transport, dc, link_state_);
   std::string error;
   if (!plane.start(error)) {
@@ -739,33 +963,49 @@ RunEnd Daemon::serve(Attachment& a) {
     started_ = true;
   }
 
-  control::SessionRunner runner(*a.transport, f, *session, ro);
+  // AT sessions: the encapsulated channel, moving to the serial AT port if it answers nothing
+  // (some E3372h firmware), or that port from the start where the quirk table says so.
+  std::unique_ptr<control::CommandTransport> commands;
+  if (f.kind == usb::Function::HuaweiNcm) {
+    control::CommandTransportFactory open_serial;
+    if (a.opened) open_serial = libusb_serial_at_factory(*usb_, a.opened->device, a.opened->configuration);
+    else open_serial = [&a](std::string& e) { return serial_at_of_model(*a.transport, *a.sim_modem, e); };
+    commands = make_at_command_transport(*a.transport, f.control_interface, control::AtPortChoice::automatic,
+                                         a.quirks.quirks.at_over_serial,
+                                         {.answer_timeout = settings.command_timeout, .unanswered_commands = 2},
+                                         std::move(open_serial), error);
+    if (!commands) {
+      events_.error(a.device_text + ": " + error);
+      return RunEnd::failed;
+    }
+  }
+  control::SessionRunner runner(*a.transport, f, *session, ro, commands.get());
   if (!runner.start()) {
     events_.error(runner.error());
     return a.transport->device_gone() ? RunEnd::gone : RunEnd::failed;
   }
 
   RunEnd end = RunEnd::stop;
-  control::SessionState last = control::SessionState::idle;
-  std::uint64_t last_connects = 0;
+  // The link's own addressing (docs/dhcp.md): DHCPv4 where the session has no address to give,
+  // router discovery wherever IPv6 was asked for.
+  control::AutoconfSettings acs;
+  acs.dhcp4 = !mbim && f.kind != usb::Function::HuaweiNcm && !options_.static_ipv4 &&
+              settings.families != control::IpFamilies::ipv6;
+  acs.ipv6_ra = settings.families != control::IpFamilies::ipv4;
+  acs.link_layer = !mbim;
+  acs.mac = dc.our_mac;
+  acs.seed = static_cast<std::uint32_t>(std::random_device{}());
+  control::LinkAutoconf autoconf(acs);
+  autoconf_ = &autoconf;
+  autoconf_version_ = autoconf.version();
   auto next_stats = SteadyClock::now() + std::chrono::seconds(options_.stats_interval_s);
+  auto next_fault_check = SteadyClock::now();
+  auto next_tun_check = SteadyClock::now();
   for (;;) {
     runner.step(50);
+    if (const std::string notice = runner.commands().take_notice(); !notice.empty()) events_.note(notice);
     const control::SessionStatus& st = runner.status();
-    if (st.state != last || st.connects != last_connects) {
-      if (st.state == control::SessionState::connected) {
-        std::uint32_t mtu = 0;
-        if (st.ip.ipv4 && st.ip.ipv4->mtu) mtu = st.ip.ipv4->mtu;
-        if (st.ip.ipv6 && st.ip.ipv6->mtu && (mtu == 0 || st.ip.ipv6->mtu < mtu)) mtu = st.ip.ipv6->mtu;
-        if (mtu == 0) mtu = 1500;
-        mtu = static_cast<std::uint32_t>(std::min<std::size_t>(mtu, datagram_max));
-        on_connected(st, mtu);
-      } else if (up_) {
-        on_disconnected(st.error.empty() ? "the network ended the session" : st.error);
-      }
-      last = st.state;
-      last_connects = st.connects;
-    }
+    run_autoconf(autoconf, plane, st, datagram_max);
     if (st.state == control::SessionState::failed) {
       events_.error(st.error);
       end = RunEnd::failed;
@@ -780,6 +1020,20 @@ RunEnd Daemon::serve(Attachment& a) {
       end = RunEnd::failed;
       break;
     }
+    if (const auto now = SteadyClock::now(); a.sim_transport && now >= next_fault_check) {
+      // The emulated network's control port asked for faults (sim/network.hpp `fault ...`).
+      a.sim_transport->with_model([&](sim::DeviceModel&) {
+        if (sim::apply_fault_requests(*a.sim_modem) > 0) sim_faults_ = sim::faults_surviving_reset(a.sim_modem->faults());
+      });
+      next_fault_check = now + std::chrono::milliseconds(20);
+    }
+    if (const auto now = SteadyClock::now(); now >= next_tun_check) {
+      if (tun_detached(tun_->fd())) {
+        end = RunEnd::tun_gone;
+        break;
+      }
+      next_tun_check = now + std::chrono::milliseconds(250);
+    }
     if (poll_signals(0, control::to_string(st.state), &plane, &a)) break;
     if (options_.stats_interval_s > 0 && SteadyClock::now() >= next_stats) {
       emit_stats(control::to_string(st.state), plane, &a);
@@ -787,8 +1041,22 @@ RunEnd Daemon::serve(Attachment& a) {
     }
   }
 
-  if (end != RunEnd::gone) runner.stop(std::chrono::milliseconds(800));
-  if (up_) on_disconnected(end == RunEnd::gone ? a.device_text + " left the bus" : "stopped");
+  if (end != RunEnd::gone) {
+    // DHCPRELEASE on the way out (RFC 2131 §4.4.6), waiting briefly until TX has sent it.
+    autoconf.release(SteadyClock::now());
+    const std::uint64_t sent_before = plane.tx_counters().control_packets;
+    std::size_t queued = 0;
+    for (const control::AutoconfPacket& p : autoconf.take_packets()) queued += plane.send_control_packet(p) ? 1u : 0u;
+    const auto deadline = SteadyClock::now() + std::chrono::milliseconds(300);
+    while (queued > 0 && plane.tx_counters().control_packets < sent_before + queued && SteadyClock::now() < deadline)
+      runner.step(10);
+    runner.stop(std::chrono::milliseconds(800));
+  }
+  autoconf_ = nullptr;
+  if (up_)
+    on_disconnected(end == RunEnd::gone       ? a.device_text + " left the bus"
+                    : end == RunEnd::tun_gone ? "the TUN " + tun_->name() + " was deleted"
+                                              : "stopped");
   plane.stop();
   return end;
 }
@@ -806,13 +1074,26 @@ int Daemon::run() {
       return 1;
     }
   }
+  std::optional<RunAsUser> run_as;
+  if (!options_.run_as.empty()) {
+    run_as = resolve_user(options_.run_as, error);
+    if (!run_as) {
+      events_.error(error);
+      return 1;
+    }
+  }
+  // One daemon per modem: refused before it touches the modem or the TUN.
+  if (!lock_modem(error)) {
+    events_.error(error);
+    return 1;
+  }
   // The modem first: a wrong --dev should not create a TUN on its way to failing.
   std::unique_ptr<Attachment> first = attach(error);
   if (!first) {
     events_.error(error);
     return 1;
   }
-  tun_ = tun::TunDevice::open(options_.tun_name, tun::TunOptions{}, error);
+  tun_ = open_tun(error);
   if (!tun_) {
     events_.error(error);
     return 1;
@@ -821,6 +1102,17 @@ int Daemon::run() {
   if (!link_) {
     events_.error(error);
     return 1;
+  }
+  if (run_as) {
+    // Setup is done: the modem is claimed, the TUN and the rtnetlink socket are open. What was
+    // inherited is not needed; root is not needed either (docs/reliability.md).
+    close_descriptors(options_.inherited_descriptors);
+    if (!drop_privileges(*run_as, error)) {
+      events_.error(error);
+      return 1;
+    }
+    if (options_.verbose > 0)
+      events_.note("running as " + run_as->name + " (uid " + std::to_string(run_as->uid) + "), keeping CAP_NET_ADMIN");
   }
 
   int code = 0;
@@ -847,6 +1139,20 @@ int Daemon::run() {
       code = 1;
       break;
     }
+    if (end == RunEnd::tun_gone) {
+      // A router wants its WAN back, not a dead daemon: make the TUN again and redial onto it.
+      if (!recreate_tun(error)) {
+        events_.error(error);
+        code = 1;
+        break;
+      }
+      continue;
+    }
+    if (end == RunEnd::gone && options_.once) {
+      events_.note("the modem left the bus; exiting (--once)");
+      code = 3;
+      break;
+    }
     if (end == RunEnd::gone) {
       // A real modem is waited for (attach() fails until it is back); an emulated one comes
       // back at once as a fresh device, which is what a re-enumeration looks like from here.
@@ -854,7 +1160,7 @@ int Daemon::run() {
     }
   }
 
-  link_->clear(true, error);
+  if (link_) link_->clear(true, error);
   link_.reset();
   if (!options_.resolv_path.empty()) tun::remove_resolv_conf(options_.resolv_path, error);
   tun_.reset();  // a TUN we created vanishes with its fd
@@ -866,6 +1172,87 @@ int Daemon::run() {
   }
   events_.stopped();
   return code;
+}
+
+bool Daemon::lock_modem(std::string& error) {
+  std::string key, what;
+  if (options_.sim_profile) {
+    key = "sim-" + *options_.sim_profile + "-" + options_.tun_name + "-net" + netns_id();
+    what = "the emulated " + *options_.sim_profile + " with TUN " + options_.tun_name;
+  } else {
+    if (!usb_) {
+      usb_ = usb::Context::open(error);
+      if (!usb_) {
+        error = "cannot use USB on this machine: " + error;
+        return false;
+      }
+    }
+    std::string ignored;
+    const std::optional<usb::DeviceInfo> d = usb::find_device(*usb_, *options_.device_args.selector, ignored);
+    if (!d) return true;  // attach() says why it is not there
+    key = "usb-" + d->port_path;
+    what = "the modem at USB port " + d->port_path;
+  }
+  lock_ = InstanceLock::acquire(key, what, error);
+  return lock_.has_value();
+}
+
+// --offload (docs/offload.md): auto asks for IFF_VNET_HDR and TUNSETOFFLOAD and runs with what
+// the kernel grants, or without offload when it grants nothing (said once per run); on refuses to
+// run without TCP segmentation both ways (csum, tso4, tso6; USO only noted); off never asks.
+std::unique_ptr<tun::TunDevice> Daemon::open_tun(std::string& error) {
+  vnet_hdr_ = false;
+  offload_flags_ = 0;
+  if (options_.offload != Options::Offload::off) {
+    std::unique_ptr<tun::TunDevice> t = tun::TunDevice::open(options_.tun_name, tun::TunOptions{.vnet_hdr = true}, error);
+    if (!t) return nullptr;  // the name, the permissions...: the same refusals as without offload
+    std::string why;
+    tun::OffloadGrant grant;
+    if (!t->vnet_hdr()) {
+      why = "TUN offload: the kernel did not grant IFF_VNET_HDR: running without it";
+    } else if (!tun::enable_offload(t->fd(), grant, why)) {
+      why = "TUN offload: " + why;
+    } else if (grant.flags != 0) {
+      constexpr unsigned kTcpBothWays = tun::kTunFCsum | tun::kTunFTso4 | tun::kTunFTso6;
+      if (options_.offload == Options::Offload::on && (grant.flags & kTcpBothWays) != kTcpBothWays) {
+        error = "--offload on, but " + grant.note + " (use --offload auto to run with what the kernel grants)";
+        return nullptr;
+      }
+      if (!offload_noted_ && (!grant.note.empty() || options_.verbose > 0))
+        events_.note(grant.note.empty() ? "TUN offload: " + tun::describe_offload(grant.flags) : grant.note);
+      offload_noted_ = true;
+      vnet_hdr_ = true;
+      offload_flags_ = grant.flags;
+      return t;
+    } else {
+      why = grant.note;  // "the kernel refused every offload (...): running without it, ..."
+    }
+    if (options_.offload == Options::Offload::on) {
+      error = "--offload on, but " + why + " (use --offload auto or off)";
+      return nullptr;
+    }
+    if (!offload_noted_) events_.note(why);
+    offload_noted_ = true;
+    t.reset();  // a TUN it created vanishes; opened again below without IFF_VNET_HDR
+  }
+  return tun::TunDevice::open(options_.tun_name, tun::TunOptions{}, error);
+}
+
+bool Daemon::recreate_tun(std::string& error) {
+  link_.reset();
+  tun_.reset();
+  tun_ = open_tun(error);
+  if (!tun_) {
+    error = "the TUN was deleted and cannot be made again: " + error;
+    if (!options_.run_as.empty())
+      error += " (under --user the user needs read and write access to /dev/net/tun, as mode 0666 gives)";
+    return false;
+  }
+  link_ = tun::LinkConfigurator::open(tun_->ifindex(), error);
+  if (!link_) return false;
+  events_.note("the TUN " + options_.tun_name + " was deleted: made " + tun_->name() + " again (ifindex " +
+               std::to_string(tun_->ifindex()) + ") and redialling onto it");
+  return true;
 }
 
 // ---------------------------------------------------------------- arguments
@@ -897,6 +1284,8 @@ int parse(std::span<const std::string_view> args, Options& o, std::ostream& out,
       ++o.verbose;
     } else if (a == "-vv") {
       o.verbose += 2;
+    } else if (a == "--once") {
+      o.once = true;
     } else if (a == "--fcc-unlock") {
       o.force_fcc = true;
     } else if (a == "--default-route") {
@@ -908,9 +1297,10 @@ int parse(std::span<const std::string_view> args, Options& o, std::ostream& out,
         ++i;
       }
     } else if (!has_value &&
-               (a == "--sim" || a == "--tun" || a == "--apn" || a == "--user" || a == "--password" || a == "--auth" ||
+               (a == "--sim" || a == "--tun" || a == "--apn" || a == "--apn-user" || a == "--apn-password" || a == "--auth" ||
                 a == "--pin" || a == "--ip-type" || a == "--ip" || a == "--resolv" || a == "--capture" ||
-                a == "--stats-interval" || a == "--static-ipv4" || a == "--threads" || a == "--transfers")) {
+                a == "--stats-interval" || a == "--static-ipv4" || a == "--threads" || a == "--transfers" ||
+                a == "--user" || a == "--command-timeout" || a == "--offload")) {
       return bad(std::string(a) + " needs a value");
     } else if (a == "--sim") {
       o.sim_profile = value();
@@ -918,10 +1308,18 @@ int parse(std::span<const std::string_view> args, Options& o, std::ostream& out,
       o.tun_name = value();
     } else if (a == "--apn") {
       o.settings.apn = value();
-    } else if (a == "--user") {
+    } else if (a == "--apn-user") {
       o.settings.user = value();
-    } else if (a == "--password") {
+    } else if (a == "--apn-password") {
       o.settings.password = value();
+    } else if (a == "--user") {
+      o.run_as = value();
+    } else if (a == "--command-timeout") {
+      const std::string v = value();
+      unsigned seconds = 0;
+      if (!parse_unsigned(v, seconds) || seconds < 1 || seconds > 600)
+        return bad("--command-timeout is 1..600 seconds, not '" + v + "'");
+      o.settings.command_timeout = std::chrono::seconds(seconds);
     } else if (a == "--pin") {
       o.settings.pin = value();
     } else if (a == "--resolv") {
@@ -948,6 +1346,12 @@ int parse(std::span<const std::string_view> args, Options& o, std::ostream& out,
     } else if (a == "--stats-interval") {
       const std::string v = value();
       if (!parse_unsigned(v, o.stats_interval_s)) return bad("--stats-interval is whole seconds, not '" + v + "'");
+    } else if (a == "--offload") {
+      const std::string v = value();
+      if (v == "auto") o.offload = Options::Offload::automatic;
+      else if (v == "on") o.offload = Options::Offload::on;
+      else if (v == "off") o.offload = Options::Offload::off;
+      else return bad("--offload is auto, on or off, not '" + v + "'");
     } else if (a == "--threads") {
       const std::string v = value();
       if (!parse_unsigned(v, o.threads) || o.threads < 1 || o.threads > 2) return bad("--threads is 1 or 2, not '" + v + "'");
@@ -963,7 +1367,7 @@ int parse(std::span<const std::string_view> args, Options& o, std::ostream& out,
   if (!o.sim_profile && !o.device_args.selector) return bad("which modem? --dev VID:PID (see `wwan-dp list`), or --sim PROFILE");
   if (o.sim_profile) {
     const auto names = sim::modem_profiles();
-    if (std::find(names.begin(), names.end(), *o.sim_profile) == names.end()) {
+    if (!sim::parse_profile(*o.sim_profile)) {  // a name, or a name with benchmark "+variants"
       std::string list;
       for (const auto n : names) list += (list.empty() ? "" : ", ") + std::string(n);
       return bad("--sim " + *o.sim_profile + ": no such emulated modem (there are: " + list + ")");
@@ -979,6 +1383,8 @@ int parse(std::span<const std::string_view> args, Options& o, std::ostream& out,
 int run_daemon(std::span<const std::string_view> args, std::ostream& out, std::ostream& err) {
   Options options;
   if (const int rc = parse(args, options, out, err); rc != 0) return rc < 0 ? 0 : rc;
+  // Before this process opens anything of its own: what is open now was inherited.
+  options.inherited_descriptors = open_descriptors();
   ShutdownSignals signals({SIGUSR1});  // before any thread exists: the workers inherit the mask
   Events events(out, err, options.json);
   Daemon daemon(options, events, signals);

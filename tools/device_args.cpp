@@ -108,7 +108,7 @@ std::optional<usb::DeviceInfo> switch_mode(const usb::Context& ctx, const usb::D
 }
 
 std::optional<OpenedModem> open_modem(const usb::Context& ctx, const usb::DeviceSelector& selector, std::string& error,
-                                      std::optional<std::uint8_t> forced_configuration) {
+                                      std::optional<std::uint8_t> forced_configuration, bool claim_serial_at) {
   if (selector.id == usb::VidPid{}) {
     error = "which modem? --dev VID:PID (see `wwan-dp list`)";
     return std::nullopt;
@@ -149,9 +149,19 @@ std::optional<OpenedModem> open_modem(const usb::Context& ctx, const usb::Device
     const std::uint8_t value = raw->value;
     usb::ClaimPlan plan{.configuration = std::nullopt, .interfaces = function->interfaces()};
     if (raw != active) plan.configuration = value;
+    std::optional<usb::SerialAtPort> serial_at;
+    if (claim_serial_at) {
+      std::string serial_why;
+      serial_at = usb::find_serial_at_port(*config, serial_why);
+      if (!serial_at) {
+        error = device->describe() + ": " + serial_why;
+        return std::nullopt;
+      }
+      plan.interfaces.push_back(serial_at->interface_number);
+    }
     std::unique_ptr<usb::LibusbTransport> transport = usb::LibusbTransport::open(ctx, *device, plan, error);
     if (!transport) return std::nullopt;
-    return OpenedModem{std::move(*device), value, std::move(*function), std::move(transport)};
+    return OpenedModem{std::move(*device), value, std::move(*function), serial_at, std::move(transport)};
   }
   if (mass_storage && !forced_configuration) {
     if (const control::ModeswitchRow* row = control::find_modeswitch(device->vendor_id, device->product_id)) {
@@ -167,6 +177,81 @@ std::optional<OpenedModem> open_modem(const usb::Context& ctx, const usb::Device
     error = device->describe() + ": " + (first_why.empty() ? "no configuration can be parsed" : first_why);
   }
   return std::nullopt;
+}
+
+std::optional<OpenedSerialModem> open_serial_modem(const usb::Context& ctx, const usb::DeviceSelector& selector,
+                                                   std::string& error) {
+  if (selector.id == usb::VidPid{}) {
+    error = "which modem? --dev VID:PID (see `wwan-dp list`)";
+    return std::nullopt;
+  }
+  std::optional<usb::DeviceInfo> device = usb::find_device(ctx, selector, error);
+  if (!device) return std::nullopt;
+  const usb::RawConfiguration* active = device->active();
+  const std::optional<usb::Configuration> config =
+      active != nullptr ? usb::parse_configuration(active->bytes, device->vendor_id, device->product_id) : std::nullopt;
+  if (!config) {
+    error = device->describe() + ": its active configuration cannot be read";
+    return std::nullopt;
+  }
+  std::string why;
+  std::optional<usb::SerialAtPort> port = usb::find_serial_at_port(*config, why);
+  if (!port) {
+    error = device->describe() + ": " + why;
+    return std::nullopt;
+  }
+  std::unique_ptr<usb::LibusbTransport> t =
+      usb::LibusbTransport::open(ctx, *device, {.configuration = std::nullopt, .interfaces = {port->interface_number}}, error);
+  if (!t) return std::nullopt;
+  return OpenedSerialModem{std::move(*device), *port, std::move(t)};
+}
+
+control::CommandTransportFactory claimed_serial_at_factory(OpenedModem& modem) {
+  return [&modem](std::string& error) -> std::unique_ptr<control::CommandTransport> {
+    if (!modem.serial_at) {
+      error = "its serial AT interface was not claimed";
+      return nullptr;
+    }
+    return control::make_serial_at_transport(*modem.transport, *modem.serial_at);
+  };
+}
+
+control::CommandTransportFactory libusb_serial_at_factory(const usb::Context& ctx, const usb::DeviceInfo& device,
+                                                          std::uint8_t configuration) {
+  return [&ctx, device, configuration](std::string& error) -> std::unique_ptr<control::CommandTransport> {
+    const usb::RawConfiguration* raw = nullptr;
+    for (const usb::RawConfiguration& c : device.configurations)
+      if (c.value == configuration) raw = &c;
+    const std::optional<usb::Configuration> config =
+        raw != nullptr ? usb::parse_configuration(raw->bytes, device.vendor_id, device.product_id) : std::nullopt;
+    if (!config) {
+      error = "configuration " + std::to_string(configuration) + " cannot be read";
+      return nullptr;
+    }
+    const std::optional<usb::SerialAtPort> port = usb::find_serial_at_port(*config, error);
+    if (!port) return nullptr;
+    // A second handle on the device that claims only the serial interface: the first one keeps
+    // the network function. Both share the libusb context, so its events run wherever the
+    // caller's loop runs them (SerialAtTransport also services its own).
+    std::unique_ptr<usb::LibusbTransport> t =
+        usb::LibusbTransport::open(ctx, device, {.configuration = std::nullopt, .interfaces = {port->interface_number}}, error);
+    if (!t) return nullptr;
+    usb::Transport& raw_transport = *t;
+    return control::make_serial_at_transport(raw_transport, *port, std::move(t));
+  };
+}
+
+std::unique_ptr<control::CommandTransport> make_at_command_transport(
+    usb::Transport& transport, std::uint8_t control_interface, control::AtPortChoice choice, bool quirk_serial,
+    const control::FallbackOptions& fallback, control::CommandTransportFactory open_serial, std::string& error) {
+  if (choice == control::AtPortChoice::serial || (quirk_serial && choice == control::AtPortChoice::automatic)) {
+    std::unique_ptr<control::CommandTransport> s = open_serial ? open_serial(error) : nullptr;
+    if (!s) error = "cannot open the serial AT port: " + (error.empty() ? std::string("none") : error);
+    return s;
+  }
+  auto encapsulated = std::make_unique<control::EncapsulatedTransport>(transport, control_interface);
+  if (choice == control::AtPortChoice::encapsulated) return encapsulated;
+  return std::make_unique<control::AtFallbackTransport>(std::move(encapsulated), std::move(open_serial), fallback);
 }
 
 }  // namespace wwan::cli

@@ -10,10 +10,12 @@
 #include <string>
 #include <string_view>
 
+#include "control/at_transport.hpp"
 #include "control/modeswitch.hpp"
 #include "usb/discovery.hpp"
 #include "usb/libusb_transport.hpp"
 #include "usb/network_function.hpp"
+#include "usb/serial_port.hpp"
 
 namespace wwan::cli {
 
@@ -30,6 +32,8 @@ struct OpenedModem {
   usb::DeviceInfo device;
   std::uint8_t configuration = 0;  // the configuration the function is in (selected if it was not active)
   usb::NetworkFunction function;
+  // The serial AT interface, when open_modem was asked to claim it too (on the same transport).
+  std::optional<usb::SerialAtPort> serial_at;
   std::unique_ptr<usb::LibusbTransport> transport;  // claimed; destroying it gives the modem back
 };
 
@@ -48,7 +52,41 @@ std::optional<usb::DeviceInfo> switch_mode(const usb::Context& ctx, const usb::D
 // the first other configuration that has one (Huawei 12d1:1446 offers MBIM only in configuration
 // 2 while configuration 1, the default, is a CD-ROM: vectors/usb_descriptors.md D2/D3). Switching
 // detaches every driver of the old configuration; the modem stays in the new one after exit.
+//
+// `claim_serial_at`: also claim the configuration's serial AT interface (usb/serial_port.hpp) on
+// the same handle (`--at-port serial`); a configuration without one is an error then.
 std::optional<OpenedModem> open_modem(const usb::Context& ctx, const usb::DeviceSelector& selector, std::string& error,
-                                      std::optional<std::uint8_t> forced_configuration = std::nullopt);
+                                      std::optional<std::uint8_t> forced_configuration = std::nullopt,
+                                      bool claim_serial_at = false);
+
+// ---- the serial AT port ------------------------------------------------------------------------
+
+// A modem opened through its serial AT interface alone (that interface claimed, its `option`
+// driver detached until the transport is destroyed): an FM350-GL, whose AT lives only there, or
+// `wwan-dp at --at-port serial`.
+struct OpenedSerialModem {
+  usb::DeviceInfo device;
+  usb::SerialAtPort port;
+  std::unique_ptr<usb::LibusbTransport> transport;
+};
+std::optional<OpenedSerialModem> open_serial_modem(const usb::Context& ctx, const usb::DeviceSelector& selector,
+                                                   std::string& error);
+
+// The serial AT port open_modem claimed with the modem (claim_serial_at), on the same transport.
+control::CommandTransportFactory claimed_serial_at_factory(OpenedModem& modem);
+
+// Opens the serial AT port of `device` (configuration `configuration`) on a second handle of its
+// own when called: the fallback's factory, so the ttyUSB stays with the kernel until it is needed.
+control::CommandTransportFactory libusb_serial_at_factory(const usb::Context& ctx, const usb::DeviceInfo& device,
+                                                          std::uint8_t configuration);
+
+// The command transport of an AT session on `transport` (the function's control interface
+// `control_interface`): the serial port from the start when `choice` is serial or the quirk table
+// says so (`quirk_serial`); the encapsulated channel alone for encapsulated; else the encapsulated
+// channel falling back to the serial port that `open_serial` opens. nullptr + `error` when the
+// serial port is wanted from the start and cannot be opened.
+std::unique_ptr<control::CommandTransport> make_at_command_transport(
+    usb::Transport& transport, std::uint8_t control_interface, control::AtPortChoice choice, bool quirk_serial,
+    const control::FallbackOptions& fallback, control::CommandTransportFactory open_serial, std::string& error);
 
 }  // namespace wwan::cli

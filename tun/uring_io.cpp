@@ -36,8 +36,9 @@ std::string UringPacketIo::probe() {
   }
   std::string why;
   if (io_uring_probe* p = io_uring_get_probe_ring(&ring)) {
-    if (!io_uring_opcode_supported(p, IORING_OP_READ) || !io_uring_opcode_supported(p, IORING_OP_WRITE))
-      why = "this kernel's io_uring lacks IORING_OP_READ/WRITE (Linux 5.6 or newer is needed)";
+    if (!io_uring_opcode_supported(p, IORING_OP_READ) || !io_uring_opcode_supported(p, IORING_OP_WRITE) ||
+        !io_uring_opcode_supported(p, IORING_OP_WRITEV))
+      why = "this kernel's io_uring lacks IORING_OP_READ/WRITE/WRITEV (Linux 5.6 or newer is needed)";
     io_uring_free_probe(p);
   }
   io_uring_queue_exit(&ring);
@@ -105,6 +106,19 @@ bool UringPacketIo::prepare_write(std::span<const std::uint8_t> packet, std::uin
   io_uring_sqe* sqe = next_sqe();
   if (sqe == nullptr) return false;
   io_uring_prep_write(sqe, fd_, packet.data(), static_cast<unsigned>(packet.size()), kNoOffset);
+  io_uring_sqe_set_data64(sqe, tag);
+  ++in_flight_;
+  return true;
+}
+
+bool UringPacketIo::prepare_writev(const iovec* iov, unsigned count, std::uint64_t tag) {
+  if (in_flight_ >= max_in_flight_) return false;
+  io_uring_sqe* sqe = next_sqe();
+  if (sqe == nullptr) return false;
+  // The kernel copies the iovec array when the request is issued, but a request that cannot
+  // complete at once (a TUN never blocks a write; other files may) is retried from io-wq and
+  // may read it again: the caller keeps it alive until the completion, as the interface says.
+  io_uring_prep_writev(sqe, fd_, iov, count, kNoOffset);
   io_uring_sqe_set_data64(sqe, tag);
   ++in_flight_;
   return true;

@@ -32,6 +32,7 @@ class UringPacketIo final : public dp::PacketIo {
   std::size_t free_slots() const override;
   bool prepare_write(std::span<const std::uint8_t> packet, std::uint64_t tag) override;
   bool prepare_read(std::span<std::uint8_t> buffer, std::uint64_t tag) override;
+  bool prepare_writev(const iovec* iov, unsigned count, std::uint64_t tag) override;
   void submit() override;
   std::size_t reap(std::span<dp::IoCompletion> out, int timeout_ms) override;
   void cancel_all() override;

@@ -38,12 +38,16 @@ class FakeIo final : public PacketIo {
     std::span<const std::uint8_t> out;
     std::span<std::uint8_t> in;
     std::uint64_t tag;
+    const iovec* iov = nullptr;  // a writev: gathered at completion, like `out`
+    unsigned iov_count = 0;
   };
   std::size_t capacity = 1024;
   std::vector<Op> prepared, in_flight;
   std::deque<ByteVector> arriving;     // packets the TUN will give to reads
   std::vector<ByteVector> written;     // packets written, in completion order
-  std::vector<const std::uint8_t*> written_from;  // where each write pointed
+  std::vector<const std::uint8_t*> written_from;  // where each write pointed (a writev: its last piece)
+  std::vector<std::vector<const std::uint8_t*>> written_pieces;  // a writev's pieces, in order
+  unsigned writevs = 0;
   unsigned submits = 0, wakes = 0, cancels = 0;
 
   std::size_t free_slots() const override {
@@ -60,6 +64,12 @@ class FakeIo final : public PacketIo {
     prepared.push_back(Op{false, {}, buffer, tag});
     return true;
   }
+  bool prepare_writev(const iovec* iov, unsigned count, std::uint64_t tag) override {
+    if (free_slots() == 0 || count == 0 || count > 1024) return false;
+    prepared.push_back(Op{true, {}, {}, tag, iov, count});
+    ++writevs;
+    return true;
+  }
   void submit() override {
     ++submits;
     in_flight.insert(in_flight.end(), prepared.begin(), prepared.end());
@@ -68,9 +78,25 @@ class FakeIo final : public PacketIo {
   std::size_t reap(std::span<IoCompletion> out, int) override {
     std::size_t n = 0;
     for (auto it = in_flight.begin(); it != in_flight.end() && n < out.size();) {
-      if (it->write) {
+      if (it->write && it->iov != nullptr) {
+        // Read through the iovecs only now, as the kernel would: storage reused or freed before
+        // the completion shows up as wrong bytes here (or under ASan).
+        ByteVector bytes;
+        std::vector<const std::uint8_t*> pieces;
+        for (unsigned i = 0; i < it->iov_count; ++i) {
+          const auto* base = static_cast<const std::uint8_t*>(it->iov[i].iov_base);
+          bytes.insert(bytes.end(), base, base + it->iov[i].iov_len);
+          pieces.push_back(base);
+        }
+        written.push_back(bytes);
+        written_from.push_back(pieces.back());
+        written_pieces.push_back(pieces);
+        out[n++] = IoCompletion{it->tag, static_cast<std::int32_t>(bytes.size())};
+        it = in_flight.erase(it);
+      } else if (it->write) {
         written.emplace_back(it->out.begin(), it->out.end());
         written_from.push_back(it->out.data());
+        written_pieces.push_back({it->out.data()});
         out[n++] = IoCompletion{it->tag, static_cast<std::int32_t>(it->out.size())};
         it = in_flight.erase(it);
       } else if (!arriving.empty()) {
@@ -559,6 +585,535 @@ TEST(TxStage, ASubmitTheDeviceRefusesCountsItsPacketsAsDropped) {
   tx.publish();
   EXPECT_EQ(tx.counters().submit_failed, 2u);
   EXPECT_EQ(tx.counters().packets, 0u);
+}
+
+}  // namespace
+}  // namespace wwan::dp
+
+// ---- the control plane's packets (docs/dhcp.md) ------------------------------------------------
+
+namespace wwan::dp {
+namespace {
+
+// A DHCP reply (UDP 67 -> 68) and an RA (ICMPv6 134): headers only, the stages look no further.
+ByteVector dhcp_reply() {
+  ByteVector p = ipv4_udp(300, 0);
+  p[20] = 0;
+  p[21] = 67;  // source port
+  p[22] = 0;
+  p[23] = 68;  // destination port
+  return p;
+}
+ByteVector router_advertisement() {
+  ByteVector p(40 + 16, 0);
+  p[0] = 0x60;
+  p[5] = 16;    // payload length
+  p[6] = 58;    // ICMPv6
+  p[7] = 255;
+  p[40] = 134;  // Router Advertisement
+  return p;
+}
+
+TEST(ControlPlanePackets, OnlyDhcpToTheClientAndRouterAdvertisementsAreControlPlane) {
+  EXPECT_TRUE(is_control_plane_packet(dhcp_reply()));
+  EXPECT_TRUE(is_control_plane_packet(router_advertisement()));
+  ByteVector p = dhcp_reply();
+  p[23] = 67;  // to a server: not ours
+  EXPECT_FALSE(is_control_plane_packet(p));
+  p = dhcp_reply();
+  p[7] = 10;  // a later fragment: its "ports" are payload
+  EXPECT_FALSE(is_control_plane_packet(p));
+  p = router_advertisement();
+  p[40] = 135;  // a Neighbour Solicitation
+  EXPECT_FALSE(is_control_plane_packet(p));
+  EXPECT_FALSE(is_control_plane_packet(ipv4_udp(10, 1)));
+  EXPECT_FALSE(is_control_plane_packet(ByteVector{}));
+}
+
+TEST(ControlPlanePackets, RxDivertsACopyToTheControlRingInsteadOfTheTun) {
+  FakeIo io;
+  FakeInLink in;
+  LinkState state;
+  RxConfig c = ncm_rx_config();
+  c.divert_control = true;
+  RxStage rx(c, io, in, state, nullptr, nullptr);
+  const ByteVector data = ipv4_udp(20, 3);
+  const ByteVector ntb = build_ntb({ethernet(kHostMac, kModemMac, eth::kEtherTypeIpv4, dhcp_reply()),
+                                    ethernet(kHostMac, kModemMac, eth::kEtherTypeIpv4, data),
+                                    ethernet(eth::ipv6_multicast_mac(eth::Ipv6Address::all_nodes()), kModemMac,
+                                             eth::kEtherTypeIpv6, router_advertisement())},
+                                   {ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ncm, 0});
+  ASSERT_TRUE(rx.post(RxBuffer{ntb.data(), static_cast<std::uint32_t>(ntb.size()), 1}));
+  rx.pump();
+  reap_into(io, &rx, nullptr);
+  EXPECT_THAT(io.written, ::testing::ElementsAre(data)) << "only the ordinary packet reaches the TUN";
+  ControlPacket p;
+  ASSERT_TRUE(rx.control_packets().try_pop(p));
+  EXPECT_EQ(ByteVector(p.bytes.begin(), p.bytes.begin() + p.length), dhcp_reply());
+  ASSERT_TRUE(rx.control_packets().try_pop(p));
+  EXPECT_EQ(ByteVector(p.bytes.begin(), p.bytes.begin() + p.length), router_advertisement());
+  EXPECT_FALSE(rx.control_packets().try_pop(p));
+  rx.publish();
+  EXPECT_EQ(rx.counters().control_diverted, 2u);
+  EXPECT_EQ(rx.counters().packets, 1u);
+  EXPECT_THAT(in.released, ::testing::ElementsAre(1u)) << "the copies do not hold the IN buffer";
+}
+
+TEST(ControlPlanePackets, WithoutDivertingTheyGoToTheTunAndAFullRingIsADrop) {
+  FakeIo io;
+  FakeInLink in;
+  LinkState state;
+  RxStage plain(ncm_rx_config(), io, in, state, nullptr, nullptr);
+  const ByteVector one = build_ntb({ethernet(kHostMac, kModemMac, eth::kEtherTypeIpv4, dhcp_reply())},
+                                   {ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ncm, 0});
+  ASSERT_TRUE(plain.post(RxBuffer{one.data(), static_cast<std::uint32_t>(one.size()), 0}));
+  plain.pump();
+  reap_into(io, &plain, nullptr);
+  EXPECT_EQ(io.written.size(), 1u);
+
+  FakeIo io2;
+  RxConfig c = ncm_rx_config();
+  c.divert_control = true;
+  c.control_ring_capacity = 1;
+  RxStage rx(c, io2, in, state, nullptr, nullptr);
+  std::vector<ByteVector> frames(40, ethernet(kHostMac, kModemMac, eth::kEtherTypeIpv4, dhcp_reply()));
+  const ByteVector many = build_ntb(frames, {ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ncm, 0});
+  ASSERT_TRUE(rx.post(RxBuffer{many.data(), static_cast<std::uint32_t>(many.size()), 2}));
+  rx.pump();
+  rx.publish();
+  const RxCounters k = rx.counters();
+  EXPECT_GT(k.control_ring_full, 0u) << "nobody drains the ring: drops, counted";
+  EXPECT_EQ(k.control_diverted + k.control_ring_full, 40u);
+  EXPECT_EQ(k.dropped(), k.control_ring_full);
+  EXPECT_TRUE(io2.written.empty());
+}
+
+TEST(ControlPlanePackets, TxSendsTheControlThreadsPacketsFirstToTheirDestination) {
+  FakeIo io;
+  FakeOutLink out(1, 16384);
+  LinkState state;
+  state.set_modem_mac(kModemMac);
+  TxStage tx(ncm_tx_config(), io, out, state);
+  tx.start();
+  ControlPacket discover;
+  const ByteVector d = ipv4_udp(300, 5);
+  std::copy(d.begin(), d.end(), discover.bytes.begin());
+  discover.length = static_cast<std::uint16_t>(d.size());
+  discover.has_destination = true;
+  discover.destination = eth::MacAddress::broadcast();
+  ControlPacket renew = discover;
+  renew.has_destination = false;  // unicast: to the modem
+  ASSERT_TRUE(tx.control_packets().try_push(discover));
+  ASSERT_TRUE(tx.control_packets().try_push(renew));
+  io.arriving.push_back(ipv4_udp(5, 1));
+  reap_into(io, nullptr, &tx);
+  tx.pump(false);
+  ASSERT_EQ(out.sent.size(), 1u);
+  const Parsed p = parse(out.sent[0], ntb::FunctionKind::Ncm);
+  ASSERT_EQ(p.datagrams.size(), 3u);
+  EXPECT_EQ(p.datagrams[0], ethernet(eth::MacAddress::broadcast(), kHostMac, eth::kEtherTypeIpv4, d));
+  EXPECT_EQ(p.datagrams[1], ethernet(kModemMac, kHostMac, eth::kEtherTypeIpv4, d));
+  tx.publish();
+  EXPECT_EQ(tx.counters().control_packets, 2u);
+  EXPECT_EQ(tx.counters().packets, 1u) << "control packets are not TUN packets";
+}
+
+TEST(ControlPlanePackets, AControlPacketWaitsForAnOutBufferInsteadOfBeingDropped) {
+  FakeIo io;
+  FakeOutLink out(1, 16384);
+  LinkState state;
+  TxStage tx(ncm_tx_config(), io, out, state);
+  tx.start();
+  io.arriving.push_back(ipv4_udp(30, 1));
+  reap_into(io, nullptr, &tx);
+  tx.pump(false);
+  ASSERT_EQ(out.sent.size(), 1u);  // the only OUT buffer is in flight
+  io.arriving.push_back(ipv4_udp(30, 2));
+  reap_into(io, nullptr, &tx);
+  tx.pump(false);  // back-pressured now
+  ControlPacket rs;
+  const ByteVector r = router_advertisement();  // any IPv6 packet
+  std::copy(r.begin(), r.end(), rs.bytes.begin());
+  rs.length = static_cast<std::uint16_t>(r.size());
+  ASSERT_TRUE(tx.control_packets().try_push(rs));
+  tx.pump(false);
+  EXPECT_EQ(out.sent.size(), 1u);
+  out.complete_all();
+  tx.pump(false);
+  ASSERT_EQ(out.sent.size(), 2u);
+  const Parsed p = parse(out.sent[1], ntb::FunctionKind::Ncm);
+  ASSERT_EQ(p.datagrams.size(), 2u);
+  EXPECT_EQ(p.datagrams[0], ethernet(eth::MacAddress::broadcast(), kHostMac, eth::kEtherTypeIpv6, r))
+      << "no modem MAC learned: broadcast, and the EtherType follows the version";
+}
+
+}  // namespace
+}  // namespace wwan::dp
+
+// ---- TUN offload (docs/offload.md): RX coalesces into writev super-packets, TX segments ---------
+
+#include "datapath/offload/checksum.hpp"
+#include "datapath/offload/virtio_net_hdr.hpp"
+#include "offload_packets.hpp"
+
+namespace wwan::dp {
+namespace {
+
+namespace ot = wwan::offload::testing;
+using offload::GroPlain;
+using offload::VirtioNetHdr;
+
+const ot::Flow kDown = ot::flow_v4({10, 64, 64, 1}, {10, 64, 64, 2}, 443, 40000);  // gateway -> host
+const ot::Flow kUp = ot::flow_v4({10, 64, 64, 2}, {10, 64, 64, 1}, 40000, 443);    // host -> gateway
+
+// `n` TCP segments of `size` payload bytes in order (IDs and sequence numbers counting up).
+std::vector<ByteVector> tcp_train(const ot::Flow& f, std::size_t n, std::size_t size, std::uint32_t seq,
+                                  std::uint16_t id, std::uint32_t fill) {
+  std::vector<ByteVector> out;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto payload = ot::pattern(size, fill + static_cast<std::uint32_t>(i * size));
+    out.push_back(ot::tcp_packet(f, {.id = static_cast<std::uint16_t>(id + i)},
+                                 {.seq = seq + static_cast<std::uint32_t>(i * size)}, payload));
+  }
+  return out;
+}
+
+ByteVector ncm_ntb_of(const std::vector<ByteVector>& ip_packets) {
+  std::vector<ByteVector> frames;
+  for (const auto& p : ip_packets) frames.push_back(ethernet(kHostMac, kModemMac, eth::kEtherTypeIpv4, p));
+  return build_ntb(frames, {ntb::NtbFormat::Ntb32, ntb::DatagramKind::Ncm, 0});
+}
+
+RxConfig vnet_rx_config(bool udp) {
+  RxConfig c = ncm_rx_config();
+  c.vnet_hdr = true;
+  c.gro_udp = udp;
+  return c;
+}
+
+VirtioNetHdr header_of(const ByteVector& write) { return offload::decode(write.data()); }
+ByteVector after_header(const ByteVector& write) { return ByteVector(write.begin() + 10, write.end()); }
+ByteVector payload_of(const ByteVector& ip) {
+  return ByteVector(ip.begin() + static_cast<std::ptrdiff_t>(ot::l4_offset(ip) + (ip[9] == 6 || ip[6] == 6 ? 20 : 8)),
+                    ip.end());
+}
+
+TEST(RxStageOffload, TcpSegmentsOfOneNtbLeaveAsOneSuperPacketWrittenFromTheNtbAndOddPacketsPlain) {
+  FakeIo io;
+  FakeInLink in;
+  LinkState state;
+  RxStage rx(vnet_rx_config(false), io, in, state, nullptr, nullptr);
+
+  std::vector<ByteVector> packets = tcp_train(kDown, 3, 1000, 7000, 0x100, 0);
+  const ByteVector udp = ot::udp_packet(kDown, {}, ot::pattern(200));
+  ByteVector corrupted = tcp_train(kDown, 1, 1000, 10000, 0x103, 3000)[0];
+  corrupted.back() ^= 0x01;  // its TCP checksum no longer verifies
+  packets.push_back(udp);
+  packets.push_back(corrupted);
+  const ByteVector ntb = ncm_ntb_of(packets);
+
+  ASSERT_TRUE(rx.post(RxBuffer{ntb.data(), static_cast<std::uint32_t>(ntb.size()), 1}));
+  rx.pump();
+  EXPECT_EQ(rx.writes_in_flight(), 3u) << "one super-packet and two plain packets";
+  EXPECT_TRUE(in.released.empty()) << "released while its writes are in flight";
+  reap_into(io, &rx, nullptr);
+  ASSERT_EQ(io.written.size(), 3u);
+  EXPECT_EQ(io.writevs, 3u) << "every write carries a virtio_net_hdr: all are writev";
+
+  // 1: the super-packet. The header says TCPV4, gso_size 1000, checksum to be completed from the
+  // TCP header on; behind it the first segment's headers (Total Length of the whole) and every
+  // segment's payload, the payloads read from inside the NTB.
+  const VirtioNetHdr h = header_of(io.written[0]);
+  EXPECT_EQ(h.flags, offload::kVirtioNetHdrFNeedsCsum);
+  EXPECT_EQ(h.gso_type, offload::kVirtioNetHdrGsoTcpv4);
+  EXPECT_EQ(h.gso_size, 1000);
+  EXPECT_EQ(h.hdr_len, 40);
+  EXPECT_EQ(h.csum_start, 20);
+  EXPECT_EQ(h.csum_offset, 16);
+  const ByteVector super = after_header(io.written[0]);
+  ASSERT_EQ(super.size(), 40u + 3000u);
+  EXPECT_EQ(eth::load_be16(super, 2), 3040) << "IPv4 Total Length of the super-packet";
+  EXPECT_TRUE(ot::naive_ipv4_ok(super)) << "the IPv4 header checksum follows the new length";
+  ByteVector expected_payload;
+  for (int i = 0; i < 3; ++i) {
+    const ByteVector p = payload_of(packets[static_cast<std::size_t>(i)]);
+    expected_payload.insert(expected_payload.end(), p.begin(), p.end());
+  }
+  EXPECT_EQ(ByteVector(super.begin() + 40, super.end()), expected_payload);
+  ASSERT_EQ(io.written_pieces[0].size(), 4u) << "headers + 3 payloads";
+  for (std::size_t i = 1; i < 4; ++i)
+    EXPECT_TRUE(io.written_pieces[0][i] >= ntb.data() && io.written_pieces[0][i] < ntb.data() + ntb.size())
+        << "payload " << i << " must be written from the NTB, not a copy";
+
+  // 2, 3: plain, behind a zero header, exactly as they came (UDP coalescing is off; the
+  // corrupted segment is never merged: the kernel drops it).
+  EXPECT_EQ(ByteVector(io.written[1].begin(), io.written[1].begin() + 10), ByteVector(10, 0));
+  EXPECT_EQ(after_header(io.written[1]), udp);
+  EXPECT_EQ(after_header(io.written[2]), corrupted);
+  EXPECT_THAT(in.released, ::testing::ElementsAre(1u));
+
+  rx.publish();
+  const RxCounters c = rx.counters();
+  EXPECT_EQ(c.packets, 5u) << "IP packets, segments of super-packets included";
+  std::uint64_t bytes = 0;
+  for (const auto& p : packets) bytes += p.size();
+  EXPECT_EQ(c.bytes, bytes) << "the IP bytes of the packets as they arrived";
+  EXPECT_EQ(c.gro.super_packets, 1u);
+  EXPECT_EQ(c.gro.coalesced, 3u);
+  EXPECT_EQ(c.gro.plain_by_reason[static_cast<std::size_t>(GroPlain::UdpOff)], 1u);
+  EXPECT_EQ(c.gro.plain_by_reason[static_cast<std::size_t>(GroPlain::L4ChecksumBad)], 1u);
+  EXPECT_EQ(c.dropped(), 0u);
+}
+
+TEST(RxStageOffload, EachBufferInFlightKeepsItsOwnCoalescerUntilItsWritesComplete) {
+  FakeIo io;
+  FakeInLink in;
+  LinkState state;
+  RxStage rx(vnet_rx_config(false), io, in, state, nullptr, nullptr);
+  const std::vector<ByteVector> a = tcp_train(kDown, 4, 500, 1, 0x10, 0);
+  const std::vector<ByteVector> b = tcp_train(kDown, 2, 700, 2001, 0x14, 100);
+  const ByteVector ntb_a = ncm_ntb_of(a), ntb_b = ncm_ntb_of(b);
+  ASSERT_TRUE(rx.post(RxBuffer{ntb_a.data(), static_cast<std::uint32_t>(ntb_a.size()), 0}));
+  ASSERT_TRUE(rx.post(RxBuffer{ntb_b.data(), static_cast<std::uint32_t>(ntb_b.size()), 2}));
+  rx.pump();  // both buffers queued before any write completes
+  EXPECT_EQ(rx.writes_in_flight(), 2u);
+  reap_into(io, &rx, nullptr);  // the fake reads the iovecs only now
+  ASSERT_EQ(io.written.size(), 2u);
+  EXPECT_EQ(header_of(io.written[0]).gso_size, 500);
+  EXPECT_EQ(after_header(io.written[0]).size(), 40u + 2000u);
+  EXPECT_EQ(header_of(io.written[1]).gso_size, 700);
+  EXPECT_EQ(after_header(io.written[1]).size(), 40u + 1400u);
+  EXPECT_EQ(ByteVector(io.written[1].begin() + 50, io.written[1].end()),
+            [&] {
+              ByteVector p = payload_of(b[0]);
+              const ByteVector q = payload_of(b[1]);
+              p.insert(p.end(), q.begin(), q.end());
+              return p;
+            }())
+      << "the first buffer's coalescer must not have been reused for the second";
+  EXPECT_THAT(in.released, ::testing::UnorderedElementsAre(0u, 2u));
+  rx.publish();
+  EXPECT_EQ(rx.counters().packets, 6u);
+}
+
+TEST(RxStageOffload, UdpDatagramsOfOneFlowAndSizeCoalesceOnlyWhenUsoWasGranted) {
+  std::vector<ByteVector> datagrams;
+  for (std::uint32_t i = 0; i < 5; ++i)
+    datagrams.push_back(ot::udp_packet(kDown, {.id = static_cast<std::uint16_t>(0x200 + i)}, ot::pattern(1200, i * 1200)));
+  const ByteVector ntb = ncm_ntb_of(datagrams);
+  for (const bool uso : {true, false}) {
+    FakeIo io;
+    FakeInLink in;
+    LinkState state;
+    RxStage rx(vnet_rx_config(uso), io, in, state, nullptr, nullptr);
+    ASSERT_TRUE(rx.post(RxBuffer{ntb.data(), static_cast<std::uint32_t>(ntb.size()), 3}));
+    rx.pump();
+    reap_into(io, &rx, nullptr);
+    rx.publish();
+    EXPECT_EQ(rx.counters().packets, 5u);
+    if (uso) {
+      ASSERT_EQ(io.written.size(), 1u);
+      EXPECT_EQ(header_of(io.written[0]).gso_type, offload::kVirtioNetHdrGsoUdpL4);
+      EXPECT_EQ(header_of(io.written[0]).gso_size, 1200);
+      EXPECT_EQ(header_of(io.written[0]).csum_offset, 6);
+    } else {
+      ASSERT_EQ(io.written.size(), 5u);
+      for (std::size_t i = 0; i < 5; ++i) EXPECT_EQ(after_header(io.written[i]), datagrams[i]);
+    }
+  }
+}
+
+// ---- TX ----
+
+TxConfig vnet_tx_config(std::size_t out_bytes = 16384) {
+  TxConfig c = ncm_tx_config(out_bytes);
+  c.vnet_hdr = true;
+  return c;
+}
+
+// What a TUN with TSO/USO granted hands out: the virtio_net_hdr (GSO, NEEDS_CSUM) and the
+// super-packet with the pseudo-header seed in its checksum field.
+ByteVector gso_read(std::uint8_t gso_type, std::uint16_t gso_size, ByteVector packet) {
+  const bool tcp = (packet[0] >> 4) == 4 ? packet[9] == 6 : packet[6] == 6;
+  const std::size_t l4 = ot::l4_offset(packet);
+  ot::Flow f;
+  f.version = packet[0] >> 4;
+  const std::size_t alen = f.version == 4 ? 4 : 16;
+  std::copy_n(packet.begin() + (f.version == 4 ? 12 : 8), alen, f.source.begin());
+  std::copy_n(packet.begin() + (f.version == 4 ? 16 : 24), alen, f.destination.begin());
+  ot::put16(packet, l4 + (tcp ? 16 : 6), ot::naive_fold(ot::pseudo_sum(f, tcp ? 6 : 17, packet.size() - l4)));
+  VirtioNetHdr h;
+  h.flags = offload::kVirtioNetHdrFNeedsCsum;
+  h.gso_type = gso_type;
+  h.gso_size = gso_size;
+  h.csum_start = static_cast<std::uint16_t>(l4);
+  h.csum_offset = tcp ? 16 : 6;
+  ByteVector read(10);
+  offload::encode(h, read.data());
+  read.insert(read.end(), packet.begin(), packet.end());
+  return read;
+}
+
+ByteVector plain_read(const ByteVector& packet) {
+  ByteVector read(10, 0);
+  read.insert(read.end(), packet.begin(), packet.end());
+  return read;
+}
+
+// Every datagram of every NTB sent, NCM: the Ethernet header checked and stripped.
+std::vector<ByteVector> sent_ip_packets(const FakeOutLink& out, bool ncm = true) {
+  std::vector<ByteVector> ip;
+  for (const ByteVector& ntb : out.sent) {
+    const Parsed p = parse(ntb, ncm ? ntb::FunctionKind::Ncm : ntb::FunctionKind::Mbim);
+    EXPECT_TRUE(p.errors.empty());
+    for (const ByteVector& d : p.datagrams) {
+      if (!ncm) {
+        ip.push_back(d);
+        continue;
+      }
+      EXPECT_TRUE(std::equal(kModemMac.bytes.begin(), kModemMac.bytes.end(), d.begin())) << "to the modem";
+      EXPECT_TRUE(std::equal(kHostMac.bytes.begin(), kHostMac.bytes.end(), d.begin() + 6)) << "from us";
+      ip.emplace_back(d.begin() + 14, d.end());
+    }
+  }
+  return ip;
+}
+
+TEST(TxStageOffload, ATsoSuperPacketLeavesAsEthernetFramedSegmentsWithValidChecksums) {
+  FakeIo io;
+  FakeOutLink out(2, 16384);
+  LinkState state;
+  state.set_modem_mac(kModemMac);
+  TxStage tx(vnet_tx_config(), io, out, state);
+  tx.start();
+  const auto payload = ot::pattern(3500);
+  const ByteVector super = ot::tcp_packet(kUp, {.id = 0x40}, {.seq = 1000, .flags = 0x18}, payload);
+  io.arriving.push_back(gso_read(offload::kVirtioNetHdrGsoTcpv4, 1000, super));
+  reap_into(io, nullptr, &tx);
+  tx.pump(false);
+
+  ASSERT_EQ(out.sent.size(), 1u);
+  const std::vector<ByteVector> segments = sent_ip_packets(out);
+  ASSERT_EQ(segments.size(), 4u) << "3500 bytes at gso_size 1000";
+  ByteVector joined;
+  std::uint64_t bytes = 0;
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    const ByteVector& s = segments[i];
+    EXPECT_TRUE(ot::naive_ipv4_ok(s)) << "segment " << i;
+    EXPECT_TRUE(ot::naive_l4_ok(s)) << "segment " << i << ": NCM has no checksum offload";
+    EXPECT_EQ(eth::load_be16(s, 4), 0x40 + i) << "IPv4 ID counts up";
+    EXPECT_EQ(eth::load_be32(s, 24), 1000 + 1000 * i) << "TCP sequence number";
+    EXPECT_EQ((s[33] & 0x08) != 0, i == 3) << "PSH only on the last segment";
+    const ByteVector p = payload_of(s);
+    joined.insert(joined.end(), p.begin(), p.end());
+    bytes += s.size();
+  }
+  EXPECT_EQ(joined, ByteVector(payload.begin(), payload.end()));
+  io.submit();
+  EXPECT_EQ(io.reads_waiting(), 8u) << "the read buffer went back to the TUN";
+  tx.publish();
+  const TxCounters c = tx.counters();
+  EXPECT_EQ(c.tun_reads, 1u);
+  EXPECT_EQ(c.gso_super_packets, 1u);
+  EXPECT_EQ(c.gso_segments, 4u);
+  EXPECT_EQ(c.packets, 4u);
+  EXPECT_EQ(c.bytes, bytes);
+  EXPECT_EQ(c.dropped(), 0u);
+}
+
+TEST(TxStageOffload, ASuperPacketStraddlesNtbsAndWaitsForAnOutBufferHalfWay) {
+  FakeIo io;
+  FakeOutLink out(1, 4096);  // one OUT buffer of 4 KiB: three 1014-byte frames per NTB
+  LinkState state;
+  state.set_modem_mac(kModemMac);
+  TxStage tx(vnet_tx_config(4096), io, out, state);
+  tx.start();
+  const auto payload = ot::pattern(20 * 960);
+  const ByteVector super = ot::tcp_packet(kUp, {}, {.seq = 5}, payload);
+  io.arriving.push_back(gso_read(offload::kVirtioNetHdrGsoTcpv4, 960, super));
+  reap_into(io, nullptr, &tx);
+  tx.pump(false);
+  ASSERT_EQ(out.sent.size(), 1u) << "the first NTB is full and sent; the only OUT buffer is in flight";
+  EXPECT_TRUE(tx.backpressured());
+  io.submit();
+  EXPECT_EQ(io.reads_waiting(), 7u) << "the super-packet keeps its read buffer until its last segment is out";
+  for (int round = 0; round < 20 && out.sent.size() < 7; ++round) {
+    out.complete_all();
+    tx.pump(false);
+  }
+  const std::vector<ByteVector> segments = sent_ip_packets(out);
+  ASSERT_EQ(segments.size(), 20u);
+  ByteVector joined;
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    EXPECT_TRUE(ot::naive_l4_ok(segments[i])) << "segment " << i;
+    EXPECT_EQ(eth::load_be32(segments[i], 24), 5 + 960 * i) << "segment " << i << " in order";
+    const ByteVector p = payload_of(segments[i]);
+    joined.insert(joined.end(), p.begin(), p.end());
+  }
+  EXPECT_EQ(joined, ByteVector(payload.begin(), payload.end()));
+  io.submit();
+  EXPECT_EQ(io.reads_waiting(), 8u);
+  tx.publish();
+  EXPECT_EQ(tx.counters().gso_segments, 20u);
+  EXPECT_EQ(tx.counters().packets, 20u);
+  EXPECT_GE(tx.counters().ntbs, 7u);
+}
+
+TEST(TxStageOffload, PlainReadsAreCopiedChecksumsCompletedAndMalformedReadsCountedByName) {
+  FakeIo io;
+  FakeOutLink out(2, 16384);
+  LinkState state;
+  state.set_modem_mac(kModemMac);
+  TxStage tx(vnet_tx_config(), io, out, state);
+  tx.start();
+  const ByteVector plain = ot::udp_packet(kUp, {}, ot::pattern(100));
+  // NEEDS_CSUM without GSO: the UDP checksum field holds the seed, the rest is ours to finish.
+  ByteVector partial = gso_read(offload::kVirtioNetHdrGsoNone, 0, ot::udp_packet(kUp, {.id = 7}, ot::pattern(333)));
+  ByteVector zero_gso_size = gso_read(offload::kVirtioNetHdrGsoTcpv4, 0, ot::tcp_packet(kUp, {}, {}, ot::pattern(10)));
+  io.arriving.push_back(plain_read(plain));
+  io.arriving.push_back(partial);
+  io.arriving.push_back(zero_gso_size);
+  io.arriving.push_back(ByteVector{1, 2, 3});            // shorter than a virtio_net_hdr
+  io.arriving.push_back(plain_read(ByteVector{0x20, 0}));  // version 2: not IP
+  reap_into(io, nullptr, &tx);
+  tx.pump(false);
+  const std::vector<ByteVector> sent = sent_ip_packets(out);
+  ASSERT_EQ(sent.size(), 2u);
+  EXPECT_EQ(sent[0], plain);
+  EXPECT_EQ(sent[1], ot::udp_packet(kUp, {.id = 7}, ot::pattern(333))) << "the checksum completed to the real one";
+  tx.publish();
+  const TxCounters c = tx.counters();
+  EXPECT_EQ(c.csum_completed, 1u);
+  EXPECT_EQ(c.gso_super_packets, 0u);
+  EXPECT_EQ(c.gso_errors[static_cast<std::size_t>(offload::GsoError::GsoSizeZero)], 1u);
+  EXPECT_EQ(c.gso_errors[static_cast<std::size_t>(offload::GsoError::NoVirtioNetHdr)], 1u);
+  EXPECT_EQ(c.not_ip, 1u);
+  EXPECT_EQ(c.dropped(), 3u);
+  EXPECT_EQ(c.packets, 2u);
+}
+
+TEST(TxStageOffload, MbimUdpSuperPacketsBecomeRawIpDatagramsInIps0) {
+  FakeIo io;
+  FakeOutLink out(2, 16384);
+  LinkState state;
+  TxConfig c = vnet_tx_config();
+  c.ethernet = false;
+  c.out.ethernet_framing = false;
+  c.signature = {ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ips, 0};
+  c.out.format = ntb::NtbFormat::Ntb16;
+  TxStage tx(c, io, out, state);
+  tx.start();
+  const ot::Flow v6 = ot::flow_v6(2, 1, 40000, 53);
+  const auto payload = ot::pattern(1250);
+  io.arriving.push_back(gso_read(offload::kVirtioNetHdrGsoUdpL4, 500, ot::udp_packet(v6, {}, payload)));
+  reap_into(io, nullptr, &tx);
+  tx.pump(false);
+  const std::vector<ByteVector> sent = sent_ip_packets(out, false);
+  ASSERT_EQ(sent.size(), 3u) << "500 + 500 + 250";
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(sent[i], ot::udp_packet(v6, {}, std::span(payload).subspan(i * 500, i == 2 ? 250 : 500)))
+        << "datagram " << i << ": each exactly what a plain UDP send would have made";
+  }
 }
 
 }  // namespace

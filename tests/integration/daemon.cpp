@@ -73,6 +73,7 @@ bool Daemon::start(const std::string& exe, const std::vector<std::string>& args)
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    for (const int fd : inherited_) ::fcntl(fd, F_SETFD, 0);  // no FD_CLOEXEC: survives the exec
     ::execv(argv[0], argv.data());
     const char* why = std::strerror(errno);
     (void)!::write(STDERR_FILENO, "exec failed: ", 13);

@@ -31,6 +31,9 @@ class Daemon {
   // if this process dies (PR_SET_PDEATHSIG). False (and why()) if the fork or pipes failed; an
   // exec failure shows as exit status 127 with the reason on its stderr.
   bool start(const std::string& exe, const std::vector<std::string>& args);
+  // Before start(): the child inherits `fd` (at the same number) across exec, as a descriptor a
+  // careless parent leaves open would be. The caller keeps ownership.
+  void inherit(int fd) { inherited_.push_back(fd); }
 
   pid_t pid() const { return pid_; }
   bool running() const { return pid_ > 0 && !status_; }
@@ -81,6 +84,7 @@ class Daemon {
   std::string out_buffer_, err_text_;
   std::vector<json> history_;
   std::vector<std::string> bad_lines_;  // stdout lines that were not JSON objects
+  std::vector<int> inherited_;          // descriptors the child keeps across exec (inherit())
 };
 
 // The value at a dotted path ("rx.dropped", "sim.network.sink_packets"), or nullopt if absent / not an unsigned number.

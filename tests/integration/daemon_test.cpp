@@ -746,10 +746,148 @@ TEST_F(DaemonRefusalTest, TunNameTakenByAnotherKindOfInterface) {
 
 INSTANTIATE_TEST_SUITE_P(Sim, DaemonTest,
                          ::testing::Values(Profile{"huawei-e3372", {}, true},
-                                           // No session and no DHCP client yet: the address is static.
-                                           Profile{"generic-ncm", {"--static-ipv4", "10.64.64.2/30,10.64.64.1"}, false},
+                                           // No session to report an address: DHCP on the link, with
+                                           // the emulated server's 20 s leases renewing under every test.
+                                           Profile{"generic-ncm", {}, true},
                                            Profile{"mbim", {}, true}),
                          test_name);
+
+// ---- 8. the link's own addressing: DHCP and router advertisements (docs/dhcp.md) ----------------
+
+class LinkAddressingTest : public DaemonTest {
+ protected:
+  // The next event called `name` for which `pred` holds, from history position `from` on (events
+  // already read by stats() or an earlier wait are found too); `from` moves past it.
+  std::optional<json> next_event(std::size_t& from, const std::string& name,
+                                 const std::function<bool(const json&)>& pred, milliseconds timeout) {
+    const Clock::time_point deadline = Clock::now() + timeout;
+    for (;;) {
+      const std::vector<json>& h = daemon_->history();
+      for (; from < h.size(); ++from) {
+        if (h[from].value("event", "") == name && pred(h[from])) {
+          json found = h[from];
+          ++from;
+          return found;
+        }
+      }
+      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
+      if (left.count() <= 0) return std::nullopt;
+      (void)daemon_->wait_for(name, left);
+    }
+  }
+  static bool any(const json&) { return true; }
+  static std::function<bool(const json&)> lease_state(const std::string& state) {
+    return [state](const json& e) { return e.value("state", "") == state; };
+  }
+  void ping_gateway(std::uint16_t seq) {
+    Pinger pinger;
+    std::string why;
+    ASSERT_TRUE(pinger.open(kTun, why)) << why;
+    EXPECT_EQ(pinger.ping(kGateway, static_cast<std::uint16_t>(::getpid()), seq, pattern(56, seq), kReplyTimeout), "")
+        << "ping over IPv4" << describe();
+  }
+};
+
+TEST_P(LinkAddressingTest, TheLeaseIsObtainedAndRenewedAtT1) {
+  ASSERT_NO_FATAL_FAILURE(launch());
+  std::size_t at = 0;
+  const auto acquired = next_event(at, "lease", lease_state("acquired"), 1s);
+  ASSERT_TRUE(acquired) << "connected without a 'lease' acquired event before it" << describe();
+  EXPECT_EQ(acquired->value("address", ""), kHost);
+  EXPECT_EQ(acquired->value("server", ""), kGateway);
+  EXPECT_EQ(number_at(*acquired, "lease_s"), std::optional<std::uint64_t>(sim::kDefaultLeaseSeconds));
+  // T1 is half the lease: a renewal within the lease time, same address, and no disconnect.
+  const auto renewed = next_event(at, "lease", lease_state("renewed"), std::chrono::seconds(sim::kDefaultLeaseSeconds));
+  ASSERT_TRUE(renewed) << "no renewal within one lease time" << describe();
+  EXPECT_EQ(renewed->value("address", ""), kHost);
+  EXPECT_EQ(daemon_->count("disconnected"), 0u) << describe();
+  ASSERT_NO_FATAL_FAILURE(ping_gateway(1));
+  const auto st = daemon_->stats();
+  ASSERT_TRUE(st) << describe();
+  EXPECT_GE(number_at(*st, "autoconf.dhcp.renewals").value_or(0), 1u) << st->dump();
+  EXPECT_GE(number_at(*st, "sim.dhcp_server.acks").value_or(0), 2u) << st->dump();
+  EXPECT_EQ(st->value("autoconf", json::object()).value("dhcp", json::object()).value("state", ""), "BOUND");
+  EXPECT_GE(number_at(*st, "rx.control_diverted").value_or(0), 3u) << "OFFER, ACK, ACK went to the control thread";
+}
+
+TEST_P(LinkAddressingTest, ANakTakesTheAddressAwayAndDhcpGetsItBack) {
+  ASSERT_NO_FATAL_FAILURE(launch());
+  std::string why;
+  ControlPort control;
+  ASSERT_TRUE(control.open(kTun, kGateway, why)) << why;
+  ASSERT_EQ(control.command("dhcp-nak", kReplyTimeout, why), std::optional<std::string>("ok")) << why << describe();
+  std::size_t at = 0;
+  const auto lost = next_event(at, "lease", lease_state("lost"), std::chrono::seconds(sim::kDefaultLeaseSeconds));
+  ASSERT_TRUE(lost) << "the renewal's DHCPNAK did not cost the lease" << describe();
+  EXPECT_NE(lost->value("reason", "").find("DHCPNAK from " + kGateway), std::string::npos) << lost->dump();
+  const auto down = next_event(at, "disconnected", any, 5s);
+  ASSERT_TRUE(down) << "the address stayed after the lease was lost" << describe();
+  EXPECT_NE(down->value("reason", "").find("DHCPNAK"), std::string::npos) << down->dump();
+  const auto again = next_event(at, "connected", any, kConnectTimeout);
+  ASSERT_TRUE(again) << "no new lease after the DHCPNAK" << describe();
+  ASSERT_NO_FATAL_FAILURE(check_connected(*again));
+  ASSERT_NO_FATAL_FAILURE(ping_gateway(2));
+}
+
+TEST_P(LinkAddressingTest, TheLeaseExpiresWhileTheServerIsSilentAndComesBackAfter) {
+  ASSERT_NO_FATAL_FAILURE(launch());
+  std::string why;
+  ControlPort control;
+  ASSERT_TRUE(control.open(kTun, kGateway, why)) << why;
+  ASSERT_EQ(control.command("dhcp-silent 25", kReplyTimeout, why), std::optional<std::string>("ok")) << why << describe();
+  std::size_t at = 0;
+  const auto lost = next_event(at, "lease", lease_state("lost"), std::chrono::seconds(sim::kDefaultLeaseSeconds + 5));
+  ASSERT_TRUE(lost) << "the lease did not run out" << describe();
+  EXPECT_EQ(lost->value("reason", ""), "the DHCP lease expired") << lost->dump();
+  const auto down = next_event(at, "disconnected", any, 5s);
+  ASSERT_TRUE(down) << describe();
+  const auto link = link_state(kTun);
+  ASSERT_TRUE(link);
+  EXPECT_FALSE(link->ipv4) << "the expired address is gone from the TUN";
+  const auto again = next_event(at, "connected", any, 40s);
+  ASSERT_TRUE(again) << "no new lease once the server answered again" << describe();
+  ASSERT_NO_FATAL_FAILURE(check_connected(*again));
+  ASSERT_NO_FATAL_FAILURE(ping_gateway(3));
+}
+
+// --ip-type ipv4v6 on a DHCP link: IPv4 from the lease, IPv6 from the RA (SLAAC with our MAC's
+// EUI-64 under the advertised /64), default route and MTU from the RA; ping over both families.
+TEST_P(LinkAddressingTest, Ipv6FromTheRouterAdvertisementAndPingOverBothFamilies) {
+  ASSERT_EQ(write_sysctl("net/ipv6/conf/default/disable_ipv6", "0"), "");
+  daemon_ = std::make_unique<Daemon>();
+  ASSERT_TRUE(daemon_->start(exe_, {"--sim", GetParam().name, "--tun", kTun, "--json", "--ip-type", "ipv4v6",
+                                    "--default-route"}));
+  std::size_t at = 0;
+  const auto both = next_event(at, "connected", [](const json& e) { return e.contains("ipv4") && e.contains("ipv6"); },
+                               kConnectTimeout);
+  ASSERT_TRUE(both) << "no 'connected' with both families" << describe();
+  // 2001:db8:0:1::/64 (the emulated router) + EUI-64 of 02:00:00:00:00:02 (iMACAddress).
+  in6_addr expected{}, got{}, gateway{};
+  ASSERT_EQ(::inet_pton(AF_INET6, "2001:db8:0:1:0:ff:fe00:2", &expected), 1);
+  ASSERT_EQ(::inet_pton(AF_INET6, (*both)["ipv6"].value("address", "").c_str(), &got), 1) << both->dump();
+  EXPECT_EQ(std::memcmp(&expected, &got, sizeof got), 0) << both->dump();
+  EXPECT_EQ(number_at((*both)["ipv6"], "prefix"), std::optional<std::uint64_t>(64));
+  ASSERT_EQ(::inet_pton(AF_INET6, (*both)["ipv6"].value("gateway", "").c_str(), &gateway), 1) << both->dump();
+  EXPECT_EQ(gateway.s6_addr[0], 0xfe) << "the router's link-local address";
+  EXPECT_EQ(gateway.s6_addr[15], 1);
+  EXPECT_EQ((*both)["ipv6"].value("dns", json::array()), json::array({"2001:db8:0:0:0:0:0:53"})) << "RDNSS";
+  // The kernel's view: the address on the TUN, and a default route through it.
+  int rc = 0;
+  const std::string addresses = run("ip -6 addr show dev " + kTun + " scope global", rc);
+  EXPECT_NE(addresses.find("2001:db8:0:1:0:ff:fe00:2/64"), std::string::npos) << addresses;
+  const std::string routes = run("ip -6 route show default dev " + kTun, rc);
+  EXPECT_NE(routes.find("default"), std::string::npos) << "no IPv6 default route via " << kTun << ": " << routes;
+  // Ping over both families.
+  ASSERT_NO_FATAL_FAILURE(ping_gateway(4));
+  const std::string ping6 = run("ping -6 -c 3 -W 2 -I " + kTun + " 2001:db8:0:1::1 2>&1", rc);
+  EXPECT_EQ(rc, 0) << ping6 << describe();
+  const auto st = daemon_->stats();
+  ASSERT_TRUE(st) << describe();
+  EXPECT_GE(number_at(*st, "autoconf.ra.advertisements").value_or(0), 1u) << st->dump();
+  EXPECT_GE(number_at(*st, "sim.router.solicited").value_or(0), 1u) << st->dump();
+}
+
+INSTANTIATE_TEST_SUITE_P(Sim, LinkAddressingTest, ::testing::Values(Profile{"generic-ncm", {}, true}), test_name);
 
 }  // namespace
 }  // namespace wwan::integration

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "sim/modem.hpp"
 #include "sim/network.hpp"
 
 namespace wwan::sim {
@@ -211,6 +212,66 @@ TEST(NetworkTest, MalformedAndCorruptPacketsAreCountedNotAnswered) {
   EXPECT_TRUE(take(n).empty());
   EXPECT_EQ(n.counters().malformed_from_host, 7u);
   EXPECT_EQ(n.counters().icmp_echo_replies + n.counters().udp_echo_replies, 0u);
+}
+
+// The hairpin NAT (network.hpp "The reflector"): a TCP segment to 198.51.100.9 comes back from
+// 198.51.100.10 and a reply to .10 comes back from .9, everything else byte for byte the same,
+// both checksums right (checked by the reference sum, not the incremental update under test).
+Vec tcp4(const Vec& src, const Vec& dst, std::uint16_t sport, std::uint16_t dport, const Vec& payload) {
+  Vec l4 = {0, 0, 0, 0, 0, 0, 0x12, 0x34, 0, 0, 0x56, 0x78, 0x50, 0x18, 0x01, 0xF5, 0, 0, 0, 0};
+  put16(l4, 0, sport);
+  put16(l4, 2, dport);
+  l4.insert(l4.end(), payload.begin(), payload.end());
+  return with_l4_checksum(ipv4(6, l4, src, dst), 6, 16);
+}
+
+TEST(NetworkTest, TheReflectorSendsTcpAndUdpBackFromItsOtherAddress) {
+  Network n;
+  const Vec reflector = {198, 51, 100, 9}, peer = {198, 51, 100, 10};
+  const Vec payload = {'h', 'a', 'i', 'r', 'p', 'i', 'n', 0, 0xFF, 0x80, 7};
+  struct Case {
+    Vec sent;
+    Vec from;  // the reply's expected source
+  };
+  const Case cases[] = {
+      {tcp4(kHost4, reflector, 40000, 5201, payload), peer},   // client -> server (SYN side)
+      {tcp4(kHost4, peer, 5201, 40000, payload), reflector},   // server -> client
+      {udp4(40001, 5202, payload), {}},                         // filled below: to the reflector
+  };
+  for (std::size_t i = 0; i < 3; ++i) {
+    Vec sent = cases[i].sent;
+    Vec from = cases[i].from;
+    if (i == 2) {  // UDP to the reflector: the address changes, so the checksum is filled again
+      sent = ipv4(17, sub(sent, 20, sent.size() - 20), kHost4, reflector);
+      sent = with_l4_checksum(sent, 17, 6);
+      from = peer;
+    }
+    n.from_host(sent, kT0);
+    const Vec r = take(n);
+    ASSERT_EQ(r.size(), sent.size()) << "case " << i;
+    EXPECT_EQ(sub(r, 12, 4), from) << "case " << i << ": source";
+    EXPECT_EQ(sub(r, 16, 4), kHost4) << "case " << i << ": back to the host";
+    EXPECT_EQ(ref_checksum(sub(r, 0, 20)), 0) << "case " << i << ": IPv4 header checksum";
+    EXPECT_EQ(ref_l4_checksum(r, r[9]), 0) << "case " << i << ": TCP/UDP checksum";
+    EXPECT_EQ(sub(r, 20, 4), sub(sent, 20, 4)) << "case " << i << ": the ports are unchanged";
+    if (r[9] == 6) {
+      EXPECT_EQ(sub(r, 24, 12), sub(sent, 24, 12)) << "case " << i << ": seq, ack, flags, window";
+    }
+    EXPECT_EQ(sub(r, r.size() - payload.size(), payload.size()), payload);
+    EXPECT_EQ(r[8], sent[8]) << "the TTL is left alone";
+  }
+  EXPECT_EQ(n.counters().reflected_packets, 3u);
+
+  // A corrupted segment is not reflected (the driver that made it must show); neither is ICMP.
+  Vec bad = tcp4(kHost4, reflector, 40000, 5201, payload);
+  bad.back() ^= 0x10;
+  n.from_host(bad, kT0);
+  Vec ping = icmp4_echo(9);
+  n.from_host(ipv4(1, sub(ping, 20, ping.size() - 20), kHost4, reflector), kT0);
+  EXPECT_TRUE(take(n).empty());
+  EXPECT_EQ(n.counters().malformed_from_host, 1u);
+  EXPECT_EQ(n.counters().other_packets, 1u);
+  EXPECT_EQ(n.counters().reflected_packets, 3u);
 }
 
 TEST(NetworkTest, TrailingEthernetPaddingIsIgnored) {
@@ -449,6 +510,86 @@ TEST(NetworkControlPortTest, DropSessionWhoseAnswerCannotBeQueuedStillActs) {
   EXPECT_TRUE(n.take_drop_session_request(kT0 + kDropSessionAfterAnswer));
   EXPECT_EQ(take(n)[9], 1);  // the echo reply
   EXPECT_TRUE(take(n).empty());
+}
+
+// The `fault` commands (sim/network.hpp): each parsed into the request the modem's owner applies,
+// released only once its "ok" has left toward the host, in order, once.
+TEST(NetworkControlPortTest, FaultCommandsAreReleasedAfterTheirAnswerLeft) {
+  using K = FaultRequest::Kind;
+  Network n;
+  const std::pair<const char*, FaultRequest> cases[] = {
+      {"fault stall-in", {K::stall_in, 0}},
+      {"fault stall-out", {K::stall_out, 0}},
+      {"fault garbage 5000", {K::garbage, 5000}},
+      {"fault truncated 1", {K::truncated, 1}},
+      {"fault oversize 4294967295", {K::oversize, 4294967295u}},
+      {"fault unplug-after-in 64", {K::unplug_after_in, 64}},
+      {"fault lose-notifications on", {K::lose_notifications, 1}},
+      {"fault lose-notifications off", {K::lose_notifications, 0}},
+      {"fault control-delay 86400000", {K::control_delay, 86'400'000}},
+      {"fault clear\n", {K::clear, 0}},
+  };
+  for (const auto& [command, request] : cases) {
+    n.from_host(udp4(40010, kSimControlPort, text(command)), kT0);
+    EXPECT_FALSE(n.take_fault_request()) << command << ": not before the answer left";
+    EXPECT_EQ(control_answer(take(n), 40010), "ok") << command;
+    const std::optional<FaultRequest> r = n.take_fault_request();
+    ASSERT_TRUE(r) << command;
+    EXPECT_EQ(*r, request) << command;
+    EXPECT_FALSE(n.take_fault_request()) << command << ": once";
+  }
+  EXPECT_EQ(n.counters().control_commands, std::size(cases));
+  EXPECT_FALSE(n.take_drop_session_request(kT0 + std::chrono::hours(1)));
+  EXPECT_FALSE(n.take_unplug_request(kT0 + std::chrono::hours(1)));
+}
+
+TEST(NetworkControlPortTest, BadFaultCommandsAreRejectedAndBounded) {
+  Network n;
+  for (const char* bad : {"fault", "fault bogus", "fault stall-in 1", "fault garbage", "fault garbage 0",
+                          "fault garbage 4294967296", "fault garbage -1", "fault lose-notifications maybe",
+                          "fault control-delay 86400001", "fault truncated 1 2"}) {
+    n.from_host(udp4(40011, kSimControlPort, text(bad)), kT0);
+    EXPECT_EQ(control_answer(take(n), 40011).rfind("error: ", 0), 0u) << bad;
+  }
+  EXPECT_FALSE(n.take_fault_request());
+  EXPECT_EQ(n.counters().control_commands, 0u);
+  // Answers not yet taken by the host hold their faults back; no more than kMaxPendingFaults wait.
+  for (std::size_t i = 0; i < Network::kMaxPendingFaults; ++i)
+    n.from_host(udp4(40012, kSimControlPort, text("fault garbage 1")), kT0);
+  n.from_host(udp4(40012, kSimControlPort, text("fault garbage 1")), kT0);
+  for (std::size_t i = 0; i < Network::kMaxPendingFaults; ++i) EXPECT_EQ(control_answer(take(n), 40012), "ok");
+  EXPECT_EQ(control_answer(take(n), 40012).rfind("error: too many fault commands", 0), 0u);
+  std::size_t released = 0;
+  while (n.take_fault_request()) ++released;
+  EXPECT_EQ(released, Network::kMaxPendingFaults);
+}
+
+TEST(NetworkControlPortTest, FaultRequestsReachTheModemsFaults) {
+  const std::unique_ptr<Modem> m = make_modem("mbim");
+  ASSERT_TRUE(m);
+  Network& n = m->network();
+  for (const char* c : {"fault garbage 7", "fault stall-in", "fault lose-notifications on", "fault control-delay 1500"}) {
+    n.from_host(udp4(40013, kSimControlPort, text(c)), kT0);
+    ASSERT_EQ(control_answer(take(n), 40013), "ok") << c;
+  }
+  EXPECT_EQ(apply_fault_requests(*m), 4u);
+  EXPECT_EQ(m->faults().garbage_ntbs, 7u);
+  EXPECT_TRUE(m->faults().stall_bulk_in);
+  EXPECT_TRUE(m->faults().lose_response_available);
+  EXPECT_EQ(m->faults().control_answer_delay, std::chrono::milliseconds(1500));
+  // What a re-enumerated modem inherits: the firmware's habits, not the counted faults.
+  const Faults kept = faults_surviving_reset(m->faults());
+  EXPECT_EQ(kept.garbage_ntbs, 0u);
+  EXPECT_FALSE(kept.stall_bulk_in);
+  EXPECT_TRUE(kept.lose_response_available);
+  EXPECT_EQ(kept.control_answer_delay, std::chrono::milliseconds(1500));
+  n.from_host(udp4(40013, kSimControlPort, text("fault clear")), kT0);
+  ASSERT_EQ(control_answer(take(n), 40013), "ok");
+  EXPECT_EQ(apply_fault_requests(*m), 1u);
+  EXPECT_EQ(m->faults().garbage_ntbs, 0u);
+  EXPECT_FALSE(m->faults().lose_response_available);
+  EXPECT_EQ(m->faults().control_answer_delay, std::chrono::milliseconds(0));
+  EXPECT_EQ(apply_fault_requests(*m), 0u);
 }
 
 }  // namespace

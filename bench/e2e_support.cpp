@@ -1,0 +1,897 @@
+#include "bench/e2e_support.hpp"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <liburing.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <netinet/udp.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "datapath/ethernet.hpp"
+#include "datapath/offload/gro.hpp"
+#include "tests/datapath/offload_packets.hpp"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103  // Linux 4.18 include/uapi/linux/udp.h
+#endif
+
+namespace wwan::bench {
+
+using std::chrono::milliseconds;
+
+std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+namespace {
+
+std::string write_file(const std::string& path, const std::string& value) {
+  std::ofstream f(path);
+  f << value << '\n';
+  f.flush();
+  return f ? "" : "cannot write " + path;
+}
+
+int remaining_ms(Clock::time_point deadline) {
+  const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
+  return static_cast<int>(std::clamp<long long>(left, 0, 60'000));
+}
+
+sockaddr_in ipv4(const std::string& dotted, std::uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  ::inet_pton(AF_INET, dotted.c_str(), &a.sin_addr);
+  return a;
+}
+
+constexpr std::size_t kIpUdpHeaders = 28;  // IPv4 (no options) + UDP
+
+}  // namespace
+
+std::string enter_fresh_network_namespace() {
+  if (::unshare(CLONE_NEWNET) != 0) return errno_text("unshare(CLONE_NEWNET) (run as root)");
+  const int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (s < 0) return errno_text("socket");
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  bool ok = ::ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
+  if (ok) {
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+    ok = ::ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
+  }
+  const std::string lo_error = ok ? "" : errno_text("bringing lo up");
+  ::close(s);
+  if (!lo_error.empty()) return lo_error;
+  if (::access("/proc/sys/net/ipv6/conf/default/disable_ipv6", F_OK) == 0)
+    if (std::string e = write_file("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1"); !e.empty()) return e;
+  for (const char* p : {"/proc/sys/net/ipv4/conf/all/rp_filter", "/proc/sys/net/ipv4/conf/default/rp_filter"})
+    if (std::string e = write_file(p, "0"); !e.empty()) return e;
+  return "";
+}
+
+// ---- /proc ---------------------------------------------------------------------------------------
+
+std::map<std::string, std::uint64_t> thread_cpu_ns(pid_t pid) {
+  std::map<std::string, std::uint64_t> out;
+  const std::string task = "/proc/" + std::to_string(pid) + "/task";
+  DIR* d = ::opendir(task.c_str());
+  if (d == nullptr) return out;
+  static const long ticks_per_s = ::sysconf(_SC_CLK_TCK);
+  while (const dirent* e = ::readdir(d)) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    const std::string dir = task + "/" + e->d_name;
+    std::string name;
+    std::getline(std::ifstream(dir + "/comm") >> std::ws, name);
+    std::uint64_t ns = 0;
+    std::ifstream sched(dir + "/schedstat");
+    if (!(sched >> ns)) {
+      // utime and stime are fields 14 and 15 of stat, counted after the ")" that ends comm.
+      std::string stat;
+      std::getline(std::ifstream(dir + "/stat"), stat);
+      const std::size_t close = stat.rfind(')');
+      if (close == std::string::npos) continue;
+      std::istringstream rest(stat.substr(close + 2));
+      std::string field;
+      std::uint64_t utime = 0, stime = 0;
+      for (int i = 3; i <= 13 && rest >> field; ++i) {
+      }
+      if (!(rest >> utime >> stime) || ticks_per_s <= 0) continue;
+      ns = (utime + stime) * (1'000'000'000 / static_cast<std::uint64_t>(ticks_per_s));
+    }
+    out[name] += ns;
+  }
+  ::closedir(d);
+  return out;
+}
+
+std::uint64_t this_thread_cpu_ns() {
+  timespec t{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return static_cast<std::uint64_t>(t.tv_sec) * 1'000'000'000u + static_cast<std::uint64_t>(t.tv_nsec);
+}
+
+std::optional<std::uint64_t> status_kib(pid_t pid, std::string_view field) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.size() > field.size() && line.compare(0, field.size(), field) == 0 && line[field.size()] == ':') {
+      std::istringstream in(line.substr(field.size() + 1));
+      std::uint64_t kib = 0;
+      if (in >> kib) return kib;
+    }
+  }
+  return std::nullopt;
+}
+
+// ---- the daemon as a child ---------------------------------------------------------------------
+
+Child::~Child() {
+  if (pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  for (int fd : {out_fd_, err_fd_})
+    if (fd >= 0) ::close(fd);
+}
+
+bool Child::start(const std::vector<std::string>& args, std::string& why) {
+  for (const std::string& a : args) command_ += (command_.empty() ? "" : " ") + a;
+  int out[2], err[2];
+  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
+    why = errno_text("pipe2");
+    return false;
+  }
+  std::vector<std::string> storage(args);
+  std::vector<char*> argv;
+  for (std::string& s : storage) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  const pid_t parent = ::getpid();
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    why = errno_text("fork");
+    return false;
+  }
+  if (pid == 0) {  // only async-signal-safe calls until exec
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(126);
+    ::dup2(out[1], STDOUT_FILENO);
+    ::dup2(err[1], STDERR_FILENO);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::execv(argv[0], argv.data());
+    const char* text = std::strerror(errno);
+    (void)!::write(STDERR_FILENO, "exec failed: ", 13);
+    (void)!::write(STDERR_FILENO, text, std::strlen(text));
+    ::_exit(127);
+  }
+  pid_ = pid;
+  ::close(out[1]);
+  ::close(err[1]);
+  out_fd_ = out[0];
+  err_fd_ = err[0];
+  ::fcntl(out_fd_, F_SETFL, O_NONBLOCK);
+  ::fcntl(err_fd_, F_SETFL, O_NONBLOCK);
+  return true;
+}
+
+bool Child::pump(int timeout_ms) {
+  std::array<pollfd, 2> fds{};
+  nfds_t n = 0;
+  if (!out_eof_) fds[n++] = {out_fd_, POLLIN, 0};
+  if (!err_eof_) fds[n++] = {err_fd_, POLLIN, 0};
+  if (n == 0) return false;
+  if (::poll(fds.data(), n, timeout_ms) < 0 && errno != EINTR) return false;
+  std::array<char, 65536> chunk{};
+  const auto read_all = [&](int fd, std::string& into, bool& eof) {
+    for (;;) {
+      const ssize_t got = ::read(fd, chunk.data(), chunk.size());
+      if (got > 0) {
+        into.append(chunk.data(), static_cast<std::size_t>(got));
+        continue;
+      }
+      if (got == 0) eof = true;
+      if (got < 0 && errno == EINTR) continue;
+      return;
+    }
+  };
+  if (!out_eof_) read_all(out_fd_, out_buffer_, out_eof_);
+  if (!err_eof_) read_all(err_fd_, err_text_, err_eof_);
+  if (err_text_.size() > 32768) err_text_.erase(0, err_text_.size() - 16384);
+  return true;
+}
+
+bool Child::read_line(Clock::time_point deadline, std::string& line) {
+  for (;;) {
+    const std::size_t nl = out_buffer_.find('\n');
+    if (nl != std::string::npos) {
+      line = out_buffer_.substr(0, nl);
+      out_buffer_.erase(0, nl + 1);
+      return true;
+    }
+    if (out_eof_ || Clock::now() >= deadline) return false;
+    if (!pump(remaining_ms(deadline))) return false;
+  }
+}
+
+std::optional<json> Child::wait_event(std::string_view name, milliseconds timeout) {
+  const Clock::time_point deadline = Clock::now() + timeout;
+  std::string line;
+  while (read_line(deadline, line)) {
+    json j = json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("event") || !j["event"].is_string()) continue;
+    last_events_.push_back(line.substr(0, 400));
+    if (last_events_.size() > 8) last_events_.erase(last_events_.begin());
+    if (j["event"].get<std::string>() == name) return j;
+  }
+  return std::nullopt;
+}
+
+std::optional<json> Child::stats(milliseconds timeout) {
+  pump(0);
+  out_buffer_.clear();  // an older event still buffered must not pass for the answer
+  if (pid_ <= 0 || ::kill(pid_, SIGUSR1) != 0) return std::nullopt;
+  return wait_event("stats", timeout);
+}
+
+int Child::stop(milliseconds grace) {
+  if (pid_ <= 0) return -1;
+  ::kill(pid_, SIGTERM);
+  const Clock::time_point deadline = Clock::now() + grace;
+  int status = -1;
+  for (;;) {
+    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) break;
+    if (Clock::now() >= deadline) {
+      ::kill(pid_, SIGKILL);
+      while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
+      }
+      break;
+    }
+    if (!pump(20)) ::poll(nullptr, 0, 10);
+  }
+  pump(0);
+  pid_ = -1;
+  return status;
+}
+
+std::string Child::describe() const {
+  std::ostringstream o;
+  o << "\n  command: " << command_;
+  for (const std::string& e : last_events_) o << "\n  event: " << e;
+  o << "\n  stderr (tail):\n" << (err_text_.size() > 4000 ? err_text_.substr(err_text_.size() - 4000) : err_text_);
+  return o.str();
+}
+
+std::optional<std::uint64_t> number_at(const json& object, std::string_view dotted) {
+  const json* at = &object;
+  while (!dotted.empty()) {
+    const std::size_t dot = dotted.find('.');
+    const std::string key(dotted.substr(0, dot));
+    if (!at->is_object() || !at->contains(key)) return std::nullopt;
+    at = &(*at)[key];
+    dotted = dot == std::string_view::npos ? std::string_view{} : dotted.substr(dot + 1);
+  }
+  if (!at->is_number_unsigned() && !(at->is_number_integer() && at->get<std::int64_t>() >= 0)) return std::nullopt;
+  return at->get<std::uint64_t>();
+}
+
+// ---- sockets -------------------------------------------------------------------------------------
+
+Fd& Fd::operator=(Fd&& o) noexcept {
+  if (this != &o) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = o.fd_;
+    o.fd_ = -1;
+  }
+  return *this;
+}
+
+Fd::~Fd() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+Fd udp_socket(std::uint16_t local_port, const std::optional<std::string>& peer, std::uint16_t peer_port,
+              std::string& why) {
+  Fd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd.valid()) {
+    why = errno_text("socket(AF_INET, SOCK_DGRAM)");
+    return Fd();
+  }
+  if (local_port != 0) {
+    const sockaddr_in local = ipv4("0.0.0.0", local_port);
+    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0) {
+      why = errno_text("bind UDP port " + std::to_string(local_port));
+      return Fd();
+    }
+  }
+  if (peer) {
+    const sockaddr_in remote = ipv4(*peer, peer_port);
+    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&remote), sizeof remote) != 0) {
+      why = errno_text("connect UDP " + *peer + ":" + std::to_string(peer_port));
+      return Fd();
+    }
+  }
+  return fd;
+}
+
+std::string control_command(int fd, const std::string& command, milliseconds timeout) {
+  std::array<char, 512> buf{};
+  while (::recv(fd, buf.data(), buf.size(), MSG_DONTWAIT) >= 0) {
+  }  // a stale answer must not pass for this one
+  if (::send(fd, command.data(), command.size(), 0) != static_cast<ssize_t>(command.size()))
+    return errno_text("send to the control port");
+  const Clock::time_point deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, remaining_ms(deadline)) <= 0) continue;
+    const ssize_t got = ::recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
+    if (got < 0) continue;
+    const std::string answer(buf.data(), static_cast<std::size_t>(got));
+    return answer == "ok" ? "" : "the control port answered '" + answer + "' to '" + command + "'";
+  }
+  return "no answer to '" + command + "' from the control port within " + std::to_string(timeout.count()) + " ms";
+}
+
+// ---- traffic -------------------------------------------------------------------------------------
+
+bool Drain::start(std::uint16_t port, std::string& why) {
+  fd_ = udp_socket(port, std::nullopt, 0, why);
+  if (!fd_.valid()) return false;
+  // Root may go past rmem_max: a deep buffer, so that the drain's scheduling hiccups on a busy
+  // machine do not show up as drops in the figures.
+  const int bytes = 32 << 20;
+  ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes);
+  const timeval tick{0, 100'000};  // the stop flag is looked at this often
+  ::setsockopt(fd_.get(), SOL_SOCKET, SO_RCVTIMEO, &tick, sizeof tick);
+  thread_ = std::thread([this] {
+    constexpr unsigned kBatch = 64;
+    static thread_local std::array<std::array<std::uint8_t, 2048>, kBatch> bufs;
+    std::array<iovec, kBatch> iov{};
+    std::array<mmsghdr, kBatch> msgs{};
+    for (unsigned i = 0; i < kBatch; ++i) {
+      iov[i] = {bufs[i].data(), bufs[i].size()};
+      msgs[i].msg_hdr.msg_iov = &iov[i];
+      msgs[i].msg_hdr.msg_iovlen = 1;
+    }
+    while (!stop_.load(std::memory_order_relaxed)) {
+      const int n = ::recvmmsg(fd_.get(), msgs.data(), kBatch, MSG_WAITFORONE, nullptr);
+      if (n <= 0) continue;
+      std::uint64_t bytes_now = 0;
+      for (int i = 0; i < n; ++i) bytes_now += msgs[static_cast<std::size_t>(i)].msg_len + kIpUdpHeaders;
+      packets_.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+      ip_bytes_.fetch_add(bytes_now, std::memory_order_relaxed);
+    }
+  });
+  return true;
+}
+
+Drain::~Drain() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+void Drain::wait_quiet(milliseconds quiet, milliseconds limit) const {
+  const Clock::time_point until = Clock::now() + limit;
+  std::uint64_t last = packets_.load();
+  Clock::time_point last_change = Clock::now();
+  while (Clock::now() < until) {
+    ::poll(nullptr, 0, 10);
+    const std::uint64_t now = packets_.load();
+    if (now != last) {
+      last = now;
+      last_change = Clock::now();
+    } else if (Clock::now() - last_change >= quiet) {
+      return;
+    }
+  }
+}
+
+std::vector<std::size_t> size_pattern(std::optional<std::size_t> ip_bytes) {
+  if (ip_bytes) return {*ip_bytes};
+  std::vector<std::size_t> p(7, 64);
+  p.insert(p.end(), 4, 576);
+  p.push_back(1500);
+  return p;
+}
+
+bool Sender::start(const std::string& to, std::uint16_t port, std::vector<std::size_t> pattern, std::string& why,
+                   unsigned udp_segments) {
+  Fd fd = udp_socket(0, to, port, why);
+  if (!fd.valid()) return false;
+  if (udp_segments > 1) {
+    const int segment = static_cast<int>(pattern.at(0) - kIpUdpHeaders);
+    if (::setsockopt(fd.get(), SOL_UDP, UDP_SEGMENT, &segment, sizeof segment) != 0) {
+      why = errno_text("UDP_SEGMENT");
+      return false;
+    }
+    pattern = {pattern[0]};
+  }
+  stop_ = false;
+  thread_ = std::thread([this, pattern = std::move(pattern), fd = std::move(fd), udp_segments] {
+    // One GSO send: udp_segments datagrams of pattern[0] in one buffer (the kernel's limit is
+    // 64 segments and 64 KiB).
+    if (udp_segments > 1) {
+      std::vector<std::uint8_t> buffer(udp_segments * (pattern[0] - kIpUdpHeaders));
+      while (!stop_.load(std::memory_order_relaxed)) {
+        if (::send(fd.get(), buffer.data(), buffer.size(), 0) == static_cast<ssize_t>(buffer.size()))
+          sent_.fetch_add(udp_segments, std::memory_order_relaxed);
+      }
+      return;
+    }
+    constexpr std::size_t kBatch = 64;
+    std::array<std::uint8_t, 1500> payload{};
+    std::array<iovec, kBatch> iov{};
+    std::array<mmsghdr, kBatch> msgs{};
+    std::size_t next = 0;
+    while (!stop_.load(std::memory_order_relaxed)) {
+      for (std::size_t i = 0; i < kBatch; ++i) {
+        iov[i] = {payload.data(), pattern[next] - kIpUdpHeaders};
+        next = next + 1 == pattern.size() ? 0 : next + 1;
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+      }
+      const int n = ::sendmmsg(fd.get(), msgs.data(), kBatch, 0);
+      if (n > 0) sent_.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+      // ENOBUFS and the like: the TUN's queue is full; the next call tries again.
+    }
+  });
+  return true;
+}
+
+void Sender::stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+// ---- the ceiling ---------------------------------------------------------------------------------
+
+namespace {
+
+// One IPv4/UDP packet of `ip_bytes`, header checksum filled, UDP checksum 0 (none, RFC 768).
+std::vector<std::uint8_t> udp_packet(const std::string& from, const std::string& to, std::uint16_t port,
+                                     std::size_t ip_bytes) {
+  std::vector<std::uint8_t> p(ip_bytes, 0);
+  const eth::MutableBytes b(p);
+  p[0] = 0x45;
+  eth::store_be16(b, 2, static_cast<std::uint16_t>(ip_bytes));
+  p[8] = 64;  // TTL
+  p[9] = 17;  // UDP
+  ::inet_pton(AF_INET, from.c_str(), p.data() + 12);
+  ::inet_pton(AF_INET, to.c_str(), p.data() + 16);
+  eth::store_be16(b, 10, eth::ipv4_header_checksum(b.first(20)));
+  eth::store_be16(b, 20, 5001);
+  eth::store_be16(b, 22, port);
+  eth::store_be16(b, 24, static_cast<std::uint16_t>(ip_bytes - 20));
+  for (std::size_t i = kIpUdpHeaders; i < ip_bytes; ++i) p[i] = static_cast<std::uint8_t>(i);
+  return p;
+}
+
+constexpr unsigned kRingEntries = 256;
+
+bool ring_init(io_uring& ring, std::string& why) {
+  if (const int rc = io_uring_queue_init(kRingEntries, &ring, 0); rc < 0) {
+    errno = -rc;
+    why = errno_text("io_uring_queue_init");
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool CeilingWriter::start(int tun_fd, const std::string& from, const std::string& to, std::uint16_t port,
+                          const std::vector<std::size_t>& pattern, std::string& why) {
+  std::vector<std::vector<std::uint8_t>> packets;
+  // Enough distinct buffers that none is rewritten while the kernel may still read it.
+  while (packets.size() < kRingEntries) packets.push_back(udp_packet(from, to, port, pattern[packets.size() % pattern.size()]));
+  auto ring = std::make_unique<io_uring>();
+  if (!ring_init(*ring, why)) return false;
+  stop_ = false;
+  thread_ = std::thread([this, tun_fd, packets = std::move(packets), ring = std::move(ring)] {
+    constexpr unsigned kBatch = 64;
+    const std::uint64_t cpu0 = this_thread_cpu_ns();
+    unsigned in_flight = 0;
+    std::size_t next = 0;
+    std::uint64_t done = 0, bytes = 0;
+    while (!stop_.load(std::memory_order_relaxed)) {
+      unsigned queued = 0;
+      while (queued < kBatch && in_flight < kRingEntries) {
+        io_uring_sqe* sqe = io_uring_get_sqe(ring.get());
+        if (sqe == nullptr) break;
+        const std::vector<std::uint8_t>& p = packets[next];
+        io_uring_prep_write(sqe, tun_fd, p.data(), static_cast<unsigned>(p.size()), 0);
+        next = next + 1 == packets.size() ? 0 : next + 1;
+        ++queued;
+        ++in_flight;
+      }
+      io_uring_submit_and_wait(ring.get(), 1);
+      io_uring_cqe* cqe = nullptr;
+      unsigned head = 0, seen = 0;
+      io_uring_for_each_cqe(ring.get(), head, cqe) {
+        ++seen;
+        if (cqe->res > 0) {
+          ++done;
+          bytes += static_cast<std::uint64_t>(cqe->res);
+        }
+      }
+      io_uring_cq_advance(ring.get(), seen);
+      in_flight -= seen;
+      counters_.packets.store(done, std::memory_order_relaxed);
+      counters_.ip_bytes.store(bytes, std::memory_order_relaxed);
+      counters_.cpu_ns.store(this_thread_cpu_ns() - cpu0, std::memory_order_relaxed);
+    }
+    while (in_flight > 0) {  // the buffers die with this thread: let the kernel finish first
+      io_uring_cqe* cqe = nullptr;
+      if (io_uring_wait_cqe(ring.get(), &cqe) != 0) break;
+      io_uring_cqe_seen(ring.get(), cqe);
+      --in_flight;
+    }
+    io_uring_queue_exit(ring.get());
+  });
+  return true;
+}
+
+void CeilingWriter::stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+bool CeilingReader::start(int tun_fd, std::string& why) {
+  auto ring = std::make_unique<io_uring>();
+  if (!ring_init(*ring, why)) return false;
+  stop_ = false;
+  thread_ = std::thread([this, tun_fd, ring = std::move(ring)] {
+    constexpr unsigned kReads = 64;
+    std::vector<std::array<std::uint8_t, 2048>> bufs(kReads);
+    const std::uint64_t cpu0 = this_thread_cpu_ns();
+    const auto arm = [&](unsigned i) {
+      io_uring_sqe* sqe = io_uring_get_sqe(ring.get());
+      io_uring_prep_read(sqe, tun_fd, bufs[i].data(), static_cast<unsigned>(bufs[i].size()), 0);
+      io_uring_sqe_set_data64(sqe, i);
+    };
+    for (unsigned i = 0; i < kReads; ++i) arm(i);
+    std::uint64_t done = 0, bytes = 0;
+    unsigned cancelled = 0;
+    bool stopping = false;
+    while (cancelled < kReads) {
+      __kernel_timespec tick{0, 100'000'000};  // the stop flag is looked at this often
+      io_uring_cqe* first = nullptr;
+      io_uring_submit_and_wait_timeout(ring.get(), &first, 1, &tick, nullptr);
+      if (!stopping && stop_.load(std::memory_order_relaxed)) {
+        stopping = true;  // a read on an idle TUN waits forever: cancel them all
+        io_uring_sqe* sqe = io_uring_get_sqe(ring.get());
+        io_uring_prep_cancel_fd(sqe, tun_fd, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data64(sqe, kReads);
+        io_uring_submit(ring.get());
+      }
+      io_uring_cqe* cqe = nullptr;
+      unsigned head = 0, seen = 0;
+      std::vector<unsigned> rearm;
+      io_uring_for_each_cqe(ring.get(), head, cqe) {
+        ++seen;
+        const auto i = static_cast<unsigned>(io_uring_cqe_get_data64(cqe));
+        if (i >= kReads) continue;  // the cancel's own completion
+        if (cqe->res > 0) {
+          ++done;
+          bytes += static_cast<std::uint64_t>(cqe->res);
+        }
+        if (stopping)
+          ++cancelled;
+        else
+          rearm.push_back(i);
+      }
+      io_uring_cq_advance(ring.get(), seen);
+      for (unsigned i : rearm) arm(i);
+      counters_.packets.store(done, std::memory_order_relaxed);
+      counters_.ip_bytes.store(bytes, std::memory_order_relaxed);
+      counters_.cpu_ns.store(this_thread_cpu_ns() - cpu0, std::memory_order_relaxed);
+    }
+    io_uring_queue_exit(ring.get());
+  });
+  return true;
+}
+
+void CeilingReader::stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+bool CeilingEcho::start(int tun_fd, std::string&) {
+  stop_ = false;
+  thread_ = std::thread([this, tun_fd] {
+    std::array<std::uint8_t, 2048> p{};
+    while (!stop_.load(std::memory_order_relaxed)) {
+      pollfd pf{tun_fd, POLLIN, 0};
+      if (::poll(&pf, 1, 100) <= 0) continue;
+      const ssize_t got = ::read(tun_fd, p.data(), p.size());
+      if (got < static_cast<ssize_t>(kIpUdpHeaders) || p[0] != 0x45 || p[9] != 17) continue;
+      // Swapping source and destination (addresses and ports) leaves both checksums right: the
+      // one's complement sum does not depend on the order of its words.
+      std::array<std::uint8_t, 4> a{};
+      std::memcpy(a.data(), p.data() + 12, 4);
+      std::memcpy(p.data() + 12, p.data() + 16, 4);
+      std::memcpy(p.data() + 16, a.data(), 4);
+      std::array<std::uint8_t, 2> port{};
+      std::memcpy(port.data(), p.data() + 20, 2);
+      std::memcpy(p.data() + 20, p.data() + 22, 2);
+      std::memcpy(p.data() + 22, port.data(), 2);
+      (void)!::write(tun_fd, p.data(), static_cast<std::size_t>(got));
+    }
+  });
+  return true;
+}
+
+void CeilingEcho::stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+std::vector<double> ping_pong(int fd, std::size_t ip_bytes, unsigned count, unsigned& lost) {
+  std::vector<double> rtt_us;
+  rtt_us.reserve(count);
+  lost = 0;
+  std::array<std::uint8_t, 1500> out{}, in{};
+  const std::size_t payload = ip_bytes - kIpUdpHeaders;
+  for (unsigned i = 0; i < count; ++i) {
+    while (::recv(fd, in.data(), in.size(), MSG_DONTWAIT) >= 0) {
+    }  // a late echo of a lost round must not end this one
+    std::memcpy(out.data(), &i, sizeof i);
+    const Clock::time_point t0 = Clock::now();
+    if (::send(fd, out.data(), payload, 0) != static_cast<ssize_t>(payload)) {
+      ++lost;
+      continue;
+    }
+    const Clock::time_point deadline = t0 + std::chrono::seconds(1);
+    bool back = false;
+    while (!back && Clock::now() < deadline) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, remaining_ms(deadline)) <= 0) continue;
+      const ssize_t got = ::recv(fd, in.data(), in.size(), MSG_DONTWAIT);
+      unsigned seq = 0;
+      if (got >= static_cast<ssize_t>(sizeof seq)) std::memcpy(&seq, in.data(), sizeof seq);
+      back = got == static_cast<ssize_t>(payload) && seq == i;
+    }
+    if (!back) {
+      ++lost;
+      continue;
+    }
+    rtt_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - t0).count());
+  }
+  return rtt_us;
+}
+
+}  // namespace wwan::bench
+
+// ---- TUN offload ---------------------------------------------------------------------------------
+
+namespace wwan::bench {
+
+bool TcpThroughReflector::start(const std::string& reflector, std::uint16_t port, std::string& why) {
+  Fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int one = 1;
+  ::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const sockaddr_in any = ipv4("0.0.0.0", port);
+  if (!listener.valid() || ::bind(listener.get(), reinterpret_cast<const sockaddr*>(&any), sizeof any) != 0 ||
+      ::listen(listener.get(), 1) != 0) {
+    why = errno_text("TCP listener on port " + std::to_string(port));
+    return false;
+  }
+  client_ = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const sockaddr_in to = ipv4(reflector, port);
+  if (!client_.valid() || ::connect(client_.get(), reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0) {
+    why = errno_text("TCP connect to the reflector " + reflector);
+    return false;
+  }
+  pollfd p{listener.get(), POLLIN, 0};
+  if (::poll(&p, 1, 5000) != 1) {
+    why = "the reflected SYN never reached the listener";
+    return false;
+  }
+  server_ = Fd(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  if (!server_.valid()) {
+    why = errno_text("accept");
+    return false;
+  }
+  int mss = 0;
+  socklen_t length = sizeof mss;
+  if (::getsockopt(client_.get(), IPPROTO_TCP, TCP_MAXSEG, &mss, &length) == 0 && mss > 0)
+    mss_ = static_cast<std::uint32_t>(mss);
+  const timeval limit{0, 200'000};  // the threads look at stop_ at least this often
+  ::setsockopt(client_.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  ::setsockopt(server_.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  stop_ = false;
+  send_thread_ = std::thread([this] {
+    std::vector<std::uint8_t> chunk(256 * 1024, 0x5A);
+    while (!stop_.load(std::memory_order_relaxed)) (void)::send(client_.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL);
+  });
+  receive_thread_ = std::thread([this] {
+    std::vector<std::uint8_t> buffer(1 << 20);
+    while (!stop_.load(std::memory_order_relaxed)) {
+      const ssize_t n = ::recv(server_.get(), buffer.data(), buffer.size(), 0);
+      if (n > 0) received_.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+      if (n == 0) break;
+    }
+  });
+  return true;
+}
+
+void TcpThroughReflector::stop() {
+  stop_ = true;
+  if (send_thread_.joinable()) send_thread_.join();
+  if (receive_thread_.joinable()) receive_thread_.join();
+  client_ = Fd();
+  server_ = Fd();
+}
+
+// The far end of one TCP connection, played through a vnet-hdr TUN (bench/offload_bench.cpp's
+// KernelTcp, the socket drained by another thread).
+struct CeilingTcpRx::Peer {
+  static constexpr std::uint32_t kMss = 1460;
+  static constexpr std::uint32_t kSegments = 44;  // 40 + 44 * 1460 = 64280 bytes < 64 KiB
+  int tun = -1;
+  Fd listener, conn;
+  offload::testing::Flow flow;
+  std::uint32_t next = 0, acked = 0, ack_number = 0;
+  std::uint64_t window = 0;
+  unsigned window_shift = 0;
+  std::uint16_t ip_id = 1;
+
+  bool write(const iovec* iov, int count) { return ::writev(tun, iov, count) >= 0; }
+  bool write_plain(const offload::testing::Packet& p) {
+    const iovec iov[2] = {{const_cast<std::uint8_t*>(offload::kVirtioNetHdrNone), offload::kVirtioNetHdrSize},
+                          {const_cast<std::uint8_t*>(p.data()), p.size()}};
+    return write(iov, 2);
+  }
+  // The kernel's segments toward the peer: the SYN-ACK (ISN, window scale) and ACKs.
+  void take_acks(int wait_ms) {
+    std::uint8_t buffer[2048];
+    for (;;) {
+      const ssize_t n = ::read(tun, buffer, sizeof buffer);
+      if (n < 0) {
+        if (wait_ms <= 0) return;
+        pollfd p{tun, POLLIN, 0};
+        ::poll(&p, 1, wait_ms);
+        wait_ms = 0;
+        continue;
+      }
+      offload::L4Packet l4;
+      if (n <= 10 || offload::parse_l4(offload::Bytes(buffer + 10, static_cast<std::size_t>(n) - 10), l4) !=
+                         offload::L4Parse::Ok || !l4.tcp())
+        continue;
+      const std::uint8_t* h = l4.l4();
+      if (offload::load_be16(h) != flow.destination_port || offload::load_be16(h + 2) != flow.source_port) continue;
+      if ((h[13] & offload::kTcpSyn) != 0) {
+        ack_number = offload::load_be32(h + 4) + 1;
+        for (std::size_t i = 20; i + 2 < l4.l4_header_length; i += h[i] <= 1 ? 1 : h[i + 1])
+          if (h[i] == 3) window_shift = h[i + 2];
+        window = offload::load_be16(h + 14);
+      } else if (const std::uint32_t ack = offload::load_be32(h + 8); static_cast<std::int32_t>(ack - acked) >= 0) {
+        acked = ack;
+        window = std::uint64_t{offload::load_be16(h + 14)} << window_shift;
+      }
+    }
+  }
+};
+
+bool CeilingTcpRx::start(int vnet_tun_fd, const std::string& local, const std::string& peer, std::uint16_t port,
+                         std::string& why) {
+  namespace ot = offload::testing;
+  auto k = std::make_shared<Peer>();
+  k->tun = vnet_tun_fd;
+  std::array<std::uint8_t, 4> l{}, r{};
+  ::inet_pton(AF_INET, local.c_str(), l.data());
+  ::inet_pton(AF_INET, peer.c_str(), r.data());
+  k->flow = ot::flow_v4(r, l, 40000, port);
+  k->listener = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int big = 16 << 20;
+  ::setsockopt(k->listener.get(), SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big);
+  const sockaddr_in a = ipv4(local, port);
+  if (!k->listener.valid() || ::bind(k->listener.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0 ||
+      ::listen(k->listener.get(), 1) != 0) {
+    why = errno_text("ceiling TCP listener");
+    return false;
+  }
+  // The handshake: SYN with MSS 1460 and window scale 7, the SYN-ACK, the ACK.
+  const std::uint32_t isn = 1;
+  k->write_plain(ot::tcp_packet(k->flow, {.id = k->ip_id++},
+                                {.seq = isn, .ack = 0, .flags = offload::kTcpSyn, .window = 65535,
+                                 .options = {2, 4, 0x05, 0xb4, 1, 3, 3, 7}},
+                                {}));
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(5);
+  while (k->ack_number == 0 && Clock::now() < deadline) k->take_acks(100);
+  if (k->ack_number == 0) {
+    why = "ceiling TCP: no SYN-ACK from the kernel";
+    return false;
+  }
+  k->next = k->acked = isn + 1;
+  k->write_plain(ot::tcp_packet(k->flow, {.id = k->ip_id++}, {.seq = k->next, .ack = k->ack_number, .window = 65535}, {}));
+  pollfd p{k->listener.get(), POLLIN, 0};
+  if (::poll(&p, 1, 5000) != 1 || !(k->conn = Fd(::accept4(k->listener.get(), nullptr, nullptr, SOCK_CLOEXEC))).valid()) {
+    why = "ceiling TCP: the connection was not accepted";
+    return false;
+  }
+  const timeval limit{0, 200'000};
+  ::setsockopt(k->conn.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  peer_ = k;
+  stop_ = false;
+  counters_.packets = counters_.ip_bytes = counters_.cpu_ns = 0;
+
+  write_thread_ = std::thread([this, k] {
+    // The bare super-packet: what GroCoalescer makes of 44 segments, made once; per write only
+    // the IPv4 ID (and header checksum) and the sequence number change.
+    std::vector<ot::Packet> plain;
+    for (std::uint32_t i = 0; i < Peer::kSegments; ++i)
+      plain.push_back(ot::tcp_packet(k->flow, {.id = static_cast<std::uint16_t>(i)},
+                                     {.seq = i * Peer::kMss, .ack = k->ack_number, .window = 65535},
+                                     ot::pattern(Peer::kMss, i * Peer::kMss)));
+    offload::GroCoalescer gro({.max_packets = 64});
+    gro.reset();
+    for (const ot::Packet& q : plain) gro.add(q);
+    const auto items = gro.finish();
+    if (items.size() != 1) return;
+    const auto* h0 = static_cast<const std::uint8_t*>(items[0].iov[0].iov_base);
+    std::vector<std::uint8_t> header(h0, h0 + items[0].iov[0].iov_len);
+    std::vector<iovec> iov(items[0].iov, items[0].iov + items[0].iov_count);
+    iov[0].iov_base = header.data();
+    const std::uint32_t batch = Peer::kSegments * Peer::kMss;
+    const std::uint64_t cpu0 = this_thread_cpu_ns();
+    while (!stop_.load(std::memory_order_relaxed)) {
+      k->take_acks(0);
+      if (std::uint64_t{k->next - k->acked} + batch > k->window) {
+        k->take_acks(20);  // the drain thread opens the window
+        continue;
+      }
+      // virtio_net_hdr 10, IPv4 at 10 (ID at 14, checksum at 20), TCP at 30 (seq at 34).
+      const std::uint16_t old_id = offload::load_be16(&header[14]);
+      offload::store_be16(&header[14], k->ip_id);
+      offload::store_be16(&header[20], offload::csum::update16(offload::load_be16(&header[20]), old_id, k->ip_id));
+      k->ip_id = static_cast<std::uint16_t>(k->ip_id + Peer::kSegments);
+      offload::store_be32(&header[34], k->next);
+      if (!k->write(iov.data(), static_cast<int>(iov.size()))) break;
+      k->next += batch;
+      counters_.cpu_ns.store(this_thread_cpu_ns() - cpu0, std::memory_order_relaxed);
+    }
+  });
+  drain_thread_ = std::thread([this, k] {
+    std::vector<std::uint8_t> sink(1 << 20);
+    std::uint64_t bytes = 0;
+    while (!stop_.load(std::memory_order_relaxed)) {
+      const ssize_t n = ::recv(k->conn.get(), sink.data(), sink.size(), 0);
+      if (n <= 0) continue;
+      bytes += static_cast<std::uint64_t>(n);
+      const std::uint64_t segments = bytes / Peer::kMss;
+      counters_.packets.store(segments, std::memory_order_relaxed);
+      counters_.ip_bytes.store(bytes + segments * 40, std::memory_order_relaxed);
+    }
+  });
+  return true;
+}
+
+void CeilingTcpRx::stop() {
+  stop_ = true;
+  if (write_thread_.joinable()) write_thread_.join();
+  if (drain_thread_.joinable()) drain_thread_.join();
+  peer_.reset();
+}
+
+}  // namespace wwan::bench
