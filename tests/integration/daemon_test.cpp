@@ -36,6 +36,7 @@
 #include <vector>
 
 #include "daemon.hpp"
+#include "fixture.hpp"
 #include "net.hpp"
 #include "sim/network.hpp"
 
@@ -169,19 +170,8 @@ struct Snapshot {
   std::map<std::string, std::uint64_t> udp;
 };
 
-class DaemonTest : public ::testing::TestWithParam<Profile> {
+class DaemonTest : public DaemonNamespaceTest<Profile> {
  protected:
-  void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root (a network namespace, a TUN, raw sockets)";
-    if (::access("/dev/net/tun", R_OK | W_OK) != 0) GTEST_SKIP() << errno_text("no usable /dev/net/tun");
-    const char* exe = std::getenv("WWAN_DP_EXE");
-    ASSERT_NE(exe, nullptr) << "WWAN_DP_EXE is not set (run through meson test, which sets it)";
-    exe_ = exe;
-    if (const std::string why = enter_fresh_network_namespace(); !why.empty())
-      GTEST_SKIP() << "cannot make a fresh network namespace: " << why;
-    // Orphans of the daemon come to this process, so "no child remains" sees them.
-    ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0) << errno_text("PR_SET_CHILD_SUBREAPER");
-  }
 
   void TearDown() override {
     if (daemon_) {
@@ -273,7 +263,6 @@ class DaemonTest : public ::testing::TestWithParam<Profile> {
     return *y - *x;
   }
 
-  std::string exe_;
   std::unique_ptr<Daemon> daemon_;
   json connected_;
   std::size_t mtu_ = 1500;

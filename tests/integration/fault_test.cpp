@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "daemon.hpp"
+#include "fixture.hpp"
 #include "net.hpp"
 #include "sim/network.hpp"
 
@@ -148,18 +149,8 @@ std::vector<std::uint8_t> pattern(std::size_t size, std::size_t n) {
   return p;
 }
 
-class FaultTest : public ::testing::TestWithParam<Profile> {
+class FaultTest : public DaemonNamespaceTest<Profile> {
  protected:
-  void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root (a network namespace, a TUN, raw sockets)";
-    if (::access("/dev/net/tun", R_OK | W_OK) != 0) GTEST_SKIP() << errno_text("no usable /dev/net/tun");
-    const char* exe = std::getenv("WWAN_DP_EXE");
-    ASSERT_NE(exe, nullptr) << "WWAN_DP_EXE is not set (run through meson test, which sets it)";
-    exe_ = exe;
-    if (const std::string why = enter_fresh_network_namespace(); !why.empty())
-      GTEST_SKIP() << "cannot make a fresh network namespace: " << why;
-    ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0) << errno_text("PR_SET_CHILD_SUBREAPER");
-  }
 
   void TearDown() override {
     if (daemon_) {
@@ -300,7 +291,6 @@ class FaultTest : public ::testing::TestWithParam<Profile> {
         << "exit after " << after << " (a LeakSanitizer report ends it non-zero)" << describe();
   }
 
-  std::string exe_;
   std::unique_ptr<Daemon> daemon_;
   ControlPort control_;
   Fd sink_;

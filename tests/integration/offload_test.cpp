@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "daemon.hpp"
+#include "fixture.hpp"
 #include "net.hpp"
 #include "sim/network.hpp"
 
@@ -107,18 +108,8 @@ std::string case_name(const ::testing::TestParamInfo<Case>& p) {
   return n;
 }
 
-class OffloadTest : public ::testing::TestWithParam<Case> {
+class OffloadTest : public DaemonNamespaceTest<Case> {
  protected:
-  void SetUp() override {
-    if (::geteuid() != 0) GTEST_SKIP() << "needs root (a network namespace, a TUN)";
-    if (::access("/dev/net/tun", R_OK | W_OK) != 0) GTEST_SKIP() << errno_text("no usable /dev/net/tun");
-    const char* exe = std::getenv("WWAN_DP_EXE");
-    ASSERT_NE(exe, nullptr) << "WWAN_DP_EXE is not set (run through meson test, which sets it)";
-    exe_ = exe;
-    if (const std::string why = enter_fresh_network_namespace(); !why.empty())
-      GTEST_SKIP() << "cannot make a fresh network namespace: " << why;
-    ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0) << errno_text("PR_SET_CHILD_SUBREAPER");
-  }
 
   void TearDown() override {
     if (daemon_) {
@@ -152,7 +143,6 @@ class OffloadTest : public ::testing::TestWithParam<Case> {
     return *y - *x;
   }
 
-  std::string exe_;
   std::unique_ptr<Daemon> daemon_;
 };
 
