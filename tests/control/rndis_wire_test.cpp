@@ -17,8 +17,10 @@ namespace {
 
 using wwan::test::hex;
 
+// By value: the tests decode into a temporary DecodedControl, which a reference would outlive
+// (ASan: stack-use-after-scope).
 template <class T>
-const T& as(const DecodedControl& d) {
+T as(const DecodedControl& d) {
   EXPECT_TRUE(d.ok()) << to_string(d.error);
   EXPECT_TRUE(std::holds_alternative<T>(d.message));
   return std::get<T>(d.message);

@@ -103,7 +103,8 @@ inline Packet ip_header(const Flow& f, const IpFields& ip, std::uint8_t protocol
     h[9] = protocol;
     std::memcpy(&h[12], f.source.data(), 4);
     std::memcpy(&h[16], f.destination.data(), 4);
-    std::memcpy(&h[20], ip.ipv4_options.data(), ip.ipv4_options.size());
+    // memcpy from an empty span's null data() is undefined even for 0 bytes (UBSan nonnull).
+    if (!ip.ipv4_options.empty()) std::memcpy(&h[20], ip.ipv4_options.data(), ip.ipv4_options.size());
     put16(h, 10, naive_checksum(h));
   } else {
     h.assign(40, 0);
@@ -137,7 +138,7 @@ inline Packet tcp_packet(const Flow& f, const IpFields& ip, const TcpFields& tcp
   l4[13] = tcp.flags;
   put16(l4, 14, tcp.window);
   put16(l4, 18, tcp.urgent);
-  std::memcpy(&l4[20], tcp.options.data(), tcp.options.size());
+  if (!tcp.options.empty()) std::memcpy(&l4[20], tcp.options.data(), tcp.options.size());
   l4.insert(l4.end(), payload.begin(), payload.end());
   put16(l4, 16, naive_checksum(l4, pseudo_sum(f, 6, l4.size())));
   Packet p = ip_header(f, ip, 6, l4.size());
