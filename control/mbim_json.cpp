@@ -8,11 +8,10 @@
 #include "datapath/ntb_wire.hpp"
 
 namespace wwan::mbim {
-namespace {
 
 // A JSON string literal. Strings come from the device (UTF-16 converted to UTF-8): quotes,
 // backslashes and control characters are escaped; other bytes pass as they are.
-void append_string(std::string& out, std::string_view s) {
+void append_json_string(std::string& out, std::string_view s) {
   out += '"';
   for (const char c : s) {
     const auto u = static_cast<unsigned char>(c);
@@ -30,12 +29,15 @@ void append_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
+namespace {
+
+
 // Builds one object; keys are fixed identifiers, values escaped.
 class Object {
  public:
   Object& str(std::string_view key, std::string_view value) {
     this->key(key);
-    append_string(out_, value);
+    append_json_string(out_, value);
     return *this;
   }
   Object& num(std::string_view key, std::uint64_t value) {
@@ -58,7 +60,7 @@ class Object {
     out_ += '[';
     for (std::size_t i = 0; i < values.size(); ++i) {
       if (i) out_ += ',';
-      append_string(out_, values[i]);
+      append_json_string(out_, values[i]);
     }
     out_ += ']';
     return *this;
@@ -74,7 +76,7 @@ class Object {
   void key(std::string_view k) {
     out_ += first_ ? "" : ",";
     first_ = false;
-    append_string(out_, k);
+    append_json_string(out_, k);
     out_ += ':';
   }
   std::string out_ = "{";

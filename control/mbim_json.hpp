@@ -38,6 +38,11 @@
 
 namespace wwan::mbim {
 
+// Appends `s` as a JSON string literal: quotes, backslashes and control characters escaped,
+// other bytes as they are (device strings are UTF-8 after the UTF-16 conversion). The one
+// escaper of the project: the CLI's events use it too (tools/text.hpp).
+void append_json_string(std::string& out, std::string_view s);
+
 // One whole message (as Reassembler::message() gives it) -> one JSON object, no newline.
 // `fragments` is only reported.
 std::string message_json(Bytes message, std::uint32_t fragments = 1);

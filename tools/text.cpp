@@ -1,25 +1,15 @@
 #include "tools/text.hpp"
 
+#include "control/mbim_json.hpp"
+
 #include <cstdio>
 
 namespace wwan::cli {
 
 std::string json_string(std::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (u < 0x20 || u == 0x7f) {
-      char esc[8];
-      std::snprintf(esc, sizeof esc, "\\u%04x", static_cast<unsigned>(u));
-      out += esc;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
+  std::string out;
+  mbim::append_json_string(out, s);
+  return out;
 }
 
 std::string ipv4_text(const eth::Ipv4Address& a) {
