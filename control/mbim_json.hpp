@@ -33,6 +33,7 @@
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 
 #include "control/mbim_wire.hpp"
 
