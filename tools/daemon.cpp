@@ -1201,10 +1201,18 @@ bool Daemon::lock_modem(std::string& error) {
 // the kernel grants, or without offload when it grants nothing (said once per run); on refuses to
 // run without TCP segmentation both ways (csum, tso4, tso6; USO only noted); off never asks.
 std::unique_ptr<tun::TunDevice> Daemon::open_tun(std::string& error) {
+  // O_NONBLOCK always: io_uring issues a read or write inline, in submission order, only on a file
+  // it counts as non-blocking. The io_uring of Linux 6.1 (Debian 12's kernel) counts a character
+  // device such as /dev/net/tun only when it is O_NONBLOCK (__io_file_supports_nowait); otherwise it
+  // punts every TUN write to io-wq worker threads that run concurrently, reordering the packets of
+  // an NTB. Seen in the VM rig (docs/vm.md) on 6.1: the receiving TCP dropped the late segments as
+  // PAWS (TcpExtPAWSEstab 702, 113 fast retransmits in a 4 s stream, 6.5 Mbit/s against cdc_ncm's
+  // 72); with O_NONBLOCK none, 49 Mbit/s. Reads then return -EAGAIN and io_uring arms a poll.
+  constexpr bool kNonblocking = true;
   vnet_hdr_ = false;
   offload_flags_ = 0;
   if (options_.offload != Options::Offload::off) {
-    std::unique_ptr<tun::TunDevice> t = tun::TunDevice::open(options_.tun_name, tun::TunOptions{.vnet_hdr = true}, error);
+    std::unique_ptr<tun::TunDevice> t = tun::TunDevice::open(options_.tun_name, tun::TunOptions{.vnet_hdr = true, .nonblocking = kNonblocking}, error);
     if (!t) return nullptr;  // the name, the permissions...: the same refusals as without offload
     std::string why;
     tun::OffloadGrant grant;
@@ -1235,7 +1243,7 @@ std::unique_ptr<tun::TunDevice> Daemon::open_tun(std::string& error) {
     offload_noted_ = true;
     t.reset();  // a TUN it created vanishes; opened again below without IFF_VNET_HDR
   }
-  return tun::TunDevice::open(options_.tun_name, tun::TunOptions{}, error);
+  return tun::TunDevice::open(options_.tun_name, tun::TunOptions{.nonblocking = kNonblocking}, error);
 }
 
 bool Daemon::recreate_tun(std::string& error) {

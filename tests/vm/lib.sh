@@ -4,8 +4,12 @@
 #   VM_RESULT <subject> <check> key=value ...
 # lines that tests/vm/vm_test.py parses and asserts on; everything else is for humans.
 set -u
-DP=$WWAN_BUILD/tools/wwan-dp
-HELPER=$WWAN_BUILD/tests/vm/wwan-vm-helper
+# The copies tests/vm/vm_test.py took before booting (a rebuild of the shared tree during the run
+# must not change a running binary's pages), else the build tree's own.
+BIN=/tmp/out/bin
+[ -x $BIN/wwan-dp ] && [ -x $BIN/wwan-vm-helper ] || BIN=
+DP=${BIN:-$WWAN_BUILD/tools}/wwan-dp
+HELPER=${BIN:-$WWAN_BUILD/tests/vm}/wwan-vm-helper
 OUT=/tmp/out
 
 # A crash of anything under test leaves its core in the output directory (gdb on the host reads it
@@ -52,18 +56,41 @@ udp_check() {
 }
 
 # tcp_send SUBJECT DIRECTION SECONDS ADDR [PREFIX...]: one TCP stream to the sink on ADDR:5001 (the
-# sink runs on the other side); PREFIX runs the sender elsewhere (ip netns exec gad).
+# sink runs on the other side); PREFIX runs the sender elsewhere (ip netns exec gad). Besides the
+# rate and the CPU time it records the sender's retransmissions and, at the receiver (the other
+# namespace), segments that arrived out of order (TcpExtTCPOFOQueue) and segments dropped by PAWS
+# (TcpExtPAWSEstab: a reordered segment carrying an older timestamp). One USB link never reorders,
+# so either counter moving means the driver reordered or lost packets.
 tcp_send() {
   local subject=$1 direction=$2 seconds=$3 addr=$4
   shift 4
-  local line busy0 busy1
+  local line busy0 busy1 re0 re1 ofo0 ofo1 paws0 paws1
+  local -a receiver=(ip netns exec gad)
+  [ $# -gt 0 ] && receiver=()
   busy0=$(cpu_busy_ticks)
+  re0=$(tcp_counter Tcp RetransSegs "$@")
+  ofo0=$(tcp_counter TcpExt TCPOFOQueue "${receiver[@]}")
+  paws0=$(tcp_counter TcpExt PAWSEstab "${receiver[@]}")
   line=$("$@" "$HELPER" tcp-send "$addr" 5001 "$seconds")
+  re1=$(tcp_counter Tcp RetransSegs "$@")
+  ofo1=$(tcp_counter TcpExt TCPOFOQueue "${receiver[@]}")
+  paws1=$(tcp_counter TcpExt PAWSEstab "${receiver[@]}")
   busy1=$(cpu_busy_ticks)
   # The guest's CPU time (all vCPUs, USER_HZ ticks) spent on the stream: the driver, the gadget,
   # both TCP stacks. Under TCG it is the fairer comparison than Mbit/s alone.
   result "$subject" "tcp_$direction" ${line:-bytes=0 seconds=0 mbit_s=0} cpu_ticks=$((busy1 - busy0)) \
-    hz="$(getconf CLK_TCK)"
+    hz="$(getconf CLK_TCK)" retrans_segs=$((re1 - re0)) rx_out_of_order=$((ofo1 - ofo0)) \
+    rx_paws_dropped=$((paws1 - paws0))
+}
+
+# tcp_counter GROUP NAME [PREFIX...]: one counter of /proc/net/snmp (Tcp) or /proc/net/netstat
+# (TcpExt), read in the namespace PREFIX runs in (both files are per network namespace).
+tcp_counter() {
+  local group=$1 name=$2 file=/proc/net/snmp
+  shift 2
+  [ "$group" = TcpExt ] && file=/proc/net/netstat
+  "$@" awk -v g="$group:" -v n="$name" \
+    '$1 == g { if (!h) { for (i = 2; i <= NF; i++) if ($i == n) c = i; h = 1 } else { print (c ? $c : 0); exit } }' "$file"
 }
 
 # All vCPUs' non-idle ticks since boot (/proc/stat "cpu" line: user nice system idle iowait irq

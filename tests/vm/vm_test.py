@@ -112,6 +112,21 @@ def boot(kernel, initrd, scenario, args, outdir, timeout_s):
     return text, wall
 
 
+def snapshot_binaries(outdir):
+    """Copies the binaries the guest and the host side run into OUTDIR/bin (the guest sees it as
+    /tmp/out/bin; tests/vm/lib.sh prefers it). The guest maps executables from the host's build tree
+    over 9p: a rebuild during the run (another meson compile on the same tree) would change the
+    pages under a running process, which is how a SIGSEGV right after `connected` once looked."""
+    global WWAN_SIM
+    bindir = os.path.join(outdir, "bin")
+    os.makedirs(bindir)
+    for name, path in (("wwan-dp", os.environ.get("WWAN_VM_WWAN_DP", os.path.join(BUILD, "tools", "wwan-dp"))),
+                       ("wwan-vm-helper", os.environ.get("WWAN_VM_HELPER", os.path.join(BUILD, "tests", "vm", "wwan-vm-helper"))),
+                       ("wwan-sim", WWAN_SIM)):
+        shutil.copy2(path, os.path.join(bindir, name))
+    WWAN_SIM = os.path.join(bindir, "wwan-sim")
+
+
 def results(console):
     """{(subject, check): {key: value}} from the VM_RESULT lines (a later line wins)."""
     out = {}
@@ -156,6 +171,23 @@ def gadget(kernel, initrd, outdir, c):
         c.that(u.get("sent") == "20" and u.get("received") == "20", f"{who}: UDP echo 20/20 ({u})")
         for d in ("tx", "rx"):
             c.that(num(r, "bytes", (who, f"tcp_{d}")) > 0, f"{who}: TCP stream {d} moved data ({r.get((who, f'tcp_{d}'))})")
+    # The receiving TCP's view of order, per direction. PAWS drops (a segment carrying an older
+    # timestamp than one already seen) come only from reordering, never from loss alone: before
+    # the TUN was opened O_NONBLOCK, io_uring on Linux 6.1 punted TUN writes to concurrent io-wq
+    # workers and the receiver PAWS-dropped hundreds of segments per stream. Out-of-order arrivals
+    # also follow plain loss, which this rig has under load for the kernel driver too (dummy_hcd
+    # and the gadget run in the same starved VM), so wwan-dp is held to the kernel's count in the
+    # same run plus a small margin rather than to zero.
+    for d in ("tx", "rx"):
+        w, k = r.get(("wwan_dp", f"tcp_{d}"), {}), r.get(("cdc_ncm", f"tcp_{d}"), {})
+        print(f"  info  TCP stream {d}: receiver saw out of order wwan-dp {w.get('rx_out_of_order')} / cdc_ncm "
+              f"{k.get('rx_out_of_order')}, PAWS-dropped {w.get('rx_paws_dropped')} / {k.get('rx_paws_dropped')}, "
+              f"sender retransmitted {w.get('retrans_segs')} / {k.get('retrans_segs')}")
+        c.that(w.get("rx_paws_dropped") == "0", f"wwan_dp: TCP stream {d} not reordered (receiver's PAWS drops "
+                                                 f"{w.get('rx_paws_dropped')})")
+        ofo, ofo_kernel = num(r, "rx_out_of_order", ("wwan_dp", f"tcp_{d}")), num(r, "rx_out_of_order", ("cdc_ncm", f"tcp_{d}"))
+        c.that("rx_out_of_order" in w and ofo <= max(ofo_kernel, 0) + 10,
+               f"wwan_dp: TCP stream {d} out-of-order arrivals within cdc_ncm's + 10 ({ofo:.0f} vs {ofo_kernel:.0f})")
     c.that(r.get(("wwan_dp", "exit"), {}).get("rc") == "0",
            f"wwan-dp exits 0 on SIGTERM (rc {r.get(('wwan_dp', 'exit'), {}).get('rc')}; 139 = it crashed)")
     c.that(r.get(("cdc_ncm", "bound"), {}).get("ok") == "1", "cdc_ncm rebinds the gadget after wwan-dp gave it back")
@@ -310,6 +342,7 @@ def main():
     outdir = os.path.join(BUILD, "tests", "vm", f"out-{scenario}")
     shutil.rmtree(outdir, ignore_errors=True)
     os.makedirs(outdir)
+    snapshot_binaries(outdir)
     c = Checks()
     SCENARIOS[scenario](kernel, initrd, outdir, c)
     # tests/vm/lib.sh points core_pattern at the output directory: a crash in the guest is a failure
@@ -317,9 +350,9 @@ def main():
     cores = sorted(f for f in os.listdir(outdir) if f.startswith("core."))
     for core in cores:
         comm = core.split(".")[1]  # %e: the thread's name ("wwan-dp rx" for a worker)
-        binary = ("tools/wwan-dp" if comm.startswith("wwan-dp") else
-                  "tests/vm/wwan-vm-helper" if comm.startswith("wwan-vm") else comm)
-        print(f"  look: gdb {os.path.join(BUILD, binary)} {os.path.join(outdir, core)}")
+        binary = ("wwan-dp" if comm.startswith("wwan-dp") else
+                  "wwan-vm-helper" if comm.startswith("wwan-vm") else comm)
+        print(f"  look: gdb {os.path.join(outdir, 'bin', binary)} {os.path.join(outdir, core)}")
     c.that(not cores, f"nothing crashed in the guest ({', '.join(cores) or 'no core files'})")
     print(f"\nvm: console log and the guest's logs in {outdir}")
     if c.failures:
