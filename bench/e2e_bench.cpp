@@ -11,6 +11,11 @@
 //       read by a bare io_uring loop.
 //   latency  one UDP datagram at a time to the emulated network's echo (port 7) and back; ceiling:
 //       a bare echo in the second TUN. The difference is what wwan-dp and the emulated modem add.
+//   TX aggregation  what the TX stage's aggregation adds to a lone packet, apart from the rest of
+//       the round trip: the daemon's TX stage (TxStage + Worker on io_uring, its TX configuration)
+//       reading a third TUN, one datagram at a time, once per row of kTxHoldCases (max_hold as
+//       the daemon configures it, and 0); one way, send() -> NTB submitted. Ceiling: a bare
+//       read() of the same TUN. "by aggregation" = a row's p50 - the no-hold row's p50.
 //   rss  VmRSS of the daemon sampled every second through a flood in both directions.
 //   offload (TUN offload, docs/offload.md; `--offload on`, the e3372-64k variant whatever
 //       --variants says; --no-offload skips them):
@@ -46,6 +51,7 @@
 #include <sstream>
 
 #include "bench/e2e_support.hpp"
+#include "datapath/tx_path.hpp"
 #include "sim/network.hpp"
 #include "tun/tun_device.hpp"
 
@@ -103,6 +109,9 @@ const std::vector<Variant> kVariants = {
     // The E3372 model as it is: NTB32, 128 KiB IN (64 KiB after wwan-dp's clamp) / 64 KiB OUT
     // blocks, OUT NDP at the end, IN NDP in front. Shows what larger blocks buy.
     {"e3372-64k", "ntb32", "out-end/in-front", "huawei-e3372", false},
+    // RNDIS (the FM350-GL, docs/rndis.md): REMOTE_NDIS_PACKET_MSG transfers of 16 KiB both ways,
+    // 8 messages per OUT transfer at 8-byte alignment (the emulated INITIALIZE_CMPLT), 16 per IN.
+    {"rndis-fm350", "rndis", "-", "fm350-rndis", false},
 };
 
 std::string size_text(std::optional<std::size_t> s) { return s ? std::to_string(*s) : "imix"; }
@@ -144,6 +153,27 @@ struct OffloadResult {
   std::string note;
 };
 
+// What TX aggregation adds to a lone packet: the daemon's TX stage (TxStage in a Worker on
+// io_uring) reading a TUN of its own, one datagram at a time, with max_hold as the daemon
+// configures it and with the hold off. Samples are one way: send() -> NTB submitted.
+struct TxHoldResult {
+  std::string label;  // "configured" / "no hold" / "ceiling"
+  double max_hold_us = 0;
+  double p50_us = 0, p99_us = 0;
+  unsigned samples = 0, lost = 0;
+};
+
+// The rows of the TX-aggregation measurement (bench/e2e_support.hpp lone_tx_stage_latency): one
+// per max_hold; the first is the daemon's own (TxConfig's default, which tools/daemon.cpp keeps).
+struct TxHoldCase {
+  std::string label;
+  std::chrono::microseconds max_hold;
+};
+const std::vector<TxHoldCase> kTxHoldCases = {
+    {"configured", wwan::dp::TxConfig{}.max_hold},
+    {"no hold", std::chrono::microseconds(0)},
+};
+
 struct RssResult {
   std::string variant;
   double seconds = 0;
@@ -177,25 +207,28 @@ class Bench {
     argv.insert(argv.end(), extra.begin(), extra.end());
     // A plain NCM function has no session to dial: its address is given (the integration suite does the same).
     if (profile.rfind("generic-ncm", 0) == 0) argv.insert(argv.end(), {"--static-ipv4", kHost + "/30," + kGateway});
-    daemon_ = std::make_unique<Child>();
-    if (!daemon_->start(argv, why)) return false;
-    if (!daemon_->wait_event("connected", 30s)) {
+    daemon_ = std::make_unique<Daemon>();
+    if (!daemon_->start(argv[0], {argv.begin() + 1, argv.end()})) {
+      why = "cannot start the daemon" + daemon_->describe();
+      return false;
+    }
+    if (!daemon_->wait_for("connected", 30s)) {
       why = "the daemon did not connect within 30 s" + daemon_->describe();
       return false;
     }
-    control_ = udp_socket(0, kGateway, sim::kSimControlPort, why);
-    if (!control_.valid()) return false;
+    control_ = std::make_unique<ControlPort>();
+    if (!control_->open("", kGateway, why)) return false;
     // The E3372 model ARPs for the host before it forwards anything; the first answer comes
     // back once that is done.
     for (int i = 0; i < 50; ++i)
-      if ((why = control_command(control_.get(), "stop-source", 200ms)).empty()) return true;
+      if ((why = control("stop-source", 200ms)).empty()) return true;
     why += daemon_->describe();
     return false;
   }
 
   void stop_daemon() {
     if (daemon_) daemon_->stop(3000ms);
-    control_ = Fd();
+    control_.reset();
     daemon_.reset();
   }
 
@@ -223,12 +256,12 @@ class Bench {
     // IMIX: the daemon runs with the +imix variant (the modem cuts the 1500-byte stream to the mix).
     const std::size_t payload = (size ? *size : 1500) - 28;
     const std::string start = "source 0 " + std::to_string(payload) + " 0 " + std::to_string(kDrainPort);
-    if (const std::string e = control_command(control_.get(), start, 3000ms); !e.empty()) fail(e + daemon_->describe());
+    if (const std::string e = control(start, 3000ms); !e.empty()) fail(e + daemon_->describe());
     sleep_for(o_.warmup_seconds);
     const Edge e0 = edge();
     sleep_for(o_.seconds);
     const Edge e1 = edge();
-    if (const std::string e = control_command(control_.get(), "stop-source", 5000ms); !e.empty())
+    if (const std::string e = control("stop-source", 5000ms); !e.empty())
       r.note = "stop-source: " + e;
     drain_.wait_quiet(150ms, 5000ms);
     const double dt = e1.seconds_after(e0);
@@ -289,13 +322,13 @@ class Bench {
     {
       CeilingEcho echo;
       if (!echo.start(ceiling_fd_, why)) fail(why);
-      Fd fd = udp_socket(0, kCeilingPeer, sim::kUdpEchoPort, why);
+      Fd fd = udp_socket("", 0, kCeilingPeer, sim::kUdpEchoPort, why);
       if (!fd.valid()) fail(why);
       const std::vector<double> rtt = ping_pong(fd.get(), kLatencyIpBytes, o_.pings, lost);
       r.ceiling_p50_us = percentile(rtt, 0.5);
       r.ceiling_p99_us = percentile(rtt, 0.99);
     }
-    Fd fd = udp_socket(0, kGateway, sim::kUdpEchoPort, why);
+    Fd fd = udp_socket("", 0, kGateway, sim::kUdpEchoPort, why);
     if (!fd.valid()) fail(why);
     const std::vector<double> rtt = ping_pong(fd.get(), kLatencyIpBytes, o_.pings, lost);
     r.p50_us = percentile(rtt, 0.5);
@@ -380,7 +413,7 @@ class Bench {
     r.variant = v.label;
     r.seconds = seconds;
     std::string why;
-    if (const std::string e = control_command(control_.get(), "source 0 1472 0 " + std::to_string(kDrainPort), 3000ms);
+    if (const std::string e = control("source 0 1472 0 " + std::to_string(kDrainPort), 3000ms);
         !e.empty())
       fail(e);
     Sender s;
@@ -401,7 +434,7 @@ class Bench {
       sleep_for(std::max(0.0, next - seconds_since(t0)));
     }
     s.stop();
-    (void)control_command(control_.get(), "stop-source", 5000ms);
+    (void)control("stop-source", 5000ms);
     drain_.wait_quiet(150ms, 5000ms);
     r.hwm_kib = status_kib(daemon_->pid(), "VmHWM").value_or(0);
     return r;
@@ -482,8 +515,16 @@ class Bench {
   const Options& o_;
   int ceiling_fd_;
   Drain& drain_;
-  std::unique_ptr<Child> daemon_;
-  Fd control_;
+  // `command` to the emulated network's control port: "" when it answered "ok", else what went wrong.
+  std::string control(const std::string& command, milliseconds timeout) {
+    std::string why;
+    const std::optional<std::string> answer = control_->command(command, timeout, why);
+    if (!answer) return why;
+    return *answer == "ok" ? "" : "the control port answered '" + *answer + "' to '" + command + "'";
+  }
+
+  std::unique_ptr<Daemon> daemon_;
+  std::unique_ptr<ControlPort> control_;
 };
 
 // ---- output -------------------------------------------------------------------------------------
@@ -494,6 +535,7 @@ struct Results {
   std::vector<LatencyResult> latency;
   std::vector<RssResult> rss;
   std::vector<OffloadResult> offload;
+  std::vector<TxHoldResult> tx_hold;  // the ceiling (a bare read) first, then kTxHoldCases
   std::vector<std::string> notes;
 };
 
@@ -553,6 +595,30 @@ nlohmann::ordered_json to_json(const Results& r) {
                  {"ceiling_p50_us", round_to(l.ceiling_p50_us, 1)},
                  {"ceiling_p99_us", round_to(l.ceiling_p99_us, 1)},
                  {"added_p50_us", round_to(l.p50_us - l.ceiling_p50_us, 1)}});
+  }
+  if (!r.tx_hold.empty()) {
+    const TxHoldResult& ceiling = r.tx_hold.front();
+    const TxHoldResult* no_hold = nullptr;
+    for (const TxHoldResult& h : r.tx_hold)
+      if (h.label == "no hold") no_hold = &h;
+    for (std::size_t i = 1; i < r.tx_hold.size(); ++i) {
+      const TxHoldResult& h = r.tx_hold[i];
+      ojson o{{"direction", "latency"},
+              {"p50_us", round_to(h.p50_us, 1)},
+              {"p99_us", round_to(h.p99_us, 1)},
+              {"path", "tx-stage"},
+              {"hold", h.label},
+              {"max_hold_us", h.max_hold_us},
+              {"size", kLatencyIpBytes},
+              {"samples", h.samples},
+              {"lost", h.lost},
+              {"ceiling_p50_us", round_to(ceiling.p50_us, 1)},
+              {"ceiling_p99_us", round_to(ceiling.p99_us, 1)},
+              {"added_p50_us", round_to(h.p50_us - ceiling.p50_us, 1)}};
+      if (no_hold != nullptr && no_hold != &h)
+        o["added_by_tx_aggregation_p50_us"] = round_to(h.p50_us - no_hold->p50_us, 1);
+      a.push_back(o);
+    }
   }
   for (const OffloadResult& f : r.offload) {
     ojson o{{"direction", f.direction},
@@ -642,6 +708,30 @@ std::string table(const Results& r) {
         << fixed(l.p99_us, 1) << std::setw(11) << fixed(l.ceiling_p50_us, 1) << std::setw(10)
         << fixed(l.ceiling_p99_us, 1) << std::setw(11) << fixed(l.p50_us - l.ceiling_p50_us, 1) << std::setw(9)
         << l.samples << std::setw(6) << l.lost << '\n';
+  }
+  if (!r.tx_hold.empty()) {
+    const TxHoldResult& ceiling = r.tx_hold.front();
+    o << "\nTX aggregation, lone packets: one " << kLatencyIpBytes
+      << "-byte UDP datagram at a time into a TUN read by the daemon's TX stage\n"
+         "(TxStage + Worker on io_uring, daemon's TX configuration), one way: send() -> NTB submitted (µs).\n"
+         "Ceiling: a bare blocking read() of the same TUN. added = p50 - the ceiling's p50; \"by aggregation\" = p50 - the\n"
+         "no-hold row's p50 (the TX stage sends an NTB as soon as a reap comes back short, so max_hold only\n"
+         "applies while reads keep completing).\n\n";
+    o << std::left << std::setw(12) << "hold" << std::right << std::setw(10) << "max_hold" << std::setw(9) << "p50"
+      << std::setw(9) << "p99" << std::setw(11) << "added p50" << std::setw(16) << "by aggregation" << std::setw(9)
+      << "samples" << std::setw(6) << "lost" << '\n';
+    double no_hold_p50 = -1;
+    for (const TxHoldResult& h : r.tx_hold)
+      if (h.label == "no hold") no_hold_p50 = h.p50_us;
+    for (const TxHoldResult& h : r.tx_hold) {
+      const bool is_ceiling = &h == &ceiling;
+      o << std::left << std::setw(12) << h.label << std::right << std::setw(10)
+        << (is_ceiling ? std::string("-") : fixed(h.max_hold_us, 0) + " us") << std::setw(9) << fixed(h.p50_us, 1)
+        << std::setw(9) << fixed(h.p99_us, 1) << std::setw(11)
+        << (is_ceiling ? std::string("-") : fixed(h.p50_us - ceiling.p50_us, 1)) << std::setw(16)
+        << (is_ceiling || no_hold_p50 < 0 ? std::string("-") : fixed(h.p50_us - no_hold_p50, 1)) << std::setw(9)
+        << h.samples << std::setw(6) << h.lost << '\n';
+    }
   }
   for (const RssResult& s : r.rss) {
     o << "\nRSS over a " << fixed(s.seconds, 0) << " s flood both ways (" << s.variant << ", " << s.samples
@@ -782,6 +872,66 @@ std::string machine_text() {
          ", load average " + fixed(load, 2) + " at start";
 }
 
+// A TUN of the benchmark's own, `address`/`prefix`, MTU 1500, up (set through the daemon's own
+// rtnetlink code); the run ends if it cannot be made.
+struct BenchTun {
+  std::unique_ptr<wwan::tun::TunDevice> device;
+  std::unique_ptr<wwan::tun::LinkConfigurator> link;
+  int fd() const { return device->fd(); }
+};
+BenchTun open_bench_tun(const std::string& name, const wwan::tun::TunOptions& options, eth::Ipv4Address address,
+                        std::uint8_t prefix) {
+  std::string why;
+  BenchTun t;
+  t.device = wwan::tun::TunDevice::open(name, options, why);
+  if (!t.device) fail(why);
+  t.link = wwan::tun::LinkConfigurator::open(t.device->ifindex(), why);
+  if (!t.link) fail(why);
+  wwan::tun::LinkSettings ls;
+  ls.ipv4 = wwan::tun::Ipv4Settings{address, prefix, std::nullopt};
+  ls.mtu = 1500;
+  if (!t.link->apply(ls, why)) fail(why);
+  return t;
+}
+
+// ---- what TX aggregation adds --------------------------------------------------------------------
+
+// A TUN of its own (blocking, as the daemon opens it), the bare-read ceiling first, then the TX
+// stage once per kTxHoldCases row, all with the same socket.
+std::vector<TxHoldResult> tx_hold_latency(const Options& o) {
+  const std::string name = "e2e-lat0";
+  std::string why;
+  const BenchTun tun = open_bench_tun(name, {}, {{10, 97, 0, 2}}, 30);
+  Fd fd = udp_socket("", 0, "10.97.0.1", sim::kUdpDiscardPort, why);
+  if (!fd.valid()) fail(why);
+  std::cerr << "e2e_bench: TX aggregation (lone packets through the TX stage, " << o.pings << " each)\n";
+  // Interleaved in rounds, so that a busy spell of the (shared) machine falls on every row alike.
+  constexpr unsigned kRounds = 5;
+  const unsigned per_round = std::max(1u, o.pings / kRounds);
+  std::vector<LoneSamples> pooled(1 + kTxHoldCases.size());
+  const auto pool = [](LoneSamples& into, const LoneSamples& s) {
+    into.us.insert(into.us.end(), s.us.begin(), s.us.end());
+    into.lost += s.lost;
+  };
+  for (unsigned round = 0; round < kRounds; ++round) {
+    pool(pooled[0], lone_read_latency(tun.fd(), fd.get(), per_round));
+    for (std::size_t i = 0; i < kTxHoldCases.size(); ++i) {
+      const LoneSamples s = lone_tx_stage_latency(tun.fd(), fd.get(), kTxHoldCases[i].max_hold, per_round, why);
+      if (!why.empty()) fail("TX stage on " + name + ": " + why);
+      pool(pooled[1 + i], s);
+    }
+  }
+  std::vector<TxHoldResult> out;
+  for (std::size_t i = 0; i < pooled.size(); ++i) {
+    const LoneSamples& s = pooled[i];
+    out.push_back(TxHoldResult{i == 0 ? "ceiling" : kTxHoldCases[i - 1].label,
+                               i == 0 ? 0 : static_cast<double>(kTxHoldCases[i - 1].max_hold.count()),
+                               percentile(s.us, 0.5), percentile(s.us, 0.99), static_cast<unsigned>(s.us.size()),
+                               s.lost});
+  }
+  return out;
+}
+
 // ---- the usbfs case -------------------------------------------------------------------------------
 
 // Runs `umockdev-wrapper usbfs_bench --json ...` and takes its cases (path "usbfs"). Their ceiling
@@ -797,10 +947,10 @@ void run_usbfs(const Options& o, Results& results) {
   std::vector<std::string> argv = {wrapper, o.usbfs_bench, "--json", "--seconds", fixed(o.seconds, 2)};
   if (o.quick) argv.push_back("--quick");
   std::cerr << "e2e_bench: the usbfs path (" << o.usbfs_bench << " under umockdev-wrapper)\n";
-  Child c;
-  std::string why, line;
-  if (!c.start(argv, why)) {
-    results.notes.push_back("usbfs case not run: " + why);
+  Daemon c;
+  std::string line;
+  if (!c.start(argv[0], {argv.begin() + 1, argv.end()})) {
+    results.notes.push_back("usbfs case not run:" + c.describe());
     return;
   }
   json cases;
@@ -930,29 +1080,19 @@ int main(int argc, char** argv) {
   results.machine = machine_text();
   if (const std::string e = enter_fresh_network_namespace(); !e.empty()) fail(e);
   std::string why;
-  auto ceiling = wwan::tun::TunDevice::open(kCeilingTun, {}, why);
-  if (!ceiling) fail(why);
-  auto link = wwan::tun::LinkConfigurator::open(ceiling->ifindex(), why);
-  if (!link) fail(why);
-  wwan::tun::LinkSettings ls;
-  ls.ipv4 = wwan::tun::Ipv4Settings{{{10, 99, 0, 2}}, 30, std::nullopt};
-  ls.mtu = 1500;
-  if (!link->apply(ls, why)) fail(why);
+  const BenchTun ceiling = open_bench_tun(kCeilingTun, {}, {{10, 99, 0, 2}}, 30);
   Drain drain;
   if (!drain.start(kDrainPort, why)) fail(why);
   // The RX GSO ceiling's TUN: IFF_VNET_HDR, non-blocking (its writer polls for the ACKs).
-  auto gso_ceiling = wwan::tun::TunDevice::open(kGsoCeilingTun, {.vnet_hdr = true, .nonblocking = true}, why);
-  if (!gso_ceiling) fail(why);
-  auto gso_link = wwan::tun::LinkConfigurator::open(gso_ceiling->ifindex(), why);
-  if (!gso_link) fail(why);
-  ls.ipv4 = wwan::tun::Ipv4Settings{{{10, 98, 0, 1}}, 24, std::nullopt};
-  if (!gso_link->apply(ls, why)) fail(why);
+  const BenchTun gso_ceiling = open_bench_tun(kGsoCeilingTun, {.vnet_hdr = true, .nonblocking = true}, {{10, 98, 0, 1}}, 24);
+
+  results.tx_hold = tx_hold_latency(o);
 
   const std::vector<std::optional<std::size_t>> sizes = {64, 576, 1500, std::nullopt};
   for (std::size_t vi = 0; vi < variants.size(); ++vi) {
     const Variant& v = variants[vi];
     std::cerr << "e2e_bench: " << v.label << " (" << v.profile << ")\n";
-    Bench b(o, ceiling->fd(), drain);
+    Bench b(o, ceiling.fd(), drain);
     if (!b.start_daemon(v.profile, why)) fail(v.profile + ": " + why);
     for (const auto& size : sizes) {
       if (size) results.cases.push_back(b.rx(v, size));
@@ -976,9 +1116,9 @@ int main(int argc, char** argv) {
     // 44). TUN offload required (the run fails if the kernel refuses), and a route to the reflector.
     const Variant& v = *std::find_if(kVariants.begin(), kVariants.end(), [](const Variant& x) { return x.label == "e3372-64k"; });
     std::cerr << "e2e_bench: offload (" << v.profile << " --offload on)\n";
-    Bench b(o, ceiling->fd(), drain);
+    Bench b(o, ceiling.fd(), drain);
     if (!b.start_daemon(v.profile, why, {"--offload", "on", "--default-route"})) fail(v.profile + " --offload on: " + why);
-    const auto [rx, tx] = b.offload_tcp(v, gso_ceiling->fd());
+    const auto [rx, tx] = b.offload_tcp(v, gso_ceiling.fd());
     results.offload.push_back(rx);
     results.offload.push_back(tx);
     results.offload.push_back(b.offload_uso(v));

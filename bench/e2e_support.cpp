@@ -25,9 +25,16 @@
 #include <fstream>
 #include <sstream>
 
+#include "bench/instant_out.hpp"
 #include "datapath/ethernet.hpp"
+#include "datapath/link_state.hpp"
+#include "datapath/ntb_build.hpp"
 #include "datapath/offload/gro.hpp"
+#include "datapath/tx_path.hpp"
+#include "datapath/worker.hpp"
 #include "tests/datapath/offload_packets.hpp"
+#include "tests/support/offload_tun.hpp"
+#include "tun/uring_io.hpp"
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103  // Linux 4.18 include/uapi/linux/udp.h
@@ -37,54 +44,11 @@ namespace wwan::bench {
 
 using std::chrono::milliseconds;
 
-std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
-
 namespace {
-
-std::string write_file(const std::string& path, const std::string& value) {
-  std::ofstream f(path);
-  f << value << '\n';
-  f.flush();
-  return f ? "" : "cannot write " + path;
-}
-
-int remaining_ms(Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
-  return static_cast<int>(std::clamp<long long>(left, 0, 60'000));
-}
-
-sockaddr_in ipv4(const std::string& dotted, std::uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  ::inet_pton(AF_INET, dotted.c_str(), &a.sin_addr);
-  return a;
-}
 
 constexpr std::size_t kIpUdpHeaders = 28;  // IPv4 (no options) + UDP
 
 }  // namespace
-
-std::string enter_fresh_network_namespace() {
-  if (::unshare(CLONE_NEWNET) != 0) return errno_text("unshare(CLONE_NEWNET) (run as root)");
-  const int s = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (s < 0) return errno_text("socket");
-  ifreq ifr{};
-  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
-  bool ok = ::ioctl(s, SIOCGIFFLAGS, &ifr) == 0;
-  if (ok) {
-    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
-    ok = ::ioctl(s, SIOCSIFFLAGS, &ifr) == 0;
-  }
-  const std::string lo_error = ok ? "" : errno_text("bringing lo up");
-  ::close(s);
-  if (!lo_error.empty()) return lo_error;
-  if (::access("/proc/sys/net/ipv6/conf/default/disable_ipv6", F_OK) == 0)
-    if (std::string e = write_file("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1"); !e.empty()) return e;
-  for (const char* p : {"/proc/sys/net/ipv4/conf/all/rp_filter", "/proc/sys/net/ipv4/conf/default/rp_filter"})
-    if (std::string e = write_file(p, "0"); !e.empty()) return e;
-  return "";
-}
 
 // ---- /proc ---------------------------------------------------------------------------------------
 
@@ -140,222 +104,10 @@ std::optional<std::uint64_t> status_kib(pid_t pid, std::string_view field) {
   return std::nullopt;
 }
 
-// ---- the daemon as a child ---------------------------------------------------------------------
-
-Child::~Child() {
-  if (pid_ > 0) {
-    ::kill(pid_, SIGKILL);
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-  }
-  for (int fd : {out_fd_, err_fd_})
-    if (fd >= 0) ::close(fd);
-}
-
-bool Child::start(const std::vector<std::string>& args, std::string& why) {
-  for (const std::string& a : args) command_ += (command_.empty() ? "" : " ") + a;
-  int out[2], err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0 || ::pipe2(err, O_CLOEXEC) != 0) {
-    why = errno_text("pipe2");
-    return false;
-  }
-  std::vector<std::string> storage(args);
-  std::vector<char*> argv;
-  for (std::string& s : storage) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  const pid_t parent = ::getpid();
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    why = errno_text("fork");
-    return false;
-  }
-  if (pid == 0) {  // only async-signal-safe calls until exec
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent) ::_exit(126);
-    ::dup2(out[1], STDOUT_FILENO);
-    ::dup2(err[1], STDERR_FILENO);
-    sigset_t none;
-    sigemptyset(&none);
-    ::sigprocmask(SIG_SETMASK, &none, nullptr);
-    ::execv(argv[0], argv.data());
-    const char* text = std::strerror(errno);
-    (void)!::write(STDERR_FILENO, "exec failed: ", 13);
-    (void)!::write(STDERR_FILENO, text, std::strlen(text));
-    ::_exit(127);
-  }
-  pid_ = pid;
-  ::close(out[1]);
-  ::close(err[1]);
-  out_fd_ = out[0];
-  err_fd_ = err[0];
-  ::fcntl(out_fd_, F_SETFL, O_NONBLOCK);
-  ::fcntl(err_fd_, F_SETFL, O_NONBLOCK);
-  return true;
-}
-
-bool Child::pump(int timeout_ms) {
-  std::array<pollfd, 2> fds{};
-  nfds_t n = 0;
-  if (!out_eof_) fds[n++] = {out_fd_, POLLIN, 0};
-  if (!err_eof_) fds[n++] = {err_fd_, POLLIN, 0};
-  if (n == 0) return false;
-  if (::poll(fds.data(), n, timeout_ms) < 0 && errno != EINTR) return false;
-  std::array<char, 65536> chunk{};
-  const auto read_all = [&](int fd, std::string& into, bool& eof) {
-    for (;;) {
-      const ssize_t got = ::read(fd, chunk.data(), chunk.size());
-      if (got > 0) {
-        into.append(chunk.data(), static_cast<std::size_t>(got));
-        continue;
-      }
-      if (got == 0) eof = true;
-      if (got < 0 && errno == EINTR) continue;
-      return;
-    }
-  };
-  if (!out_eof_) read_all(out_fd_, out_buffer_, out_eof_);
-  if (!err_eof_) read_all(err_fd_, err_text_, err_eof_);
-  if (err_text_.size() > 32768) err_text_.erase(0, err_text_.size() - 16384);
-  return true;
-}
-
-bool Child::read_line(Clock::time_point deadline, std::string& line) {
-  for (;;) {
-    const std::size_t nl = out_buffer_.find('\n');
-    if (nl != std::string::npos) {
-      line = out_buffer_.substr(0, nl);
-      out_buffer_.erase(0, nl + 1);
-      return true;
-    }
-    if (out_eof_ || Clock::now() >= deadline) return false;
-    if (!pump(remaining_ms(deadline))) return false;
-  }
-}
-
-std::optional<json> Child::wait_event(std::string_view name, milliseconds timeout) {
-  const Clock::time_point deadline = Clock::now() + timeout;
-  std::string line;
-  while (read_line(deadline, line)) {
-    json j = json::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("event") || !j["event"].is_string()) continue;
-    last_events_.push_back(line.substr(0, 400));
-    if (last_events_.size() > 8) last_events_.erase(last_events_.begin());
-    if (j["event"].get<std::string>() == name) return j;
-  }
-  return std::nullopt;
-}
-
-std::optional<json> Child::stats(milliseconds timeout) {
-  pump(0);
-  out_buffer_.clear();  // an older event still buffered must not pass for the answer
-  if (pid_ <= 0 || ::kill(pid_, SIGUSR1) != 0) return std::nullopt;
-  return wait_event("stats", timeout);
-}
-
-int Child::stop(milliseconds grace) {
-  if (pid_ <= 0) return -1;
-  ::kill(pid_, SIGTERM);
-  const Clock::time_point deadline = Clock::now() + grace;
-  int status = -1;
-  for (;;) {
-    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) break;
-    if (Clock::now() >= deadline) {
-      ::kill(pid_, SIGKILL);
-      while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-      }
-      break;
-    }
-    if (!pump(20)) ::poll(nullptr, 0, 10);
-  }
-  pump(0);
-  pid_ = -1;
-  return status;
-}
-
-std::string Child::describe() const {
-  std::ostringstream o;
-  o << "\n  command: " << command_;
-  for (const std::string& e : last_events_) o << "\n  event: " << e;
-  o << "\n  stderr (tail):\n" << (err_text_.size() > 4000 ? err_text_.substr(err_text_.size() - 4000) : err_text_);
-  return o.str();
-}
-
-std::optional<std::uint64_t> number_at(const json& object, std::string_view dotted) {
-  const json* at = &object;
-  while (!dotted.empty()) {
-    const std::size_t dot = dotted.find('.');
-    const std::string key(dotted.substr(0, dot));
-    if (!at->is_object() || !at->contains(key)) return std::nullopt;
-    at = &(*at)[key];
-    dotted = dot == std::string_view::npos ? std::string_view{} : dotted.substr(dot + 1);
-  }
-  if (!at->is_number_unsigned() && !(at->is_number_integer() && at->get<std::int64_t>() >= 0)) return std::nullopt;
-  return at->get<std::uint64_t>();
-}
-
-// ---- sockets -------------------------------------------------------------------------------------
-
-Fd& Fd::operator=(Fd&& o) noexcept {
-  if (this != &o) {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = o.fd_;
-    o.fd_ = -1;
-  }
-  return *this;
-}
-
-Fd::~Fd() {
-  if (fd_ >= 0) ::close(fd_);
-}
-
-Fd udp_socket(std::uint16_t local_port, const std::optional<std::string>& peer, std::uint16_t peer_port,
-              std::string& why) {
-  Fd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) {
-    why = errno_text("socket(AF_INET, SOCK_DGRAM)");
-    return Fd();
-  }
-  if (local_port != 0) {
-    const sockaddr_in local = ipv4("0.0.0.0", local_port);
-    if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0) {
-      why = errno_text("bind UDP port " + std::to_string(local_port));
-      return Fd();
-    }
-  }
-  if (peer) {
-    const sockaddr_in remote = ipv4(*peer, peer_port);
-    if (::connect(fd.get(), reinterpret_cast<const sockaddr*>(&remote), sizeof remote) != 0) {
-      why = errno_text("connect UDP " + *peer + ":" + std::to_string(peer_port));
-      return Fd();
-    }
-  }
-  return fd;
-}
-
-std::string control_command(int fd, const std::string& command, milliseconds timeout) {
-  std::array<char, 512> buf{};
-  while (::recv(fd, buf.data(), buf.size(), MSG_DONTWAIT) >= 0) {
-  }  // a stale answer must not pass for this one
-  if (::send(fd, command.data(), command.size(), 0) != static_cast<ssize_t>(command.size()))
-    return errno_text("send to the control port");
-  const Clock::time_point deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, remaining_ms(deadline)) <= 0) continue;
-    const ssize_t got = ::recv(fd, buf.data(), buf.size(), MSG_DONTWAIT);
-    if (got < 0) continue;
-    const std::string answer(buf.data(), static_cast<std::size_t>(got));
-    return answer == "ok" ? "" : "the control port answered '" + answer + "' to '" + command + "'";
-  }
-  return "no answer to '" + command + "' from the control port within " + std::to_string(timeout.count()) + " ms";
-}
-
 // ---- traffic -------------------------------------------------------------------------------------
 
 bool Drain::start(std::uint16_t port, std::string& why) {
-  fd_ = udp_socket(port, std::nullopt, 0, why);
+  fd_ = udp_socket("", port, std::nullopt, 0, why);
   if (!fd_.valid()) return false;
   // Root may go past rmem_max: a deep buffer, so that the drain's scheduling hiccups on a busy
   // machine do not show up as drops in the figures.
@@ -416,7 +168,7 @@ std::vector<std::size_t> size_pattern(std::optional<std::size_t> ip_bytes) {
 
 bool Sender::start(const std::string& to, std::uint16_t port, std::vector<std::size_t> pattern, std::string& why,
                    unsigned udp_segments) {
-  Fd fd = udp_socket(0, to, port, why);
+  Fd fd = udp_socket("", 0, to, port, why);
   if (!fd.valid()) return false;
   if (udp_segments > 1) {
     const int segment = static_cast<int>(pattern.at(0) - kIpUdpHeaders);
@@ -646,6 +398,87 @@ void CeilingEcho::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
+namespace {
+
+// Sends `count` lone datagrams of 64 IP bytes through `socket_fd`; after each, waits (1 s at most)
+// for `arrivals` to move and takes `arrived_ns()` - the send time as the sample.
+template <class ArrivedNs>
+LoneSamples lone_sends(int socket_fd, unsigned count, const std::atomic<std::uint32_t>& arrivals, ArrivedNs arrived_ns) {
+  LoneSamples out;
+  out.us.reserve(count);
+  std::array<std::uint8_t, 64 - kIpUdpHeaders> payload{};
+  for (unsigned i = 0; i < count; ++i) {
+    const std::uint32_t before = arrivals.load(std::memory_order_acquire);
+    std::memcpy(payload.data(), &i, sizeof i);
+    const std::int64_t t0 = Clock::now().time_since_epoch().count();
+    if (::send(socket_fd, payload.data(), payload.size(), 0) != static_cast<ssize_t>(payload.size())) {
+      ++out.lost;
+      continue;
+    }
+    // Polled, not waited on: the sample's end is stamped by the receiving thread, so how soon
+    // this thread notices does not enter it (a 1 s bound on a lost packet without a futex timeout).
+    const Clock::time_point deadline = Clock::now() + std::chrono::seconds(1);
+    bool arrived = false;
+    while (!(arrived = arrivals.load(std::memory_order_acquire) != before) && Clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::microseconds(20));
+    if (!arrived) {
+      ++out.lost;
+      continue;
+    }
+    out.us.push_back(static_cast<double>(arrived_ns() - t0) / 1000.0);
+    // Let the stage settle (its read re-armed, the worker back asleep): lone means lone.
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  return out;
+}
+
+}  // namespace
+
+LoneSamples lone_tx_stage_latency(int tun_fd, int socket_fd, std::chrono::microseconds max_hold, unsigned count,
+                                  std::string& why) {
+  constexpr unsigned kReads = 64;  // tools/daemon.cpp (without offload)
+  auto io = tun::UringPacketIo::create(tun_fd, kReads, why);
+  if (!io) return {};
+  dp::TxConfig config;
+  ntb::NtbOutParams out;
+  out.format = ntb::NtbFormat::Ntb16;
+  out.ntb_out_max_size = 16384;
+  config.out = ntb::sanitize_out_params(out).params;
+  config.signature = {ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ncm, 0};
+  config.our_mac = eth::MacAddress{{0x02, 0, 0, 0, 0, 2}};
+  config.reads_in_flight = kReads;
+  config.max_hold = max_hold;
+  InstantOut link(config.out_slots, config.out.ntb_out_max_size);
+  dp::LinkState link_state;
+  dp::TxStage tx(config, *io, link, link_state);
+  dp::Worker worker(*io, nullptr, &tx);
+  std::thread thread([&worker] { worker.run(); });
+  LoneSamples s = lone_sends(socket_fd, count, link.submits(), [&link] { return link.last_submit_ns(); });
+  worker.stop();
+  thread.join();
+  return s;
+}
+
+LoneSamples lone_read_latency(int tun_fd, int socket_fd, unsigned count) {
+  std::atomic<std::uint32_t> reads{0};
+  std::atomic<std::int64_t> read_ns{0};
+  std::atomic<bool> stop{false};
+  std::thread reader([&] {
+    std::array<std::uint8_t, 2048> p{};
+    while (!stop.load(std::memory_order_relaxed)) {
+      pollfd pf{tun_fd, POLLIN, 0};
+      if (::poll(&pf, 1, 100) <= 0) continue;  // the stop flag is looked at this often
+      if (::read(tun_fd, p.data(), p.size()) <= 0) continue;
+      read_ns.store(Clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+      reads.fetch_add(1, std::memory_order_release);
+    }
+  });
+  LoneSamples s = lone_sends(socket_fd, count, reads, [&read_ns] { return read_ns.load(std::memory_order_relaxed); });
+  stop = true;
+  reader.join();
+  return s;
+}
+
 std::vector<double> ping_pong(int fd, std::size_t ip_bytes, unsigned count, unsigned& lost) {
   std::vector<double> rtt_us;
   rtt_us.reserve(count);
@@ -690,14 +523,14 @@ bool TcpThroughReflector::start(const std::string& reflector, std::uint16_t port
   Fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   const int one = 1;
   ::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  const sockaddr_in any = ipv4("0.0.0.0", port);
+  const sockaddr_in any = testsupport::ipv4_address("0.0.0.0", port);
   if (!listener.valid() || ::bind(listener.get(), reinterpret_cast<const sockaddr*>(&any), sizeof any) != 0 ||
       ::listen(listener.get(), 1) != 0) {
     why = errno_text("TCP listener on port " + std::to_string(port));
     return false;
   }
   client_ = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  const sockaddr_in to = ipv4(reflector, port);
+  const sockaddr_in to = testsupport::ipv4_address(reflector, port);
   if (!client_.valid() || ::connect(client_.get(), reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0) {
     why = errno_text("TCP connect to the reflector " + reflector);
     return false;
@@ -743,91 +576,23 @@ void TcpThroughReflector::stop() {
   server_ = Fd();
 }
 
-// The far end of one TCP connection, played through a vnet-hdr TUN (bench/offload_bench.cpp's
-// KernelTcp, the socket drained by another thread).
-struct CeilingTcpRx::Peer {
+// The far end of one TCP connection, played through a vnet-hdr TUN (tests/support/offload_tun.hpp,
+// as bench/offload_bench.cpp's KernelTcp), the socket drained by another thread.
+struct CeilingTcpRx::Peer : testsupport::TcpPeer {
   static constexpr std::uint32_t kMss = 1460;
   static constexpr std::uint32_t kSegments = 44;  // 40 + 44 * 1460 = 64280 bytes < 64 KiB
-  int tun = -1;
-  Fd listener, conn;
-  offload::testing::Flow flow;
-  std::uint32_t next = 0, acked = 0, ack_number = 0;
-  std::uint64_t window = 0;
-  unsigned window_shift = 0;
-  std::uint16_t ip_id = 1;
-
   bool write(const iovec* iov, int count) { return ::writev(tun, iov, count) >= 0; }
-  bool write_plain(const offload::testing::Packet& p) {
-    const iovec iov[2] = {{const_cast<std::uint8_t*>(offload::kVirtioNetHdrNone), offload::kVirtioNetHdrSize},
-                          {const_cast<std::uint8_t*>(p.data()), p.size()}};
-    return write(iov, 2);
-  }
-  // The kernel's segments toward the peer: the SYN-ACK (ISN, window scale) and ACKs.
-  void take_acks(int wait_ms) {
-    std::uint8_t buffer[2048];
-    for (;;) {
-      const ssize_t n = ::read(tun, buffer, sizeof buffer);
-      if (n < 0) {
-        if (wait_ms <= 0) return;
-        pollfd p{tun, POLLIN, 0};
-        ::poll(&p, 1, wait_ms);
-        wait_ms = 0;
-        continue;
-      }
-      offload::L4Packet l4;
-      if (n <= 10 || offload::parse_l4(offload::Bytes(buffer + 10, static_cast<std::size_t>(n) - 10), l4) !=
-                         offload::L4Parse::Ok || !l4.tcp())
-        continue;
-      const std::uint8_t* h = l4.l4();
-      if (offload::load_be16(h) != flow.destination_port || offload::load_be16(h + 2) != flow.source_port) continue;
-      if ((h[13] & offload::kTcpSyn) != 0) {
-        ack_number = offload::load_be32(h + 4) + 1;
-        for (std::size_t i = 20; i + 2 < l4.l4_header_length; i += h[i] <= 1 ? 1 : h[i + 1])
-          if (h[i] == 3) window_shift = h[i + 2];
-        window = offload::load_be16(h + 14);
-      } else if (const std::uint32_t ack = offload::load_be32(h + 8); static_cast<std::int32_t>(ack - acked) >= 0) {
-        acked = ack;
-        window = std::uint64_t{offload::load_be16(h + 14)} << window_shift;
-      }
-    }
-  }
 };
 
 bool CeilingTcpRx::start(int vnet_tun_fd, const std::string& local, const std::string& peer, std::uint16_t port,
                          std::string& why) {
   namespace ot = offload::testing;
   auto k = std::make_shared<Peer>();
-  k->tun = vnet_tun_fd;
   std::array<std::uint8_t, 4> l{}, r{};
   ::inet_pton(AF_INET, local.c_str(), l.data());
   ::inet_pton(AF_INET, peer.c_str(), r.data());
-  k->flow = ot::flow_v4(r, l, 40000, port);
-  k->listener = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  const int big = 16 << 20;
-  ::setsockopt(k->listener.get(), SOL_SOCKET, SO_RCVBUFFORCE, &big, sizeof big);
-  const sockaddr_in a = ipv4(local, port);
-  if (!k->listener.valid() || ::bind(k->listener.get(), reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0 ||
-      ::listen(k->listener.get(), 1) != 0) {
-    why = errno_text("ceiling TCP listener");
-    return false;
-  }
-  // The handshake: SYN with MSS 1460 and window scale 7, the SYN-ACK, the ACK.
-  const std::uint32_t isn = 1;
-  k->write_plain(ot::tcp_packet(k->flow, {.id = k->ip_id++},
-                                {.seq = isn, .ack = 0, .flags = offload::kTcpSyn, .window = 65535,
-                                 .options = {2, 4, 0x05, 0xb4, 1, 3, 3, 7}},
-                                {}));
-  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(5);
-  while (k->ack_number == 0 && Clock::now() < deadline) k->take_acks(100);
-  if (k->ack_number == 0) {
-    why = "ceiling TCP: no SYN-ACK from the kernel";
-    return false;
-  }
-  k->next = k->acked = isn + 1;
-  k->write_plain(ot::tcp_packet(k->flow, {.id = k->ip_id++}, {.seq = k->next, .ack = k->ack_number, .window = 65535}, {}));
-  pollfd p{k->listener.get(), POLLIN, 0};
-  if (::poll(&p, 1, 5000) != 1 || !(k->conn = Fd(::accept4(k->listener.get(), nullptr, nullptr, SOCK_CLOEXEC))).valid()) {
-    why = "ceiling TCP: the connection was not accepted";
+  if (const std::string e = k->connect(vnet_tun_fd, l, r, port, 16 << 20, 0); !e.empty()) {
+    why = "ceiling TCP: " + e;
     return false;
   }
   const timeval limit{0, 200'000};

@@ -1,8 +1,9 @@
-// What the end-to-end benchmark (bench/e2e_bench.cpp) needs from the machine: a fresh network
-// namespace, the daemon as a child process read through its JSON events, the CPU time and memory
-// of a process and its threads from /proc, UDP sockets, and the bare io_uring loops on a TUN that
-// make the ceiling. Nothing here measures: it moves packets and reads counters; e2e_bench.cpp
-// decides what a figure is.
+// What the end-to-end benchmark (bench/e2e_bench.cpp) needs from the machine beyond what it shares
+// with the integration tests (tests/support/: a fresh network namespace, the daemon as a child
+// process read through its JSON events, sockets, the emulated network's control port): the CPU
+// time and memory of a process and its threads from /proc, the traffic (drain, sender, TCP
+// stream), and the bare io_uring loops on a TUN that make the ceiling. Nothing here measures: it
+// moves packets and reads counters; e2e_bench.cpp decides what a figure is.
 //
 // Root only (CLONE_NEWNET, /dev/net/tun, SO_RCVBUFFORCE).
 #pragma once
@@ -21,17 +22,23 @@
 #include <thread>
 #include <vector>
 
+#include "tests/support/network.hpp"
+#include "tests/support/process.hpp"
+
 namespace wwan::bench {
 
 using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
-std::string errno_text(const std::string& what);
-
-// unshare(CLONE_NEWNET); lo up; IPv6 off for interfaces created from now on (no router
-// solicitations or MLD in the counts); reverse-path filtering off (the emulated network's stream
-// comes from an address this namespace has no route to). "" or why not.
-std::string enter_fresh_network_namespace();
+// Shared with the integration tests (tests/support/).
+using testsupport::ControlPort;
+using testsupport::Daemon;
+using testsupport::enter_fresh_network_namespace;
+using testsupport::errno_text;
+using testsupport::Fd;
+using testsupport::number_at;
+using testsupport::remaining_ms;
+using testsupport::udp_socket;
 
 // ---- /proc ---------------------------------------------------------------------------------------
 
@@ -44,72 +51,6 @@ std::map<std::string, std::uint64_t> thread_cpu_ns(pid_t pid);
 std::uint64_t this_thread_cpu_ns();
 // A "Vm...:" line of /proc/PID/status in KiB (VmRSS, VmHWM); nullopt if absent.
 std::optional<std::uint64_t> status_kib(pid_t pid, std::string_view field);
-
-// ---- the daemon as a child ---------------------------------------------------------------------
-
-// `wwan-dp ... --json` as a child process: its stdout events (one JSON object per line), stderr
-// kept (tail) for messages. Every wait has a deadline. SIGKILL on destruction if still running.
-class Child {
- public:
-  Child() = default;
-  Child(const Child&) = delete;
-  Child& operator=(const Child&) = delete;
-  ~Child();
-
-  // fork + exec argv[0] with argv; the child dies with this process (PR_SET_PDEATHSIG).
-  bool start(const std::vector<std::string>& argv, std::string& why);
-  pid_t pid() const { return pid_; }
-  // The next event named `name` within `timeout` (others skipped); nullopt on timeout / exit.
-  std::optional<json> wait_event(std::string_view name, std::chrono::milliseconds timeout);
-  // The next line of stdout, whatever it is, within `timeout`; false on timeout / end of output.
-  bool next_line(std::chrono::milliseconds timeout, std::string& line) { return read_line(Clock::now() + timeout, line); }
-  // SIGUSR1 and the stats event that answers it.
-  std::optional<json> stats(std::chrono::milliseconds timeout = std::chrono::milliseconds(5000));
-  // SIGTERM, then SIGKILL after `grace`; reaps. The wait status, or -1.
-  int stop(std::chrono::milliseconds grace);
-  // For messages: the command, the last events and the tail of stderr.
-  std::string describe() const;
-
- private:
-  bool pump(int timeout_ms);  // one poll over both pipes; false when both are closed
-  bool read_line(Clock::time_point deadline, std::string& line);
-
-  pid_t pid_ = -1;
-  int out_fd_ = -1, err_fd_ = -1;
-  bool out_eof_ = false, err_eof_ = false;
-  std::string command_, out_buffer_, err_text_;
-  std::vector<std::string> last_events_;
-};
-
-// A number at a dotted path of a JSON object ("sim.network.sink_packets"); nullopt if absent.
-std::optional<std::uint64_t> number_at(const json& object, std::string_view dotted);
-
-// ---- sockets -------------------------------------------------------------------------------------
-
-// A descriptor closed with its owner.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& o) noexcept : fd_(o.fd_) { o.fd_ = -1; }
-  Fd& operator=(Fd&& o) noexcept;
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  ~Fd();
-  int get() const { return fd_; }
-  bool valid() const { return fd_ >= 0; }
-
- private:
-  int fd_ = -1;
-};
-
-// A UDP socket, bound to `local_port` (0: any), connected to `peer`:`peer_port` if peer is set.
-Fd udp_socket(std::uint16_t local_port, const std::optional<std::string>& peer, std::uint16_t peer_port,
-              std::string& why);
-
-// Sends `command` to the emulated network's control port through `fd` (connected to it) and
-// waits for the answer; "" when it said "ok", else what went wrong.
-std::string control_command(int fd, const std::string& command, std::chrono::milliseconds timeout);
 
 // ---- traffic -------------------------------------------------------------------------------------
 
@@ -253,6 +194,26 @@ class CeilingTcpRx {
   std::atomic<bool> stop_{false};
   LoopCounters counters_;
 };
+
+// ---- what TX aggregation adds to a lone packet ------------------------------------------------------
+
+// One-way samples (µs) of lone packets, and how many never arrived (1 s each).
+struct LoneSamples {
+  std::vector<double> us;
+  unsigned lost = 0;
+};
+
+// The daemon's TX stage on a real TUN: datapath TxStage in a datapath Worker thread on an io_uring
+// UringPacketIo reading `tun_fd` (opened blocking, as the daemon does), with the daemon's TX
+// configuration (64 reads in flight, 8 OUT slots) but `max_hold`, its NTBs (NTB16, 16 KiB, NDP in
+// front) submitted to an OUT link that completes at once. One UDP datagram at a time is sent
+// through `socket_fd` (connected to an address routed through that TUN); a sample is the time
+// from just before send() to the submit of the NTB that carries it. Empty `why` or what failed.
+LoneSamples lone_tx_stage_latency(int tun_fd, int socket_fd, std::chrono::microseconds max_hold, unsigned count,
+                                  std::string& why);
+// Its ceiling: the same sends, read from the same TUN by a bare blocking read() loop; a sample
+// ends when read() returns.
+LoneSamples lone_read_latency(int tun_fd, int socket_fd, unsigned count);
 
 // Round trips of one small UDP datagram (`ip_bytes` of IP) through `fd` (connected to an echo),
 // one at a time: `count` samples in µs (lost ones, after 1 s, are left out and counted in `lost`).

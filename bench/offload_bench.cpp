@@ -15,14 +15,9 @@
 //                         its writev (the offload RX path without the NTB parse)
 //   items = TCP segments, so items_per_second is segments/s into the socket.
 #include <benchmark/benchmark.h>
-#include <fcntl.h>
-#include <linux/if.h>
-#include <linux/if_tun.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <poll.h>
-#include <sched.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -37,6 +32,7 @@
 #include "datapath/offload/gro.hpp"
 #include "datapath/offload/gso.hpp"
 #include "tests/datapath/offload_packets.hpp"
+#include "tests/support/offload_tun.hpp"
 
 namespace {
 
@@ -113,128 +109,40 @@ constexpr std::uint32_t kSegmentsPerWrite = 44;
 using Clock = std::chrono::steady_clock;
 
 bool in_fresh_netns(std::string& why) {
-  static const std::string result = [] {
-    if (::unshare(CLONE_NEWNET) != 0) return std::string("unshare(CLONE_NEWNET): ") + std::strerror(errno) + " (needs root)";
-    return std::string();
-  }();
-  why = result;
+  static const std::string result = wwan::testsupport::enter_fresh_network_namespace();
+  why = result.empty() ? "" : result + " (needs root)";
   return result.empty();
 }
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  Fd& operator=(Fd&& o) noexcept {
-    std::swap(fd_, o.fd_);
-    return *this;
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
 // A TUN with IFF_VNET_HDR, 10.0.0.1/24, and a TCP connection to 10.0.0.1:50xx from 10.0.0.2
-// whose far end is this code (SYN with MSS 1460 and window scale 7).
-struct KernelTcp {
-  Fd tun, listener, conn;
-  std::uint32_t next = 0, acked = 0, ack_number = 0;
-  std::uint64_t window = 0;
-  unsigned window_shift = 0;
-  std::uint16_t ip_id = 1;
+// whose far end is this code (tests/support/offload_tun.hpp: SYN with MSS 1460, window scale 7).
+struct KernelTcp : wwan::testsupport::TcpPeer {
+  std::unique_ptr<wwan::tun::TunDevice> device;
   bool write_failed = false;     // the kernel refused a write
   std::uint64_t delivered = 0;  // bytes the socket gave the application
-  Flow flow = flow_v4({10, 0, 0, 2}, {10, 0, 0, 1}, 40000, 5001);
 
   std::string open() {
-    tun = Fd(::open("/dev/net/tun", O_RDWR | O_NONBLOCK | O_CLOEXEC));
-    ifreq ifr{};
-    std::strcpy(ifr.ifr_name, "wwbench0");
-    ifr.ifr_flags = IFF_TUN | IFF_NO_PI | IFF_VNET_HDR;
-    if (tun.get() < 0 || ::ioctl(tun.get(), TUNSETIFF, &ifr) != 0) return std::string("TUNSETIFF: ") + std::strerror(errno);
-    if (std::system("ip link set lo up && ip addr add 10.0.0.1/24 dev wwbench0 && ip link set wwbench0 up") != 0)
-      return "ip addr / link set failed";
-    listener = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    std::string why;
+    device = wwan::testsupport::open_vnet_tun("wwbench0", "10.0.0.1/24", why);
+    if (!device) return why;
     // A new port each time: Google Benchmark calls a benchmark several times, and the last
     // connection (never closed by this peer) still holds its port.
     static std::uint16_t port = 5000;
-    flow.destination_port = ++port;
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    ::inet_pton(AF_INET, "10.0.0.1", &a.sin_addr);
-    const int big = 16 << 20;
-    ::setsockopt(listener.get(), SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-    if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 || ::listen(listener.get(), 1) != 0)
-      return std::string("bind/listen: ") + std::strerror(errno);
-    const std::uint32_t isn = 1;
-    write_plain(tcp_packet(flow, {.id = ip_id++}, {.seq = isn, .ack = 0, .flags = kTcpSyn, .window = 65535,
-                                                    .options = {2, 4, 0x05, 0xb4, 1, 3, 3, 7}}, {}));
-    const auto deadline = Clock::now() + std::chrono::seconds(5);
-    while (ack_number == 0) {
-      if (Clock::now() > deadline) return "no SYN-ACK";
-      take_acks(true);
-    }
-    next = acked = isn + 1;
-    write_plain(tcp_packet(flow, {.id = ip_id++}, {.seq = next, .ack = ack_number, .window = 65535}, {}));
-    pollfd p{listener.get(), POLLIN, 0};
-    if (::poll(&p, 1, 5000) != 1) return "not accepted";
-    conn = Fd(::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
-    return conn.get() < 0 ? "accept failed" : "";
+    return connect(device->fd(), {10, 0, 0, 1}, {10, 0, 0, 2}, ++port, 16 << 20, SOCK_NONBLOCK);
   }
 
   void write_plain(const Packet& p) {
-    iovec iov[2] = {{const_cast<std::uint8_t*>(kVirtioNetHdrNone), kVirtioNetHdrSize},
-                    {const_cast<std::uint8_t*>(p.data()), p.size()}};
-    if (::writev(tun.get(), iov, 2) < 0) write_failed = true;
-  }
-
-  // Reads what the kernel sent (its ACKs: the SYN-ACK's options give the window scale).
-  void take_acks(bool wait) {
-    std::uint8_t buffer[2048];
-    for (;;) {
-      const ssize_t n = ::read(tun.get(), buffer, sizeof buffer);
-      if (n < 0) {
-        if (!wait) return;
-        pollfd p{tun.get(), POLLIN, 0};
-        ::poll(&p, 1, 100);
-        wait = false;
-        continue;
-      }
-      L4Packet l4;
-      if (n <= 10 || parse_l4(Bytes(buffer + 10, static_cast<std::size_t>(n) - 10), l4) != L4Parse::Ok || !l4.tcp())
-        continue;
-      const std::uint8_t* h = l4.l4();
-      // Only this connection's (an earlier run's socket may still be sending its FIN).
-      if (load_be16(h) != flow.destination_port || load_be16(h + 2) != flow.source_port) continue;
-      if ((h[13] & kTcpSyn) != 0) {
-        ack_number = load_be32(h + 4) + 1;
-        for (std::size_t i = 20; i + 2 < l4.l4_header_length; i += h[i] <= 1 ? 1 : h[i + 1])
-          if (h[i] == 3) window_shift = h[i + 2];
-        window = load_be16(h + 14);
-      } else {
-        const std::uint32_t ack = load_be32(h + 8);
-        if (static_cast<std::int32_t>(ack - acked) >= 0) {
-          acked = ack;
-          window = std::uint64_t{load_be16(h + 14)} << window_shift;
-        }
-      }
-    }
+    if (!wwan::testsupport::write_plain(tun, p)) write_failed = true;
   }
 
   // Waits until `bytes` more fit in the peer's window (reading its ACKs); false on a stall.
   bool room_for(std::uint32_t bytes) {
     const auto deadline = Clock::now() + std::chrono::seconds(2);
-    take_acks(false);
+    take_acks(0);
     while (std::uint64_t{next - acked} + bytes > window) {
       if (Clock::now() > deadline) return false;
       drain();
-      take_acks(true);
+      take_acks(100);
     }
     return true;
   }
@@ -306,7 +214,7 @@ void BM_KernelRx(benchmark::State& state) {
         gro.reset();
         for (const Packet& p : plain) gro.add(p);
         for (const GroItem& item : gro.finish())
-          if (::writev(k.tun.get(), item.iov, static_cast<int>(item.iov_count)) != static_cast<ssize_t>(item.bytes))
+          if (::writev(k.tun, item.iov, static_cast<int>(item.iov_count)) != static_cast<ssize_t>(item.bytes))
             k.write_failed = true;
       }
     } else {
@@ -318,7 +226,7 @@ void BM_KernelRx(benchmark::State& state) {
       store_be16(&h[20], csum::update16(load_be16(&h[20]), old_id, k.ip_id));
       k.ip_id = static_cast<std::uint16_t>(k.ip_id + count);
       store_be32(&h[34], seq);
-      if (::writev(k.tun.get(), super_iov.data(), static_cast<int>(super_iov.size())) < 0) k.write_failed = true;
+      if (::writev(k.tun, super_iov.data(), static_cast<int>(super_iov.size())) < 0) k.write_failed = true;
     }
     if (k.write_failed) {
       state.SkipWithError("the TUN refused a write");

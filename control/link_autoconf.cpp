@@ -41,15 +41,23 @@ void LinkAutoconf::on_session(const SessionStatus& status, Clock::time_point now
     if (redialled) ++version_;  // a new link: the daemon configures (and announces) it again
     session_up_ = true;
     session_connects_ = status.connects;
+    fallback_active_ = false;
     if (settings_.dhcp4) dhcp_.start(now);
+    else dhcp_.stop();  // a fallback client of the previous connect (decided again below)
     if (settings_.ipv6_ra) ra_.start(now);
   } else if (!connected && session_up_) {
     session_up_ = false;
+    fallback_active_ = false;
     dhcp_.stop();
     ra_.stop();
     down_reason_ = status.error.empty() ? "the network ended the session" : status.error;
   }
   session_ip_ = connected ? status.ip : IpConfig{};
+  // The session is up without the IPv4 configuration it should have given: DHCP on the link.
+  if (connected && settings_.dhcp4_fallback && !settings_.dhcp4 && !fallback_active_ && !session_ip_.ipv4) {
+    fallback_active_ = true;
+    dhcp_.start(now);
+  }
   if (settings_.ipv6_ra) {
     std::optional<ipv6::InterfaceId> iid;
     if (session_ip_.ipv6) iid = ipv6::interface_id_of(session_ip_.ipv6->address);
@@ -61,7 +69,7 @@ void LinkAutoconf::on_session(const SessionStatus& status, Clock::time_point now
 void LinkAutoconf::on_packet(eth::Bytes ip, Clock::time_point now) {
   if (ip.empty()) return;
   if ((ip[0] >> 4) == 4) {
-    if (settings_.dhcp4) dhcp_.on_packet(ip, now);
+    if (settings_.dhcp4 || fallback_active_) dhcp_.on_packet(ip, now);
   } else if (settings_.ipv6_ra) {
     ra_.on_packet(ip, now);
   }
@@ -102,6 +110,7 @@ void LinkAutoconf::release(Clock::time_point now) {
   dhcp_.release(now);
   ra_.stop();
   session_up_ = false;
+  fallback_active_ = false;
   merge();
 }
 
@@ -113,7 +122,7 @@ std::optional<eth::Ipv6Address> LinkAutoconf::link_local() const {
 void LinkAutoconf::merge() {
   IpConfig c;
   if (session_up_) {
-    if (settings_.dhcp4) {
+    if (settings_.dhcp4 || fallback_active_) {
       if (const auto& l = dhcp_.lease()) {
         Ipv4Config v4;
         v4.address = l->address;

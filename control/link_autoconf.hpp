@@ -9,8 +9,10 @@
 //   config() / up() / version() ─▶ the daemon: LinkConfigurator + the `connected` event
 //
 // Merge rules:
-// - IPv4: the DHCP lease when `dhcp4` (a plain NCM function: the session has no address), else
-//   the session's.
+// - IPv4: the DHCP lease when `dhcp4` (a plain NCM function or Quectel: the session has no
+//   address), or when `dhcp4_fallback` and the session connected without an IPv4 address although
+//   IPv4 was asked for (Huawei firmware whose AT^DHCP? answers ERROR, is missing or garbled: the
+//   stick runs a DHCP server on its link, anchors §2.1); else the session's.
 // - IPv6 (only when `ipv6_ra`: the user asked for IPv6): the session's address when it gave one;
 //   when an RA advertises an autonomous /64, that prefix + the interface identifier (the
 //   session's, so the network's IID is kept, else ours from the MAC). Gateway: the RA's router
@@ -19,7 +21,8 @@
 // - up(): the session is connected and the merged configuration has an address. For a DHCP link
 //   that means a lease (or an RA address when only IPv6 was asked for).
 // The clients start when the session connects and stop (silently: the link is gone) when it
-// drops; release() sends the DHCPRELEASE at a clean exit.
+// drops; release() sends the DHCPRELEASE at a clean exit. The fallback DHCP client starts with the
+// connect that lacks the address and lives as long as that connect (a redial decides again).
 #pragma once
 
 #include <chrono>
@@ -35,7 +38,9 @@
 namespace wwan::control {
 
 struct AutoconfSettings {
-  bool dhcp4 = false;    // run the DHCPv4 client (generic NCM without --static-ipv4)
+  bool dhcp4 = false;    // run the DHCPv4 client (generic NCM / Quectel without --static-ipv4)
+  // Run it only when the connected session reports no IPv4 configuration (Huawei ^DHCP? failed).
+  bool dhcp4_fallback = false;
   bool ipv6_ra = false;  // solicit RAs and follow them (the user asked for IPv6)
   bool link_layer = true;  // NCM (Ethernet) or MBIM (raw IP: RS without SLLA, no broadcast)
   eth::MacAddress mac;
@@ -83,6 +88,8 @@ class LinkAutoconf {
   std::optional<eth::Ipv6Address> link_local() const;
 
   const dhcp4::Client& dhcp() const { return dhcp_; }
+  // True while DHCPv4 stands in for a session that gave no IPv4 address (dhcp4_fallback).
+  bool dhcp4_fallback_active() const { return fallback_active_; }
   const ipv6::RaClient& ra() const { return ra_; }
 
  private:
@@ -92,6 +99,7 @@ class LinkAutoconf {
   dhcp4::Client dhcp_;
   ipv6::RaClient ra_;
   bool session_up_ = false;
+  bool fallback_active_ = false;
   IpConfig session_ip_;
   std::uint64_t session_connects_ = 0;
   bool up_ = false;

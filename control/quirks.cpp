@@ -13,10 +13,18 @@ const char* to_string(FccUnlock f) {
   return "?";
 }
 
+const char* to_string(DialMethod d) {
+  switch (d) {
+    case DialMethod::by_class: return "by-class";
+    case DialMethod::quectel_at: return "quectel-at";
+  }
+  return "?";
+}
+
 namespace {
 
 constexpr std::uint8_t kClassComm = 0x02, kClassVendor = 0xff;
-constexpr std::uint8_t kSubclassMbim = 0x0e;
+constexpr std::uint8_t kSubclassMbim = 0x0e, kSubclassNcm = 0x0d;
 
 Quirks huawei_ncm() {
   Quirks q;
@@ -52,6 +60,14 @@ Quirks fibocom_fcc() {
   q.at_over_serial = true;
   return q;
 }
+// Quectel in usbnet NCM (or ECM) mode: a plain CDC function with no AT channel of its own; AT on
+// the vendor serial interface, dialled with AT+QNETDEVCTL (control/quectel_at.hpp).
+Quirks quectel_usbnet() {
+  Quirks q;
+  q.at_over_serial = true;
+  q.dial = DialMethod::quectel_at;
+  return q;
+}
 Quirks zlp() {
   Quirks q;
   q.out_termination = OutTermination::zero_length_packet;
@@ -63,7 +79,7 @@ Quirks hp_lt4132() {
   return q;
 }
 
-const std::array<QuirkRow, 15> kRows = {{
+const std::array<QuirkRow, 17> kRows = {{
     {0x1bc7, 0x1041, kClassComm, kSubclassMbim, "Telit LE922A6 MBIM", "kernel 7b8076ce8a00 (avoid altsetting toggle)",
      telit_mbim()},
     {0x1bc7, 0x1061, kClassComm, kSubclassMbim, "Telit LN920 MBIM", "cdc_mbim.c mbim_devs", telit_mbim()},
@@ -87,6 +103,14 @@ const std::array<QuirkRow, 15> kRows = {{
     {0x0e8d, 0x7127, std::nullopt, std::nullopt, "Fibocom FM350-GL (USB mode 41)",
      "vectors/fm350_fcc_unlock.md (AT+GTFCCLOCKGEN/VER); usb_descriptors.md D1 (RNDIS + serial, AT on if6)",
      fibocom_fcc()},
+    // Quectel RM500Q / RM520N with AT+QCFG="usbnet",5 (NCM): the NCM function (02/0d) next to
+    // the serial ports; MBIM mode (usbnet 2, 02/0e) keeps the MBIM session, QMI mode has no NCM.
+    // The AT port is interface 2 (usb_descriptors.md D7: option's "diag, nmea, at_port, modem").
+    {0x2c7c, 0x0800, kClassComm, kSubclassNcm, "Quectel RM500Q (usbnet NCM)",
+     "ModemManager mm-broadband-bearer-quectel-ecm.c (AT+QNETDEVCTL=1,<cid>,1); quectel-CM atc.c + NCM log (anchors §3.5)",
+     quectel_usbnet()},
+    {0x2c7c, 0x0801, kClassComm, kSubclassNcm, "Quectel RM520N (usbnet NCM)",
+     "as RM500Q; the AT interface rule for 0801 is not in usb/descriptors.cpp yet (see docs/quirks.md)", quectel_usbnet()},
     // Every Huawei vendor-class NCM function (huawei_cdc_ncm_bind: NDP_TO_END | PREFER_NTB32).
     {0x12d1, std::nullopt, kClassVendor, std::nullopt, "Huawei vendor NCM",
      "kernel 4a0e3e989d66 (NDP to end), 0fa81b304a79 (prefer NTB32), 2b02c20ce0c2 (E3372h fw 21.318)", huawei_ncm()},

@@ -24,6 +24,13 @@ enum class FccUnlock : std::uint8_t {
 };
 const char* to_string(FccUnlock f);
 
+// How the data session is brought up on a function whose class says nothing about it.
+enum class DialMethod : std::uint8_t {
+  by_class,    // from the function: Huawei vendor NCM -> ^NDISDUP, MBIM -> CONNECT, plain NCM -> none (DHCP)
+  quectel_at,  // AT+QNETDEVCTL on the serial AT port, then DHCP on the link (control/quectel_session.hpp)
+};
+const char* to_string(DialMethod d);
+
 // How the end of an OUT transfer is marked when its length is a multiple of wMaxPacketSize.
 enum class OutTermination : std::uint8_t {
   // Add one byte instead (the kernel's tx_max + 1 rule): no ZLP ever needed (Huawei, Ericsson,
@@ -58,6 +65,7 @@ struct Quirks {
   // modems use the encapsulated channel and fall back to the serial port when it is dead
   // (control/at_transport.hpp).
   bool at_over_serial = false;
+  DialMethod dial = DialMethod::by_class;
   // Use this bConfigurationValue (Huawei ME906s: MBIM in configuration 3).
   std::optional<std::uint8_t> configuration;
 };

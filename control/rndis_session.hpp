@@ -37,9 +37,10 @@
 //     OID answers are range-checked (maximum frame size within [kMinFrameSize, kMaxFrameSize],
 //     a MAC of exactly 6 unicast bytes).
 //
-// The IP configuration is not RNDIS's business: the FM350 learns it over its AT port
-// (AT+CGPADDR / AT+GTDNS). The session reports `settings.ip` while connected (like LinkSession's
-// --static-ipv4) and whoever dials sets it with set_ip_config().
+// The IP configuration is not RNDIS's business: the FM350 learns it over its AT port (AT+CGPADDR /
+// AT+CGCONTRDP, control/fm350_session.hpp) and control/rndis_at_runner.hpp reports it. The session
+// reports `settings.ip` while connected (like LinkSession's --static-ipv4) for whoever dials
+// otherwise and sets it with set_ip_config().
 #pragma once
 
 #include <chrono>

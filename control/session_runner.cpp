@@ -2,12 +2,18 @@
 
 #include <algorithm>
 
+#include "control/rndis_wire.hpp"
+
 namespace wwan::control {
 namespace {
 // Interrupt transfers kept while the control thread is busy; more are dropped and counted
 // (a notification storm, RTL8156-style, must not grow memory).
 constexpr std::size_t kMaxPendingNotifications = 64;
 }  // namespace
+
+NotificationFormat notification_format_for(usb::Function kind) {
+  return kind == usb::Function::Rndis ? NotificationFormat::rndis : NotificationFormat::cdc;
+}
 
 usb::PipeConfig notification_pipe_config(const usb::NetworkFunction& function) {
   return {.endpoint = function.notification.address,
@@ -37,11 +43,13 @@ SessionRunner::~SessionRunner() {
 }
 
 bool SessionRunner::start() {
-  notifications_ = std::make_unique<usb::InPipe>(transport_, notification_pipe_config(function_),
-                                                 &SessionRunner::on_interrupt, this);
-  if (!notifications_->start()) {
-    error_ = std::string("cannot read the notification endpoint: ") + usb::to_string(notifications_->state());
-    return false;
+  if (options_.notifications != NotificationFormat::none) {
+    notifications_ = std::make_unique<usb::InPipe>(transport_, notification_pipe_config(function_),
+                                                   &SessionRunner::on_interrupt, this);
+    if (!notifications_->start()) {
+      error_ = std::string("cannot read the notification endpoint: ") + usb::to_string(notifications_->state());
+      return false;
+    }
   }
   if (std::string why; !commands_->start(why)) {
     error_ = "cannot use the " + commands_->describe() + ": " + why;
@@ -95,16 +103,7 @@ void SessionRunner::step(unsigned max_wait_ms) {
     notes.swap(pending_);
   }
   bool response_available = false;
-  for (const std::vector<std::uint8_t>& n : notes) {
-    const std::optional<cdc::Notification> decoded = cdc::decode_notification(n);
-    if (!decoded) {
-      ++counters_.malformed_notifications;
-      continue;
-    }
-    ++counters_.notifications;
-    if (decoded->header.notification == cdc::kNotifyResponseAvailable) response_available = true;
-    session_.on_notification(*decoded, Clock::now());
-  }
+  for (const std::vector<std::uint8_t>& n : notes) response_available |= handle_notification(n);
   now = Clock::now();
   const bool poll = now >= next_poll_;
   if (poll) ++counters_.polls;
@@ -112,6 +111,32 @@ void SessionRunner::step(unsigned max_wait_ms) {
   if (poll) next_poll_ = now + options_.poll_interval;
   if (const auto t = session_.next_timer(); t && Clock::now() >= *t) session_.on_timer(Clock::now());
   send_commands();
+}
+
+bool SessionRunner::handle_notification(std::span<const std::uint8_t> transfer) {
+  if (options_.notifications == NotificationFormat::rndis) {
+    if (!rndis::is_response_available(transfer)) {
+      ++counters_.malformed_notifications;
+      return false;
+    }
+    ++counters_.notifications;
+    // Passed on in the CDC shape the Session interface takes, for information (RndisSession
+    // ignores it): RESPONSE_AVAILABLE of the control interface.
+    cdc::Notification note;
+    note.header.notification = cdc::kNotifyResponseAvailable;
+    note.header.index = function_.control_interface;
+    note.complete = true;
+    session_.on_notification(note, Clock::now());
+    return true;
+  }
+  const std::optional<cdc::Notification> decoded = cdc::decode_notification(transfer);
+  if (!decoded) {
+    ++counters_.malformed_notifications;
+    return false;
+  }
+  ++counters_.notifications;
+  session_.on_notification(*decoded, Clock::now());
+  return decoded->header.notification == cdc::kNotifyResponseAvailable;
 }
 
 bool SessionRunner::run_until(const std::function<bool(const SessionStatus&)>& done, std::chrono::milliseconds timeout) {

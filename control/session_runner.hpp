@@ -35,7 +35,18 @@
 
 namespace wwan::control {
 
+// What the interrupt endpoint carries (a row per function kind, notification_format_for):
+//   cdc    CDC 1.2 §6.3 notifications (bmRequestType 0xA1): NCM, Huawei NCM, MBIM;
+//   rndis  the 8-byte RNDIS RESPONSE_AVAILABLE (01 00 00 00 00 00 00 00, MS-RNDIS USB mapping;
+//          rndis_host reads it the same way) — `cdc::decode_notification` refuses it, because
+//          its first byte would be bmRequestType 0x01;
+//   none   no interrupt endpoint is read: a session on a serial AT port, next to the function's
+//          own runner (the FM350's AT side), where the answers arrive on the bulk pair.
+enum class NotificationFormat : std::uint8_t { cdc, rndis, none };
+NotificationFormat notification_format_for(usb::Function kind);
+
 struct RunnerOptions {
+  NotificationFormat notifications = NotificationFormat::cdc;
   std::chrono::milliseconds poll_interval{1000};   // GET_ENCAPSULATED_RESPONSE without a notification
   std::uint16_t response_buffer_bytes = 4096;      // per GET_ENCAPSULATED_RESPONSE (MBIM: wMaxControlMessage)
   unsigned control_timeout_ms = 5000;
@@ -44,7 +55,7 @@ struct RunnerOptions {
 
 struct RunnerCounters {
   std::uint64_t notifications = 0;
-  std::uint64_t malformed_notifications = 0;
+  std::uint64_t malformed_notifications = 0;  // not of the runner's NotificationFormat (or dropped: too many pending)
   std::uint64_t commands_sent = 0;
   std::uint64_t command_failures = 0;    // SEND_ENCAPSULATED_COMMAND stalled / failed
   std::uint64_t responses = 0;           // non-empty GET_ENCAPSULATED_RESPONSE answers
@@ -57,35 +68,56 @@ struct RunnerCounters {
 // for its wMaxPacketSize and for the longest CDC notification (SPEED_CHANGE, 16 bytes).
 usb::PipeConfig notification_pipe_config(const usb::NetworkFunction& function);
 
-class SessionRunner {
+// What the daemon drives a modem's control plane through: one SessionRunner (a session on one
+// command channel), or control/rndis_at_runner.hpp (the FM350: RNDIS on the encapsulated channel
+// and the dial on the serial AT port, two sessions joined into one status).
+class SessionDriver {
+ public:
+  virtual ~SessionDriver() = default;
+  virtual bool start() = 0;
+  virtual void step(unsigned max_wait_ms) = 0;
+  virtual bool run_until(const std::function<bool(const SessionStatus&)>& done, std::chrono::milliseconds timeout) = 0;
+  virtual void stop(std::chrono::milliseconds timeout) = 0;
+  virtual const SessionStatus& status() const = 0;
+  virtual const std::string& error() const = 0;
+  // A line to log once (the AT fallback switching ports); empty when there is none.
+  virtual std::string take_notice() = 0;
+  virtual bool device_gone() const = 0;
+};
+
+class SessionRunner final : public SessionDriver {
  public:
   // `commands`: where the session's commands and answers go (must outlive the runner); nullptr =
   // the function's encapsulated channel.
   SessionRunner(usb::Transport& transport, const usb::NetworkFunction& function, Session& session,
                 RunnerOptions options = {}, CommandTransport* commands = nullptr);
-  ~SessionRunner();
+  ~SessionRunner() override;
   SessionRunner(const SessionRunner&) = delete;
   SessionRunner& operator=(const SessionRunner&) = delete;
 
   // Starts the notification pipe and the session. false + error() when the pipe cannot start.
-  bool start();
+  bool start() override;
   // One iteration, waiting at most max_wait_ms for something to happen.
-  void step(unsigned max_wait_ms);
+  void step(unsigned max_wait_ms) override;
   // Steps until `done(status)` or the timeout; true when done. For tools and tests.
-  bool run_until(const std::function<bool(const SessionStatus&)>& done, std::chrono::milliseconds timeout);
+  bool run_until(const std::function<bool(const SessionStatus&)>& done, std::chrono::milliseconds timeout) override;
   // Asks the session to end and steps until it is stopped/failed or the timeout; then stops the pipe.
-  void stop(std::chrono::milliseconds timeout);
+  void stop(std::chrono::milliseconds timeout) override;
 
-  const SessionStatus& status() const { return session_.status(); }
+  const SessionStatus& status() const override { return session_.status(); }
   const RunnerCounters& counters() const { return counters_; }
-  const std::string& error() const { return error_; }
+  const RunnerOptions& options() const { return options_; }
+  const std::string& error() const override { return error_; }
+  std::string take_notice() override { return commands_->take_notice(); }
   CommandTransport& commands() { return *commands_; }
-  bool device_gone() const { return transport_.device_gone(); }
+  bool device_gone() const override { return transport_.device_gone(); }
 
  private:
   static void on_interrupt(void* user, unsigned slot, std::span<const std::uint8_t> data);
   void receive_responses(bool response_available, bool poll);
   void send_commands();
+  // One interrupt transfer, decoded as options_.notifications says: true = RESPONSE_AVAILABLE.
+  bool handle_notification(std::span<const std::uint8_t> transfer);
 
   usb::Transport& transport_;
   const usb::NetworkFunction& function_;

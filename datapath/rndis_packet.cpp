@@ -63,6 +63,7 @@ void PacketBuilder::reset() {
   reserved_.reset();
   reserved_bytes_ = 0;
   finished_ = false;
+  padded_ = false;
 }
 
 std::size_t PacketBuilder::room_bytes() const {
@@ -119,7 +120,8 @@ Bytes PacketBuilder::finish() {
   if (packets_ == 0) return {};
   std::size_t length = end_;
   // limit_ kept a byte for this, so it always fits the buffer.
-  if (params_.max_packet_size != 0 && length % params_.max_packet_size == 0) buffer_[length++] = 0;
+  padded_ = params_.max_packet_size != 0 && length % params_.max_packet_size == 0;
+  if (padded_) buffer_[length++] = 0;
   return Bytes(buffer_.data(), length);
 }
 

@@ -308,6 +308,8 @@ class PacketBuilder {
 
   bool empty() const { return packets_ == 0; }
   bool full() const { return room_bytes() == 0; }
+  // The last finish() appended the 1-byte short-packet pad (counted by the TX stage).
+  bool padded() const { return padded_; }
   std::size_t packet_count() const { return packets_; }
   std::size_t room_bytes() const;
   std::size_t max_frame_bytes() const { return max_frame_bytes_; }
@@ -331,6 +333,7 @@ class PacketBuilder {
   std::optional<std::size_t> reserved_;  // message offset of a pending reservation
   std::size_t reserved_bytes_ = 0;
   bool finished_ = false;
+  bool padded_ = false;
 };
 
 // Writes one complete PACKET_MSG header for a frame of `frame_length` bytes placed right after it

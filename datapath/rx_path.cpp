@@ -6,13 +6,13 @@
 namespace wwan::dp {
 
 namespace {
-// The shortest datagram the parser hands over is an Ethernet header (NCM, DpeTooShort below it)
-// or one byte (MBIM); a transfer of N bytes therefore holds fewer than N / 14 + 1 NCM datagrams.
-// MBIM datagrams shorter than an IPv4 header are dropped anyway, so size the list for 20-byte
-// ones plus slack and count the rest as too_many_datagrams rather than size it for 1-byte ones.
+// The shortest datagram the parser hands over is an Ethernet header (NCM, DpeTooShort below it),
+// one byte (MBIM) or a 44-byte PACKET_MSG header + an Ethernet header (RNDIS, DataTooShort below
+// it); a transfer of N bytes therefore holds fewer than N / 14 + 1 NCM datagrams. MBIM datagrams
+// shorter than an IPv4 header are dropped anyway, so size the list for 20-byte ones plus slack
+// and count the rest as too_many_datagrams rather than size it for 1-byte ones (FramingRow).
 std::size_t datagram_capacity(const RxConfig& c) {
-  const std::size_t smallest = c.function == ntb::FunctionKind::Ncm ? eth::kEthernetHeaderSize : eth::kIpv4MinHeaderSize;
-  return c.transfer_bytes / smallest + 1;
+  return c.transfer_bytes / framing_row(c.framing).smallest_datagram_bytes + 1;
 }
 
 constexpr unsigned kTagPacketsShift = 32, kTagHeaderShift = 48;
@@ -112,22 +112,39 @@ void RxStage::start_buffer(const RxBuffer& buffer) {
   if (config_.vnet_hdr) gro_[current_slot_]->reset();
 
   const ntb::Bytes xfer(buffer.data, buffer.length);
-  ntb::ParseOptions options;
-  options.function = config_.function;
-  options.verify_crc = config_.verify_crc;
-  ntb::CountingSink sink{counters_.ntb, [&](const ntb::DatagramView& d) {
-                           // The parser checked offset + length against the block (64-bit).
-                           const ntb::Bytes datagram = xfer.subspan(static_cast<std::size_t>(d.offset), d.length);
-                           if (config_.function == ntb::FunctionKind::Ncm)
-                             deliver_ncm(datagram);
-                           else
-                             deliver_mbim(d, datagram);
-                         }};
-  counters_.ntb.add(ntb::parse_transfer(xfer, options, sink));
+  if (framing_row(config_.framing).ntb)
+    parse_ntbs(xfer);
+  else
+    parse_rndis(xfer);
   if (config_.vnet_hdr) {
     items_ = gro_[current_slot_]->finish();
     count_ = items_.size();
   }
+}
+
+void RxStage::parse_ntbs(ntb::Bytes xfer) {
+  ntb::ParseOptions options;
+  options.function = framing_row(config_.framing).ntb_function;
+  options.verify_crc = config_.verify_crc;
+  ntb::CountingSink sink{counters_.ntb, [&](const ntb::DatagramView& d) {
+                           // The parser checked offset + length against the block (64-bit).
+                           const ntb::Bytes datagram = xfer.subspan(static_cast<std::size_t>(d.offset), d.length);
+                           if (config_.framing == Framing::ncm)
+                             deliver_ethernet(datagram);
+                           else
+                             deliver_mbim(d, datagram);
+                         }};
+  counters_.ntb.add(ntb::parse_transfer(xfer, options, sink));
+}
+
+// RNDIS: every REMOTE_NDIS_PACKET_MSG of the transfer, each one Ethernet frame. A bad message is
+// skipped and counted by its PacketError (rx.rndis); the frames around it still go through.
+void RxStage::parse_rndis(ntb::Bytes xfer) {
+  rndis::CountingPacketSink sink{counters_.rndis, [&](const rndis::FrameView& f) {
+                                   // The parser checked offset + length against the message (64-bit).
+                                   deliver_ethernet(xfer.subspan(static_cast<std::size_t>(f.offset), f.length));
+                                 }};
+  counters_.rndis.add(rndis::parse_packet_transfer(xfer, sink));
 }
 
 bool is_control_plane_packet(ntb::Bytes ip) {
@@ -197,7 +214,7 @@ void RxStage::queue_reply(std::size_t length) {
   if (tx_io_ != nullptr && tx_io_ != &io_) tx_io_->wake();
 }
 
-void RxStage::deliver_ncm(ntb::Bytes frame) {
+void RxStage::deliver_ethernet(ntb::Bytes frame) {
   const std::optional<eth::EthernetFrame> f = eth::parse_ethernet(frame);
   if (!f) {  // shorter than its header: the parser already refuses those, kept for safety
     ++counters_.bad_ip;

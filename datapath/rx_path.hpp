@@ -2,8 +2,9 @@
 // packets written to the TUN out, straight from the buffer they arrived in.
 //
 //   USB event thread                       RX worker (owns everything below)
-//   InPipe completion ─ post() ─▶ SpscRing ─▶ pump(): parse the NTB(s) of one buffer into a list
-//                                           of datagram views; NCM: strip Ethernet, learn the
+//   InPipe completion ─ post() ─▶ SpscRing ─▶ pump(): parse the NTB(s) (or the RNDIS packet
+//                                           messages, RxConfig::framing) of one buffer into a list
+//                                           of datagram views; NCM/RNDIS: strip Ethernet, learn the
 //                                           modem's MAC, answer ARP/NS (reply → TX's ring);
 //                                           MBIM: IPS session 0 only; trim to the IP length;
 //                                           DHCP to the client and RAs ─▶ ControlRing (a copy)
@@ -36,6 +37,7 @@
 #include <vector>
 
 #include "datapath/ethernet.hpp"
+#include "datapath/framing.hpp"
 #include "datapath/link_state.hpp"
 #include "datapath/links.hpp"
 #include "datapath/ntb_parse.hpp"
@@ -83,11 +85,11 @@ inline constexpr std::uint64_t kTxReadTag = std::uint64_t{2} << 56;
 inline constexpr std::uint64_t kTagStageMask = std::uint64_t{0xFF} << 56;
 
 struct RxConfig {
-  ntb::FunctionKind function = ntb::FunctionKind::Ncm;
-  std::size_t transfer_bytes = 0;   // the IN pipe's buffer size (dwNtbInMaxSize): bounds the datagram list
+  Framing framing = Framing::ncm;   // datapath/framing.hpp: NTBs of NCM or MBIM, or RNDIS packet messages
+  std::size_t transfer_bytes = 0;   // the IN pipe's buffer size (dwNtbInMaxSize, RNDIS: our MaxTransferSize)
   std::size_t ring_capacity = 64;   // >= the IN pipe's transfers in flight
   unsigned in_slots = 64;           // the IN pipe's K (slot numbers are below it)
-  eth::MacAddress our_mac;          // NCM: ARP / NA replies carry it
+  eth::MacAddress our_mac;          // Ethernet framings: ARP / NA replies carry it
   bool verify_crc = false;          // NCM1: check each datagram's CRC-32
   bool divert_control = false;      // control-plane packets go to control_packets(), not the TUN
   std::size_t control_ring_capacity = 16;
@@ -102,10 +104,11 @@ struct RxConfig {
 // Counted by the RX worker; copied out (publish / snapshot) for stats. Names are the JSON names.
 struct RxCounters {
   ntb::NtbCounters ntb;              // transfers, NTBs, datagrams, and every parser error by reason
+  rndis::PacketCounters rndis;       // RNDIS framing: transfers, messages, frames, every PacketError
   std::uint64_t packets = 0;         // IP packets written to the TUN
   std::uint64_t bytes = 0;           // their IP bytes
-  std::uint64_t arp_replies = 0;     // NCM: ARP requests for our address answered
-  std::uint64_t na_replies = 0;      // NCM: Neighbour Solicitations answered
+  std::uint64_t arp_replies = 0;     // NCM/RNDIS: ARP requests for our address answered
+  std::uint64_t na_replies = 0;      // NCM/RNDIS: Neighbour Solicitations answered
   std::uint64_t padding_trimmed = 0; // delivered after cutting bytes past the IP length (a quirk, counted)
   std::uint64_t modem_mac_changes = 0;
   std::uint64_t control_diverted = 0;  // DHCP / RA packets handed to the control thread (not in packets)
@@ -149,7 +152,8 @@ struct RxCounters {
 
 class RxStage {
  public:
-  // `replies`/`tx_io`: where ARP/NA replies go and whom to wake for them (NCM); may be null (MBIM).
+  // `replies`/`tx_io`: where ARP/NA replies go and whom to wake for them (Ethernet framings); may
+  // be null (MBIM).
   RxStage(const RxConfig& config, PacketIo& io, InLink& link, LinkState& link_state, ReplyRing* replies,
           PacketIo* tx_io);
   RxStage(const RxStage&) = delete;
@@ -183,7 +187,9 @@ class RxStage {
     std::uint32_t length;
   };
   void start_buffer(const RxBuffer& buffer);
-  void deliver_ncm(ntb::Bytes frame);
+  void parse_ntbs(ntb::Bytes transfer);
+  void parse_rndis(ntb::Bytes transfer);
+  void deliver_ethernet(ntb::Bytes frame);
   void deliver_mbim(const ntb::DatagramView& view, ntb::Bytes datagram);
   void queue_ip(ntb::Bytes datagram);
   void queue_reply(std::size_t length);

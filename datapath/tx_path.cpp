@@ -22,6 +22,7 @@ TxStage::TxStage(const TxConfig& config, PacketIo& io, OutLink& link, LinkState&
       read_memory_(read_stride_ * config.reads_in_flight),
       read_length_(config.reads_in_flight, 0),
       ready_(config.reads_in_flight, 0),
+      ethernet_(framing_row(config.framing).ethernet),
       builders_(config.out_slots) {
   if (config.reads_in_flight == 0 || config.out_slots == 0 || config.mtu_bytes == 0)
     throw std::invalid_argument("TxStage: reads_in_flight, out_slots and mtu_bytes must be nonzero");
@@ -59,6 +60,17 @@ void TxStage::on_completion(const IoCompletion& completion) {
   ++ready_count_;
 }
 
+ntb::AppendResult TxStage::SlotBuilder::append(ntb::Bytes frame) {
+  if (ntb) return ntb->append(frame);
+  switch (rndis->append(frame)) {
+    case rndis::PacketAppendResult::Appended: return ntb::AppendResult::Appended;
+    case rndis::PacketAppendResult::Full: return ntb::AppendResult::Full;
+    case rndis::PacketAppendResult::TooLarge: return ntb::AppendResult::TooLarge;
+    case rndis::PacketAppendResult::TooShort: return ntb::AppendResult::ZeroLength;  // counted too_large
+  }
+  return ntb::AppendResult::TooLarge;
+}
+
 bool TxStage::open_ntb() {
   if (open_slot_) return true;
   const std::optional<unsigned> slot = link_.acquire();
@@ -68,9 +80,14 @@ bool TxStage::open_ntb() {
     return false;
   }
   backpressured_ = false;
-  std::optional<ntb::NtbBuilder>& b = builders_.at(*slot);
-  if (!b) b.emplace(link_.buffer(*slot), config_.out, config_.signature);
-  b->reset(sequence_++);
+  SlotBuilder& b = builders_.at(*slot);
+  if (framing_row(config_.framing).ntb) {
+    if (!b.ntb) b.ntb.emplace(link_.buffer(*slot), config_.out, config_.signature);
+    b.ntb->reset(sequence_++);
+  } else {
+    if (!b.rndis) b.rndis.emplace(link_.buffer(*slot), config_.rndis_out);
+    b.rndis->reset();
+  }
   open_slot_ = slot;
   open_packets_ = 0;
   open_bytes_ = 0;
@@ -81,21 +98,30 @@ bool TxStage::open_ntb() {
 void TxStage::send_ntb() {
   const unsigned slot = *open_slot_;
   open_slot_.reset();
-  ntb::NtbBuilder& b = *builders_[slot];
-  if (b.empty()) {
+  SlotBuilder& sb = builders_[slot];
+  if (sb.empty()) {
     link_.give_back(slot);
     return;
   }
-  const std::size_t block_limit = b.block_limit_bytes();
-  std::size_t length = b.finish().size();
-  // NCM 1.0 §3.2.2: a transfer shorter than dwNtbOutMaxSize must end with a short packet. The
-  // kernel's cdc_ncm adds one zero byte rather than a ZLP (devices ignore bytes past wBlockLength);
-  // a device that needs a real ZLP has the OUT pipe configured for it instead.
-  const std::size_t mps = link_.max_packet_bytes();
-  if (config_.pad_one_byte && mps != 0 && length % mps == 0 && length < block_limit) {
-    link_.buffer(slot)[length] = 0;
-    ++length;
-    ++counters_.padded;
+  std::size_t length = 0;
+  if (sb.rndis) {
+    // The builder ends a transfer that is a multiple of wMaxPacketSize with one zero byte itself
+    // (RNDIS forbids ZLPs on the data channel; the device steps by MessageLength and ignores it).
+    length = sb.rndis->finish().size();
+    if (sb.rndis->padded()) ++counters_.padded;
+  } else {
+    ntb::NtbBuilder& b = *sb.ntb;
+    const std::size_t block_limit = b.block_limit_bytes();
+    length = b.finish().size();
+    // NCM 1.0 §3.2.2: a transfer shorter than dwNtbOutMaxSize must end with a short packet. The
+    // kernel's cdc_ncm adds one zero byte rather than a ZLP (devices ignore bytes past
+    // wBlockLength); a device that needs a real ZLP has the OUT pipe configured for it instead.
+    const std::size_t mps = link_.max_packet_bytes();
+    if (config_.pad_one_byte && mps != 0 && length % mps == 0 && length < block_limit) {
+      link_.buffer(slot)[length] = 0;
+      ++length;
+      ++counters_.padded;
+    }
   }
   if (link_.submit(slot, length)) {
     ++counters_.ntbs;
@@ -111,7 +137,7 @@ void TxStage::send_ntb() {
 bool TxStage::append_frame(ntb::Bytes frame, std::size_t ip_bytes) {
   for (int attempt = 0; attempt < 2; ++attempt) {
     if (!open_ntb()) return false;
-    ntb::NtbBuilder& b = *builders_[*open_slot_];
+    SlotBuilder& b = builders_[*open_slot_];
     switch (b.append(frame)) {
       case ntb::AppendResult::Appended:
         if (ip_bytes != 0) {
@@ -147,7 +173,7 @@ bool TxStage::send_control_packets() {
     }
     const std::size_t n = std::min<std::size_t>(control_held_.length, kControlPacketMaxBytes);
     ntb::Bytes frame(control_held_.bytes.data(), n);
-    if (config_.ethernet) {
+    if (ethernet_) {
       const eth::MacAddress to = control_held_.has_destination ? control_held_.destination : link_state_.modem_mac();
       const bool v6 = n > 0 && (control_held_.bytes[0] >> 4) == 6;
       (void)eth::write_ethernet_header(control_frame_, to, config_.our_mac, v6 ? eth::kEtherTypeIpv6 : eth::kEtherTypeIpv4);
@@ -167,7 +193,7 @@ bool TxStage::pump(bool more_pending) {
 
   // ARP / NA replies first: the modem may be holding traffic until it hears them.
   ReplyFrame reply;
-  while (config_.ethernet && !backpressured_) {
+  while (ethernet_ && !backpressured_) {
     if (!replies_.try_pop(reply)) break;
     if (!append_frame(ntb::Bytes(reply.bytes.data(), reply.length), 0)) {
       // No OUT buffer: a reply is small and the modem repeats its request; drop it rather than
@@ -180,7 +206,7 @@ bool TxStage::pump(bool more_pending) {
 
   progress |= send_control_packets();
 
-  const eth::MacAddress destination = config_.ethernet ? link_state_.modem_mac() : eth::MacAddress{};
+  const eth::MacAddress destination = ethernet_ ? link_state_.modem_mac() : eth::MacAddress{};
   while (ready_count_ > 0) {
     const std::uint32_t index = ready_[ready_head_];
     const bool taken = config_.vnet_hdr ? segment_read(index, destination) : take_read(index, destination);
@@ -225,7 +251,7 @@ bool TxStage::take_read(std::uint32_t index, const eth::MacAddress& destination)
     case ReadCheck::ipv4:
     case ReadCheck::ipv6: break;
   }
-  if (!config_.ethernet) return append_frame(ip, ip_bytes);
+  if (!ethernet_) return append_frame(ip, ip_bytes);
   (void)eth::write_ethernet_header(std::span(slot, eth::kEthernetHeaderSize), destination, config_.our_mac,
                                    (ip[0] >> 4) == 4 ? eth::kEtherTypeIpv4 : eth::kEtherTypeIpv6);
   return append_frame(ntb::Bytes(slot, eth::kEthernetHeaderSize + ip_bytes), ip_bytes);
@@ -254,12 +280,12 @@ bool TxStage::segment_read(std::uint32_t index, const eth::MacAddress& destinati
     }
     gso_started_ = true;
   }
-  const std::size_t framing = config_.ethernet ? eth::kEthernetHeaderSize : 0;
+  const std::size_t framing = ethernet_ ? eth::kEthernetHeaderSize : 0;
   // Every segment has the version of the read's packet (parse_l4 / check_ip looked at it).
   const bool v4 = (read[offload::kVirtioNetHdrSize] >> 4) == 4;
   while (!gso_.done()) {
     if (!open_ntb()) return false;  // resumes here at the next pump
-    ntb::NtbBuilder& b = *builders_[*open_slot_];
+    SlotBuilder& b = builders_[*open_slot_];
     const std::size_t ip_bytes = gso_.next_length();
     const std::optional<ntb::MutableBytes> room = b.reserve(framing + ip_bytes);
     if (!room) {

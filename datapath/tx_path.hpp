@@ -1,5 +1,8 @@
 // The TX worker's stage (DESIGN.md "Data flow", second half): IP packets read from the TUN in,
-// NTBs sent on bulk OUT out.
+// NTBs (or RNDIS packet-message transfers, TxConfig::framing) sent on bulk OUT out. Below, "NTB"
+// stands for either: an RNDIS transfer is built, bounded and sent by the same rules, with
+// MaxTransferSize / MaxPacketsPerTransfer / PacketAlignmentFactor from INITIALIZE_CMPLT in place
+// of dwNtbOutMaxSize / wNtbOutMaxDatagrams / the NDP alignment (rndis::PacketBuilder).
 //
 //   TUN ─ R reads in flight (PacketIo::prepare_read into R read buffers) ─▶ on_completion():
 //   the packet joins a FIFO of ready buffers ─▶ pump(): each ready packet (NCM: behind an Ethernet
@@ -39,20 +42,25 @@
 #include <vector>
 
 #include "datapath/ethernet.hpp"
+#include "datapath/framing.hpp"
 #include "datapath/link_state.hpp"
 #include "datapath/links.hpp"
 #include "datapath/ntb_build.hpp"
 #include "datapath/offload/gso.hpp"
 #include "datapath/packet_io.hpp"
+#include "datapath/rndis_packet.hpp"
 #include "datapath/rx_path.hpp"
 
 namespace wwan::dp {
 
 struct TxConfig {
-  ntb::NtbOutParams out;               // sanitised (control::NtbPlan::out)
+  Framing framing = Framing::ncm;      // datapath/framing.hpp: NCM/RNDIS frames are Ethernet, MBIM raw IP
+  ntb::NtbOutParams out;               // NTB framings: sanitised (control::NtbPlan::out)
   ntb::NdpSignature signature{ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ncm, 0};  // NCM0, or IPS0 for MBIM
-  bool ethernet = true;                // NCM: Ethernet framing; MBIM: raw IP
-  eth::MacAddress our_mac;             // NCM source address
+  // RNDIS: what INITIALIZE_CMPLT allowed (control::RndisDeviceInfo::out, sanitised again by the
+  // builder) and the bulk-OUT wMaxPacketSize for the 1-byte short-packet rule (RNDIS has no ZLP).
+  rndis::PacketOutParams rndis_out;
+  eth::MacAddress our_mac;             // NCM/RNDIS source address
   std::size_t mtu_bytes = 1500;        // the largest IP packet a read returns (the TUN's MTU)
   unsigned reads_in_flight = 64;       // R
   unsigned out_slots = 8;              // the OUT pipe's K
@@ -74,13 +82,13 @@ struct TxCounters {
   std::uint64_t tun_reads = 0;       // packets read from the TUN
   std::uint64_t packets = 0;         // IP packets sent in an NTB (counted when the NTB was submitted)
   std::uint64_t bytes = 0;           // their IP bytes
-  std::uint64_t ntbs = 0;            // NTBs submitted
+  std::uint64_t ntbs = 0;            // NTBs submitted (RNDIS: transfers of packet messages)
   std::uint64_t replies = 0;         // ARP/NA replies sent (not counted in packets)
   std::uint64_t control_packets = 0; // DHCP / RS packets of the control thread sent (not in packets)
   std::uint64_t padded = 0;          // NTBs that got the extra zero byte
   std::uint64_t out_buffer_waits = 0;  // times no OUT buffer was free (back-pressure, not a drop)
   // Drops, by reason.
-  std::uint64_t too_large = 0;       // a packet longer than an NTB can carry
+  std::uint64_t too_large = 0;       // a packet longer than an NTB (RNDIS: MaxTransferSize) can carry
   std::uint64_t not_ip = 0;          // a read that is not IPv4/IPv6 (empty, or another version)
   std::uint64_t bad_ip = 0;          // an IP header whose length is not what the read returned
                                      // (longer: the packet did not fit the read buffer)
@@ -116,7 +124,7 @@ class TxStage {
   TxStage(const TxStage&) = delete;
   TxStage& operator=(const TxStage&) = delete;
 
-  // Where RX puts ARP/NA replies (NCM).
+  // Where RX puts ARP/NA replies (Ethernet framings).
   ReplyRing& replies() { return replies_; }
   // Where the control thread puts the IP packets it sends (DHCP, router solicitations); it is the
   // producer, and wakes this stage's PacketIo after pushing.
@@ -142,6 +150,23 @@ class TxStage {
   TxCounters counters() const;
 
  private:
+  // One OUT slot's builder: an NtbBuilder for the NTB framings, a PacketBuilder for RNDIS. The
+  // per-packet calls test which one exists (one predictable branch), no virtual call.
+  struct SlotBuilder {
+    std::optional<ntb::NtbBuilder> ntb;
+    std::optional<rndis::PacketBuilder> rndis;
+    ntb::AppendResult append(ntb::Bytes frame);
+    std::optional<ntb::MutableBytes> reserve(std::size_t length_bytes) {
+      return ntb ? ntb->reserve(length_bytes) : rndis->reserve(length_bytes);
+    }
+    void commit(std::size_t length_bytes) {
+      if (ntb) ntb->commit(length_bytes);
+      else rndis->commit(length_bytes);
+    }
+    bool full() const { return ntb ? ntb->full() : rndis->full(); }
+    bool empty() const { return ntb ? ntb->empty() : rndis->empty(); }
+  };
+
   bool open_ntb();
   void send_ntb();
   bool append_frame(ntb::Bytes frame, std::size_t ip_bytes);
@@ -176,7 +201,8 @@ class TxStage {
   bool gso_started_ = false;
   bool gso_segmenting_ = false;  // the read is a super-packet (its pieces count as gso_segments)
 
-  std::vector<std::optional<ntb::NtbBuilder>> builders_;  // one per OUT slot, made on first use
+  bool ethernet_ = true;                   // framing_row(config.framing).ethernet
+  std::vector<SlotBuilder> builders_;      // one per OUT slot, made on first use
   std::optional<unsigned> open_slot_;
   std::uint64_t open_packets_ = 0, open_bytes_ = 0;
   std::chrono::steady_clock::time_point opened_at_{};

@@ -62,8 +62,8 @@ std::uint32_t script_response(std::uint32_t challenge, std::uint32_t vendor_hash
 
 }  // namespace
 
-Fm350At::Fm350At(Fm350Lock lock, Fm350AtIdentity identity)
-    : lock_(lock), identity_(std::move(identity)), next_challenge_(lock.first_challenge) {
+Fm350At::Fm350At(Fm350Lock lock, Fm350AtIdentity identity, Fm350Pdn pdn)
+    : lock_(lock), identity_(std::move(identity)), pdn_(pdn), next_challenge_(lock.first_challenge) {
   locked_ = lock_.mode != 0;
 }
 
@@ -76,6 +76,119 @@ void Fm350At::power_cycle() {
   echo_ = true;
   cfun_ = 4;
   challenge_.reset();
+  set_active(std::nullopt);
+}
+
+void Fm350At::set_active(std::optional<int> cid) {
+  const bool was = active_cid_.has_value();
+  active_cid_ = cid;
+  if (was != cid.has_value() && on_context_change_) on_context_change_(cid.has_value());
+}
+
+bool Fm350At::network_deactivate() {
+  if (!active_cid_) return false;
+  unsolicited_.push_back(line("+CGEV: NW PDN DEACT " + std::to_string(*active_cid_)));
+  set_active(std::nullopt);
+  return true;
+}
+
+std::string Fm350At::take_unsolicited() {
+  if (unsolicited_.empty()) return {};
+  std::string u = std::move(unsolicited_.front());
+  unsolicited_.pop_front();
+  return u;
+}
+
+namespace {
+std::string dotted(const eth::Ipv4Address& a) {
+  return std::to_string(a.bytes[0]) + "." + std::to_string(a.bytes[1]) + "." + std::to_string(a.bytes[2]) + "." +
+         std::to_string(a.bytes[3]);
+}
+std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
+// "<cid>" or "<cid>,..." -> cid 1..15 (27.007: the range the module reports is not captured).
+std::optional<int> cid_of(std::string_view args) {
+  const std::optional<unsigned long long> v = to_number(args.substr(0, args.find(',')));
+  if (!v || *v < 1 || *v > 15) return std::nullopt;
+  return static_cast<int>(*v);
+}
+}  // namespace
+
+// The PDP context commands (see the header). `c` is the command upper-cased; APNs are compared
+// case-insensitively by networks anyway, and upper-casing keeps the parser simple.
+std::string Fm350At::pdp(const std::string& c) {
+  if (c == "AT+CGDCONT?") {
+    std::string out;
+    for (const auto& [cid, ctx] : contexts_)
+      out += line("+CGDCONT: " + std::to_string(cid) + "," + quoted(ctx.first) + "," + quoted(ctx.second) +
+                  ",\"0.0.0.0\",0,0");
+    return out + ok();
+  }
+  if (c.rfind("AT+CGDCONT=", 0) == 0) {
+    const std::string_view args = std::string_view(c).substr(11);
+    const std::optional<int> cid = cid_of(args);
+    if (!cid) return error();
+    const std::size_t comma = args.find(',');
+    if (comma == std::string_view::npos) {  // AT+CGDCONT=<cid>: undefine
+      contexts_.erase(*cid);
+      return ok();
+    }
+    std::string_view rest = args.substr(comma + 1);
+    const std::size_t next = rest.find(',');
+    std::string_view type = rest.substr(0, next);
+    std::string_view apn = next == std::string_view::npos ? std::string_view() : rest.substr(next + 1);
+    const auto unquote = [](std::string_view v) {
+      if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
+      return v;
+    };
+    type = unquote(type);
+    apn = unquote(apn.substr(0, apn.find(',')));
+    if (type != "IP" && type != "IPV6" && type != "IPV4V6") return line("+CME ERROR: 50");  // incorrect parameters
+    contexts_[*cid] = {std::string(type), std::string(apn)};
+    return ok();
+  }
+  if (c == "AT+CGACT?") {
+    std::string out;
+    for (const auto& [cid, ctx] : contexts_)
+      out += line("+CGACT: " + std::to_string(cid) + "," + (active_cid_ == cid ? "1" : "0"));
+    return out + ok();
+  }
+  if (c.rfind("AT+CGACT=", 0) == 0) {
+    const std::string_view args = std::string_view(c).substr(9);
+    const std::size_t comma = args.find(',');
+    const std::optional<unsigned long long> state = to_number(args.substr(0, comma));
+    const std::optional<int> cid = comma == std::string_view::npos ? std::optional<int>(1) : cid_of(args.substr(comma + 1));
+    if (!state || *state > 1 || !cid) return error();
+    if (*state == 0) {
+      if (active_cid_ == cid) set_active(std::nullopt);
+      return ok();
+    }
+    if (cfun_ != 1 || contexts_.count(*cid) == 0) {
+      ++counters_.activations_refused;
+      return line("+CME ERROR: " + std::to_string(kCmeOperationNotAllowed));
+    }
+    ++counters_.activations;
+    set_active(*cid);
+    return ok();
+  }
+  if (c.rfind("AT+CGPADDR=", 0) == 0) {
+    const std::optional<int> cid = cid_of(std::string_view(c).substr(11));
+    if (!cid) return error();
+    if (active_cid_ != cid) return info("+CGPADDR: " + std::to_string(*cid));
+    return info("+CGPADDR: " + std::to_string(*cid) + "," + quoted(dotted(pdn_.address)));
+  }
+  if (c.rfind("AT+CGCONTRDP=", 0) == 0) {
+    const std::optional<int> cid = cid_of(std::string_view(c).substr(13));
+    if (!cid) return error();
+    if (active_cid_ != cid) return ok();  // 27.007: no line for an inactive context
+    eth::Ipv4Address mask{};
+    for (unsigned i = 0; i < pdn_.prefix_length && i < 32; ++i)
+      mask.bytes[i / 8] = static_cast<std::uint8_t>(mask.bytes[i / 8] | (0x80u >> (i % 8)));
+    const auto& ctx = contexts_[*cid];
+    return info("+CGCONTRDP: " + std::to_string(*cid) + ",5," + quoted(ctx.second) + "," +
+                quoted(dotted(pdn_.address) + "." + dotted(mask)) + "," + quoted(dotted(pdn_.gateway)) + "," +
+                quoted(dotted(pdn_.dns[0])) + "," + quoted(dotted(pdn_.dns[1])));
+  }
+  return error();
 }
 
 std::string Fm350At::execute(std::string_view text) {
@@ -142,8 +255,10 @@ std::string Fm350At::run(std::string_view command) {
       return line("+CME ERROR: " + std::to_string(kCmeOperationNotAllowed));
     }
     cfun_ = static_cast<int>(*f);
+    if (cfun_ != 1) set_active(std::nullopt);  // the radio off ends the data session
     return ok();
   }
+  if (c.rfind("AT+CG", 0) == 0) return pdp(c);
   return error();
 }
 

@@ -25,6 +25,23 @@
 //                              radio is refused is the point of the lock (ModemManager's FCC unlock
 //                              exists because enabling fails).
 //   AT, ATE0/ATE1, ATZ, ATI, AT+CGMI/+CGMM/+CGMR/+CGSN, AT+CPIN?   the usual (SIM ready)
+// The data session, as users dial the FM350 over USB (anchors.md §2.3: `AT+CGDCONT / AT+CGACT=1,1 /
+// AT+CGPADDR`, then a static address on the RNDIS interface — no DHCP on the link), in the forms
+// of 3GPP TS 27.007:
+//   AT+CGDCONT=<cid>,"<PDP_type>"[,"<APN>"]  defines the context (IP, IPV6, IPV4V6); AT+CGDCONT?
+//   AT+CGACT=1,<cid> / =0,<cid>   (de)activates it. Activation needs the radio on (CFUN 1, so the
+//                              FCC lock cleared first): +CME ERROR: 3 otherwise — ASSUMED form.
+//                              The owner hears every change (on_context_change) and connects the
+//                              RNDIS medium to it. AT+CGACT? lists "+CGACT: <cid>,<state>".
+//   AT+CGPADDR=<cid>           "+CGPADDR: <cid>,"<address>"" while active (27.007 §10.1.14), bare
+//                              "+CGPADDR: <cid>" when not.
+//   AT+CGCONTRDP=<cid>         "+CGCONTRDP: <cid>,5,"<APN>","<a.b.c.d.m.m.m.m>","<gw>","<dns1>","<dns2>""
+//                              (27.007 §10.1.23, the address-and-mask form ModemManager's tests
+//                              show): the DNS servers. That the FM350 answers it is ASSUMED; the
+//                              Fibocom-specific AT+GTDNS has no source in the vectors, so it is not
+//                              modelled (ERROR, like every unknown command).
+//   network drop               network_deactivate(): the context goes inactive and the URC
+//                              "+CGEV: NW PDN DEACT <cid>" (27.007 §10.1.19) is queued.
 //   anything else              ERROR
 // The expected response is computed here from the algorithm's text (the challenge and vendor hash
 // printed as 16 hex digits, decoded back to 8 bytes, SHA-256, first 8 hex digits — the shell
@@ -33,10 +50,14 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "datapath/ethernet.hpp"
 
 #include "sim/device_model.hpp"
 #include "sim/serial_at_port.hpp"
@@ -56,21 +77,40 @@ struct Fm350Lock {
   std::uint32_t first_challenge = 0x5754cabc;  // the vectors' challenge; later ones follow an LCG
 };
 
+// What the network assigns to the context (the owner fills it from sim::NetworkConfig).
+struct Fm350Pdn {
+  eth::Ipv4Address address{{10, 64, 64, 2}};
+  std::uint8_t prefix_length = 30;
+  eth::Ipv4Address gateway{{10, 64, 64, 1}};
+  eth::Ipv4Address dns[2] = {{{10, 11, 12, 13}}, {{10, 11, 12, 14}}};
+};
+
 struct Fm350AtCounters {
   std::uint64_t challenges = 0;
   std::uint64_t responses_accepted = 0;
   std::uint64_t responses_rejected = 0;
   std::uint64_t radio_refused = 0;  // AT+CFUN=1 while locked
+  std::uint64_t activations = 0;    // AT+CGACT=1 accepted
+  std::uint64_t activations_refused = 0;  // AT+CGACT=1 with the radio off (locked) or no context
 };
 
 class Fm350At {
  public:
-  explicit Fm350At(Fm350Lock lock = {}, Fm350AtIdentity identity = {});
+  explicit Fm350At(Fm350Lock lock = {}, Fm350AtIdentity identity = {}, Fm350Pdn pdn = {});
 
   // One command line (trailing CR/LF optional); the whole answer, echo included (E1 by default).
   std::string execute(std::string_view line);
-  // Power cycle: the radio off, a power-up lock back on, echo back to E1.
+  // Power cycle: the radio off, a power-up lock back on, echo back to E1, no context active.
   void power_cycle();
+
+  // The network ends the active context: "+CGEV: NW PDN DEACT <cid>". false when none was active.
+  bool network_deactivate();
+  bool context_active() const { return active_cid_.has_value(); }
+  // Unsolicited result codes waiting for the port (oldest first), each "\r\n<text>\r\n".
+  bool has_unsolicited() const { return !unsolicited_.empty(); }
+  std::string take_unsolicited();
+  // Called with the new state whenever the context comes up or goes down.
+  void on_context_change(std::function<void(bool active)> f) { on_context_change_ = std::move(f); }
 
   bool locked() const { return locked_; }
   int cfun() const { return cfun_; }
@@ -83,9 +123,16 @@ class Fm350At {
 
  private:
   std::string run(std::string_view command);
+  std::string pdp(const std::string& c);
+  void set_active(std::optional<int> cid);
 
   Fm350Lock lock_;
   Fm350AtIdentity identity_;
+  Fm350Pdn pdn_;
+  std::map<int, std::pair<std::string, std::string>> contexts_;  // cid -> (PDP type, APN)
+  std::optional<int> active_cid_;
+  std::deque<std::string> unsolicited_;
+  std::function<void(bool)> on_context_change_;
   bool locked_ = true;
   bool echo_ = true;
   int cfun_ = 4;

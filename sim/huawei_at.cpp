@@ -317,7 +317,7 @@ std::string HuaweiAt::ndisdup(std::string_view args) {
 
 // "only for PDPs activated via ^NDISDUP, ERROR when not dialed" (anchors §3.2).
 std::string HuaweiAt::dhcp() const {
-  if (!ipv4_connected_) return error();
+  if (!ipv4_connected_ || !identity_.answers_dhcp) return error();
   const std::string fields = lsb_hex(network_.host_ipv4) + "," + lsb_hex(netmask(network_.host_ipv4_prefix_length)) +
                              "," + lsb_hex(network_.gateway_ipv4) + "," + lsb_hex(network_.gateway_ipv4) + "," +
                              lsb_hex(network_.dns_ipv4[0]) + "," + lsb_hex(network_.dns_ipv4[1]) + "," +

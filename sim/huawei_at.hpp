@@ -45,6 +45,8 @@ struct HuaweiAtIdentity {
   // The firmware of linux-usb msg92633 that reverts to NTB32 after the alt switch (anchors §1.3).
   std::string revision = "21.318.01.00.541";
   std::string imei = "866000000000001";
+  // false: AT^DHCP? answers ERROR, as on firmware that lacks it (ModemOptions::no_dhcp_at).
+  bool answers_dhcp = true;
 };
 
 class HuaweiAt {

@@ -19,6 +19,8 @@ bool apply_variant(std::string_view v, ModemOptions& o) {
     o.ndp_at_end_to_host = true;
   } else if (v == "imix") {
     o.imix_to_host = true;
+  } else if (v == "no-dhcp-at") {
+    o.no_dhcp_at = true;
   } else if (constexpr std::string_view kMax = "ntb-max-"; v.substr(0, kMax.size()) == kMax) {
     const std::string_view digits = v.substr(kMax.size());
     std::uint32_t bytes = 0;
@@ -52,6 +54,8 @@ std::unique_ptr<Modem> make_modem(std::string_view profile, const ModemOptions& 
   if (p->base == "huawei-e3372") return make_huawei_e3372(p->options);
   if (p->base == "generic-ncm") return make_generic_ncm(p->options);
   if (p->base == "mbim") return make_mbim_em7455(p->options);
+  if (p->base == "fm350-rndis") return make_fm350_rndis(p->options);
+  if (p->base == "quectel-ncm") return make_quectel_ncm(p->options);
   return nullptr;
 }
 
@@ -90,6 +94,6 @@ std::size_t apply_fault_requests(Modem& modem) {
   return n;
 }
 
-std::vector<std::string_view> modem_profiles() { return {"huawei-e3372", "generic-ncm", "mbim"}; }
+std::vector<std::string_view> modem_profiles() { return {"huawei-e3372", "generic-ncm", "mbim", "fm350-rndis", "quectel-ncm"}; }
 
 }  // namespace wwan::sim

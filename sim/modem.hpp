@@ -7,6 +7,10 @@
 //   generic-ncm   a conformant CDC NCM 1.0 function (02/0d + 0a data, Union, Ethernet descriptor)
 //   mbim          Sierra EM7455-like 1199:9079, MBIM on interfaces 12/13, IPS sessions, radio
 //                 refused until the QMI-over-MBIM FCC authentication
+//   fm350-rndis   Fibocom FM350-GL 0e8d:7127 (D1): RNDIS on interfaces 0/1, AT on interface 6's bulk
+//                 pair, radio refused until the AT FCC unlock (sim/rndis_modem.hpp)
+//   quectel-ncm   Quectel RM500Q 2c7c:0800 in usbnet NCM mode: NCM on interfaces 4/5, AT on
+//                 interface 2, dialled with AT+QNETDEVCTL, DHCP on the link (sim/quectel_ncm.hpp)
 //
 // Threading: a Modem is not thread-safe. Its front end serialises every call; a test that flips a
 // fault or reads counters while a front end is running goes through the front end's
@@ -110,6 +114,10 @@ struct ModemOptions {
   bool ndp_at_end_to_host = false;
   std::optional<std::uint32_t> ntb_max_size;
   bool imix_to_host = false;
+  // +no-dhcp-at (huawei-e3372): the firmware's AT^DHCP? answers ERROR, and the stick runs a DHCP
+  // server on its link instead (Huawei firmware whose ^DHCP? is missing or garbled, issue 9: the
+  // host falls back to DHCP). Other profiles ignore it.
+  bool no_dhcp_at = false;
 };
 
 // A profile name, optionally with benchmark variants appended ("generic-ncm+ntb32+in-ndp-end",

@@ -237,6 +237,10 @@ NcmProfile generic_ncm_profile(const ModemOptions& options) {
 
 std::unique_ptr<Modem> make_huawei_e3372(const ModemOptions& options) {
   NcmProfile profile = huawei_e3372_profile(options);
+  if (options.no_dhcp_at) {  // ^DHCP? answers ERROR; a DHCP server on the link instead
+    profile.at_identity.answers_dhcp = false;
+    profile.dhcp_server = true;
+  }
   if (options.product_id && profile.identity.descriptors.size() >= 18) {  // idProduct, device descriptor offset 10
     profile.identity.descriptors[10] = static_cast<std::uint8_t>(*options.product_id & 0xff);
     profile.identity.descriptors[11] = static_cast<std::uint8_t>(*options.product_id >> 8);

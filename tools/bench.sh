@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the benchmarks from an optimised build (build-release); results and how to read them:
 # docs/benchmarks.md.
-#   tools/bench.sh                       # Google Benchmark programs (codec, ring, Ethernet responder)
+#   tools/bench.sh                       # Google Benchmark programs (codec, ring, Ethernet responder,
+#                                        # offload, RX/TX stages from memory: datapath_bench)
 #   sudo tools/bench.sh --e2e            # those, then the end-to-end benchmark (root, ~8 min): the
 #                                        # table, JSON and SVG in bench-results/ (BENCH_RESULTS=DIR)
 #   sudo tools/bench.sh --e2e-quick      # the same, short (CI stage 3, with BENCH_MIN_TIME=0.05)

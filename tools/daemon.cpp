@@ -24,7 +24,9 @@
 #include "control/link_session.hpp"
 #include "control/mbim_session.hpp"
 #include "control/ncm_negotiation.hpp"
+#include "control/quectel_session.hpp"
 #include "control/quirks.hpp"
+#include "control/rndis_at_runner.hpp"
 #include "control/session_runner.hpp"
 #include "datapath/link_state.hpp"
 #include "datapath/links.hpp"
@@ -51,7 +53,7 @@ using SteadyClock = std::chrono::steady_clock;
 
 constexpr std::string_view kUsage =
     "usage: wwan-dp --dev VID:PID[@BUS-PORT] [--serial S] [--configuration N] --tun NAME [options]\n"
-    "       wwan-dp --sim huawei-e3372|generic-ncm|mbim --tun NAME [options]\n"
+    "       wwan-dp --sim huawei-e3372|generic-ncm|mbim|fm350-rndis|quectel-ncm --tun NAME [options]\n"
     "\n"
     "Claims the modem, negotiates the NTB parameters, brings the data session up (Huawei NCM:\n"
     "AT^NDISDUP + AT^DHCP? over the encapsulated channel; MBIM: OPEN ... CONNECT + IP_CONFIGURATION,\n"
@@ -362,6 +364,9 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
     // TUN offload (docs/offload.md): the TUN has IFF_VNET_HDR and these TUNSETOFFLOAD flags.
     bool vnet_hdr = false;
     unsigned offload_flags = 0;  // --user: the workers give up CAP_NET_ADMIN too
+    // RNDIS (docs/rndis.md): what INITIALIZE_CMPLT allowed, for the TX builder; plan.ntb_in_max_size
+    // is then our MaxTransferSize and plan.out_transfer_bytes the device's.
+    std::optional<rndis::PacketOutParams> rndis_out;
   };
 
   DataPlane(usb::Transport& transport, Config config, dp::LinkState& link_state)
@@ -369,8 +374,18 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
 
   ~DataPlane() override { stop(); }
 
+  // RNDIS: the limits INITIALIZE_CMPLT gave, the host MAC the device named and the MTU, known only
+  // once the RNDIS session is set up; before start().
+  void set_rndis(const rndis::PacketOutParams& out, const eth::MacAddress& our_mac, std::size_t mtu_bytes) {
+    config_.rndis_out = out;
+    config_.plan.out_transfer_bytes = out.max_transfer_size;
+    config_.our_mac = our_mac;
+    config_.mtu_bytes = std::max<std::size_t>(mtu_bytes, 1500);
+  }
+
   bool start(std::string& error) {
     const bool mbim = config_.function.kind == usb::Function::Mbim;
+    const dp::Framing framing = mbim ? dp::Framing::mbim : config_.rndis_out ? dp::Framing::rndis : dp::Framing::ncm;
     const unsigned k = std::clamp(config_.transfers, 1u, usb::kMaxTransfersInFlight);
     // With offload a read buffer holds a 64 KiB super-packet (up to 45 MTU-sized segments), so
     // half as many reads hold far more packets, in 2 MiB instead of 4.
@@ -396,10 +411,11 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
     out_pipe_->set_on_free([](void* io) { static_cast<dp::PacketIo*>(io)->wake(); }, &tx_io);
 
     dp::TxConfig tc;
+    tc.framing = framing;
+    if (config_.rndis_out) tc.rndis_out = *config_.rndis_out;
     tc.out = config_.plan.out;
     tc.signature = mbim ? ntb::NdpSignature{config_.plan.format, ntb::DatagramKind::Ips, 0}
                         : ntb::NdpSignature{config_.plan.format, ntb::DatagramKind::Ncm, 0};
-    tc.ethernet = !mbim;
     tc.our_mac = config_.our_mac;
     tc.mtu_bytes = config_.mtu_bytes;
     tc.reads_in_flight = kReads;
@@ -409,7 +425,7 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
     tx_ = std::make_unique<dp::TxStage>(tc, tx_io, *this, link_state_);
 
     dp::RxConfig rc;
-    rc.function = mbim ? ntb::FunctionKind::Mbim : ntb::FunctionKind::Ncm;
+    rc.framing = framing;
     rc.transfer_bytes = config_.plan.ntb_in_max_size;
     rc.in_slots = k;
     rc.ring_capacity = k;
@@ -589,6 +605,13 @@ std::string stats_json(const char* session_state, const DataPlane& plane, sim::M
   for (std::size_t i = 0; i < ntb::kNtbErrorCount; ++i)
     o << (i ? "," : "") << '"' << ntb::to_string(static_cast<ntb::NtbError>(i)) << "\":" << rx.ntb.errors[i];
   o << '}';
+  // RNDIS framing (docs/rndis.md): the packet messages of the IN transfers, and every message the
+  // parser skipped or tolerated, by PacketError.
+  o << R"(,"rndis":{"transfers":)" << rx.rndis.transfers << R"(,"messages":)" << rx.rndis.messages
+    << R"(,"frames":)" << rx.rndis.frames << R"(,"errors":{)";
+  for (std::size_t i = 0; i < rndis::kPacketErrorCount; ++i)
+    o << (i ? "," : "") << '"' << rndis::to_string(static_cast<rndis::PacketError>(i)) << "\":" << rx.rndis.errors[i];
+  o << "}}";
   // The bulk pipes' view of the endpoints: stalls seen and cleared with CLEAR_FEATURE(HALT),
   // transfers the device overran, timeouts, other errors (docs/reliability.md, the stall rows).
   const auto pipe = [&o](const char* name, const usb::PipeCounters* c, bool first) {
@@ -695,6 +718,18 @@ std::string autoconf_json(const control::LinkAutoconf& a) {
     << R"(,"invalid":)" << r.invalid << R"(,"ignored_prefixes":)" << r.ignored_prefixes << R"(,"expiries":)"
     << r.expiries << "}}";
   return o.str();
+}
+
+// RNDIS has no NTB negotiation: the IN transfers are our INITIALIZE MaxTransferSize (what
+// Windows asks, control/rndis_session.hpp), the OUT ones the device's (DataPlane::set_rndis), and
+// the largest frame is Ethernet's until OID_GEN_MAXIMUM_FRAME_SIZE says otherwise.
+control::NegotiationResult rndis_negotiation() {
+  control::NegotiationResult r;
+  r.ok = true;
+  r.plan.ntb_in_max_size = control::RndisSessionSettings{}.host_max_transfer_size;
+  r.plan.out_transfer_bytes = r.plan.ntb_in_max_size;
+  r.plan.max_datagram_size = static_cast<std::uint16_t>(eth::kEthernetHeaderSize + 1500);
+  return r;
 }
 
 // ---------------------------------------------------------------- the daemon
@@ -830,6 +865,9 @@ void Daemon::on_connected(const control::IpConfig& ip, std::uint32_t mtu) {
   }
   ls.mtu = mtu;
   ls.default_route_metric = options_.default_route_metric;
+  // IPv6: a default route only while there is a default router (the RA's router lifetime, or the
+  // session's gateway); LinkAutoconf's merge drops the gateway when the lifetime runs out.
+  ls.ipv6_default_route = ip.ipv6 && ip.ipv6->gateway.has_value();
   link_state_.set_host_addresses(host);
   std::string error;
   if (!link_->apply(ls, error)) events_.error("configuring " + tun_->name() + ": " + error);
@@ -906,10 +944,13 @@ bool Daemon::poll_signals(int timeout_ms, const char* state, const DataPlane* pl
 RunEnd Daemon::serve(Attachment& a) {
   const usb::NetworkFunction& f = a.function;
   const bool mbim = f.kind == usb::Function::Mbim;
+  // RNDIS (the FM350, docs/rndis.md): no NTB negotiation; INITIALIZE on the RNDIS session sets
+  // the limits, and the dial goes over the serial AT port.
+  const bool rndis = f.kind == usb::Function::Rndis;
   if (a.quirks.row != nullptr && options_.verbose > 0)
     events_.note(std::string("quirks: ") + a.quirks.row->name + " (" + a.quirks.row->evidence + ")");
 
-  const control::NegotiationResult n = control::negotiate(*a.transport, f, a.quirks.quirks);
+  const control::NegotiationResult n = rndis ? rndis_negotiation() : control::negotiate(*a.transport, f, a.quirks.quirks);
   if (!n.ok) {
     events_.error("NTB negotiation with " + a.device_text + " failed: " + n.error);
     return a.transport->device_gone() ? RunEnd::gone : RunEnd::failed;
@@ -919,8 +960,10 @@ RunEnd Daemon::serve(Attachment& a) {
     for (const std::string& line : n.log) events_.note(line);
 
   // The session.
+  const bool quectel = !mbim && !rndis && a.quirks.quirks.dial == control::DialMethod::quectel_at;
   control::SessionSettings settings = options_.settings;
-  settings.fcc_unlock = options_.force_fcc || a.quirks.quirks.fcc_unlock == control::FccUnlock::sierra_qmi;
+  settings.fcc_unlock = options_.force_fcc || a.quirks.quirks.fcc_unlock == control::FccUnlock::sierra_qmi ||
+                        (rndis && a.quirks.quirks.fcc_unlock == control::FccUnlock::fibocom_at);
   std::unique_ptr<control::Session> session;
   control::RunnerOptions ro;
   if (mbim) {
@@ -929,6 +972,11 @@ RunEnd Daemon::serve(Attachment& a) {
     ro.response_buffer_bytes = static_cast<std::uint16_t>(std::clamp<std::uint32_t>(max_control, 64, 4096));
   } else if (f.kind == usb::Function::HuaweiNcm) {
     session = std::make_unique<control::HuaweiSession>(settings);
+  } else if (quectel) {
+    // Quectel usbnet NCM: AT+QNETDEVCTL on the serial AT port, the address from DHCP (below).
+    session = std::make_unique<control::QuectelSession>(settings);
+  } else if (rndis) {
+    // control::RndisAtRunner below holds the RNDIS session and the AT dial.
   } else {
     // A plain CDC NCM function: nothing to dial; its address comes from DHCP on the link unless
     // the user gave one.
@@ -939,13 +987,13 @@ RunEnd Daemon::serve(Attachment& a) {
 
   // The MTU: what the session reports, else 1500, never more than one NTB datagram can carry.
   const std::size_t framing = mbim ? 0 : eth::kEthernetHeaderSize;
-  const std::size_t datagram_max = n.plan.max_datagram_size > framing ? n.plan.max_datagram_size - framing : 1500;
+  std::size_t datagram_max = n.plan.max_datagram_size > framing ? n.plan.max_datagram_size - framing : 1500;
   DataPlane::Config dc;
   dc.function = f;
   dc.plan = n.plan;
   dc.quirks = a.quirks.quirks;
   dc.tun_fd = tun_->fd();
-  dc.our_mac = mbim ? eth::MacAddress{} : host_mac(*a.transport, f);
+  dc.our_mac = mbim || rndis ? eth::MacAddress{} : host_mac(*a.transport, f);  // RNDIS: the device names it
   dc.mtu_bytes = std::max<std::size_t>(datagram_max, 1500);
   dc.threads = options_.threads;
   dc.vnet_hdr = vnet_hdr_;
@@ -954,19 +1002,23 @@ RunEnd Daemon::serve(Attachment& a) {
   dc.workers_without_capabilities = !options_.run_as.empty();
   DataPlane plane(*a.transport, dc, link_state_);
   std::string error;
-  if (!plane.start(error)) {
-    events_.error(error);
-    return RunEnd::failed;
-  }
-  if (!started_) {
-    events_.started(tun_->name(), a.device_text, usb::to_string(f.kind), n.plan, options_.sim_profile.has_value());
-    started_ = true;
-  }
+  const auto start_plane = [&] {
+    if (!plane.start(error)) {
+      events_.error(error);
+      return false;
+    }
+    if (!started_) {
+      events_.started(tun_->name(), a.device_text, usb::to_string(f.kind), n.plan, options_.sim_profile.has_value());
+      started_ = true;
+    }
+    return true;
+  };
+  if (!rndis && !start_plane()) return RunEnd::failed;  // RNDIS: once INITIALIZE told the limits
 
   // AT sessions: the encapsulated channel, moving to the serial AT port if it answers nothing
   // (some E3372h firmware), or that port from the start where the quirk table says so.
   std::unique_ptr<control::CommandTransport> commands;
-  if (f.kind == usb::Function::HuaweiNcm) {
+  if (f.kind == usb::Function::HuaweiNcm || quectel) {
     control::CommandTransportFactory open_serial;
     if (a.opened) open_serial = libusb_serial_at_factory(*usb_, a.opened->device, a.opened->configuration);
     else open_serial = [&a](std::string& e) { return serial_at_of_model(*a.transport, *a.sim_modem, e); };
@@ -979,18 +1031,61 @@ RunEnd Daemon::serve(Attachment& a) {
       return RunEnd::failed;
     }
   }
-  control::SessionRunner runner(*a.transport, f, *session, ro, commands.get());
-  if (!runner.start()) {
-    events_.error(runner.error());
+  std::unique_ptr<control::SessionDriver> runner;
+  control::RndisAtRunner* rndis_runner = nullptr;
+  if (rndis) {
+    // The FM350 has no AT on the encapsulated channel (D1): its serial AT port, claimed on a
+    // second handle (--sim: the emulated one on the same transport).
+    commands = a.opened ? libusb_serial_at_factory(*usb_, a.opened->device, a.opened->configuration)(error)
+                        : serial_at_of_model(*a.transport, *a.sim_modem, error);
+    if (!commands) {
+      events_.error(a.device_text + ": the AT port: " + error);
+      return RunEnd::failed;
+    }
+    control::RndisSessionSettings rs;
+    rs.host_max_transfer_size = n.plan.ntb_in_max_size;
+    rs.bulk_out_max_packet_size = f.bulk_out.max_packet_size;
+    auto r = std::make_unique<control::RndisAtRunner>(*a.transport, f, rs, settings, *commands, ro);
+    rndis_runner = r.get();
+    runner = std::move(r);
+  } else {
+    runner = std::make_unique<control::SessionRunner>(*a.transport, f, *session, ro, commands.get());
+  }
+  if (!runner->start()) {
+    events_.error(runner->error());
     return a.transport->device_gone() ? RunEnd::gone : RunEnd::failed;
+  }
+  if (rndis_runner != nullptr) {
+    // INITIALIZE, the MAC and the packet filter: then the data path knows its limits.
+    const auto ready = [&](const control::SessionStatus& s) {
+      return rndis_runner->rndis_ready() || s.state == control::SessionState::failed;
+    };
+    if (!rndis_runner->run_until(ready, 4 * settings.command_timeout) || !rndis_runner->rndis_ready()) {
+      if (a.transport->device_gone()) return RunEnd::gone;
+      const std::string& why = runner->status().error;
+      events_.error(a.device_text + ": RNDIS setup failed: " + (why.empty() ? "no answer to INITIALIZE" : why));
+      return RunEnd::failed;
+    }
+    const control::RndisDeviceInfo& info = rndis_runner->rndis().device_info();
+    for (const char* what : {info.out_overridden.max_transfer_size ? "MaxTransferSize" : nullptr,
+                             info.out_overridden.max_packets_per_transfer ? "MaxPacketsPerTransfer" : nullptr,
+                             info.out_overridden.packet_alignment_factor ? "PacketAlignmentFactor" : nullptr})
+      if (what != nullptr) events_.note(std::string("RNDIS INITIALIZE_CMPLT ") + what + " out of range: clamped (docs/rndis.md)");
+    datagram_max = info.max_frame_size;
+    dc.our_mac = info.mac;
+    plane.set_rndis(info.out, info.mac, datagram_max);
+    if (!start_plane()) return RunEnd::failed;
   }
 
   RunEnd end = RunEnd::stop;
   // The link's own addressing (docs/dhcp.md): DHCPv4 where the session has no address to give,
   // router discovery wherever IPv6 was asked for.
   control::AutoconfSettings acs;
-  acs.dhcp4 = !mbim && f.kind != usb::Function::HuaweiNcm && !options_.static_ipv4 &&
+  acs.dhcp4 = !mbim && !rndis && f.kind != usb::Function::HuaweiNcm && !options_.static_ipv4 &&
               settings.families != control::IpFamilies::ipv6;
+  // Huawei: DHCP stands in when AT^DHCP? gave nothing usable (firmware without it, garbled).
+  acs.dhcp4_fallback = f.kind == usb::Function::HuaweiNcm && !options_.static_ipv4 &&
+                       settings.families != control::IpFamilies::ipv6;
   acs.ipv6_ra = settings.families != control::IpFamilies::ipv4;
   acs.link_layer = !mbim;
   acs.mac = dc.our_mac;
@@ -1002,16 +1097,16 @@ RunEnd Daemon::serve(Attachment& a) {
   auto next_fault_check = SteadyClock::now();
   auto next_tun_check = SteadyClock::now();
   for (;;) {
-    runner.step(50);
-    if (const std::string notice = runner.commands().take_notice(); !notice.empty()) events_.note(notice);
-    const control::SessionStatus& st = runner.status();
+    runner->step(50);
+    if (const std::string notice = runner->take_notice(); !notice.empty()) events_.note(notice);
+    const control::SessionStatus& st = runner->status();
     run_autoconf(autoconf, plane, st, datagram_max);
     if (st.state == control::SessionState::failed) {
       events_.error(st.error);
       end = RunEnd::failed;
       break;
     }
-    if (runner.device_gone() || plane.device_gone()) {
+    if (runner->device_gone() || plane.device_gone()) {
       end = RunEnd::gone;
       break;
     }
@@ -1049,8 +1144,8 @@ RunEnd Daemon::serve(Attachment& a) {
     for (const control::AutoconfPacket& p : autoconf.take_packets()) queued += plane.send_control_packet(p) ? 1u : 0u;
     const auto deadline = SteadyClock::now() + std::chrono::milliseconds(300);
     while (queued > 0 && plane.tx_counters().control_packets < sent_before + queued && SteadyClock::now() < deadline)
-      runner.step(10);
-    runner.stop(std::chrono::milliseconds(800));
+      runner->step(10);
+    runner->stop(std::chrono::milliseconds(800));
   }
   autoconf_ = nullptr;
   if (up_)

@@ -40,7 +40,6 @@ std::string_view unsupported_hint(usb::ModemMode m) {
     case usb::ModemMode::Qdl: return "it is in Qualcomm download mode: power-cycle it to boot its firmware";
     case usb::ModemMode::SerialOnly: return "no network function in this configuration, only serial ports";
     case usb::ModemMode::Qmi: return "QMI/rmnet data path not implemented; switch it to MBIM if it can";
-    case usb::ModemMode::Rndis: return "RNDIS data path not implemented";
     default: return "not supported yet";
   }
 }

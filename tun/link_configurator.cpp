@@ -39,7 +39,7 @@ Wanted wanted(const LinkSettings& s) {
   if (s.ipv6) w.addresses.push_back(rtnl::make_address(s.ipv6->address, s.ipv6->prefix_length, kIpv6AddressFlags));
   if (s.default_route_metric) {
     if (s.ipv4) w.routes.push_back({AF_INET, *s.default_route_metric});
-    if (s.ipv6) w.routes.push_back({AF_INET6, *s.default_route_metric});
+    if (s.ipv6 && s.ipv6_default_route) w.routes.push_back({AF_INET6, *s.default_route_metric});
   }
   return w;
 }

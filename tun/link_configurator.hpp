@@ -38,6 +38,10 @@ struct LinkSettings {
   // Set: a default route per family present, through the device without a gateway (a TUN has
   // no link layer: whatever the next hop, the packet goes to the modem), with this RTA_PRIORITY.
   std::optional<std::uint32_t> default_route_metric;
+  // Per family: false = no IPv6 default route even with default_route_metric, because the link
+  // has no IPv6 default router (no RA with a non-zero router lifetime, no gateway from the
+  // session). A later apply() with it true adds the route; with it false again removes it.
+  bool ipv6_default_route = true;
 };
 
 class LinkConfigurator {  // one NETLINK_ROUTE socket (libmnl), one interface

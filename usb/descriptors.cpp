@@ -719,10 +719,10 @@ bool is_drivable(ModemMode mode) {
     case ModemMode::Ncm:
     case ModemMode::HuaweiNcm:
     case ModemMode::Mbim:
-      return true;
-    // RNDIS frames each packet in a REMOTE_NDIS_PACKET_MSG and is set up with its own control
-    // messages (INITIALIZE / SET OID), not NTBs: the data path for it is a later step.
+    // RNDIS: REMOTE_NDIS_PACKET_MSG framing in the workers, the RNDIS control session on the
+    // encapsulated channel, AT on the serial port for the dial (docs/rndis.md).
     case ModemMode::Rndis:
+      return true;
     // QMI/rmnet needs QMI WDA/WDS on the control side and raw-IP or QMAP framing: not planned yet.
     case ModemMode::Qmi:
     case ModemMode::MassStorage:  // needs a modeswitch first

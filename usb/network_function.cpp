@@ -61,7 +61,9 @@ std::optional<NetworkFunction> from_control(const Configuration& c, const Interf
 
 std::optional<NetworkFunction> find_network_function(const Configuration& configuration, std::string& error) {
   std::string first_error;
-  for (const Function wanted : {Function::Mbim, Function::Ncm, Function::HuaweiNcm}) {
+  // RNDIS last: a device that offers NCM or MBIM next to it is driven with those (aggregation
+  // negotiated per NTB, no per-message header).
+  for (const Function wanted : {Function::Mbim, Function::Ncm, Function::HuaweiNcm, Function::Rndis}) {
     for (const Interface& i : configuration.interfaces) {
       if (i.function != wanted) continue;
       std::string e;
@@ -70,7 +72,7 @@ std::optional<NetworkFunction> find_network_function(const Configuration& config
     }
   }
   error = first_error.empty() ? "configuration " + std::to_string(configuration.value) +
-                                    " has no NCM, Huawei NCM or MBIM function"
+                                    " has no NCM, Huawei NCM, MBIM or RNDIS function"
                               : first_error;
   return std::nullopt;
 }

@@ -7,7 +7,9 @@
 //   CDC NCM / MBIM: control 02/0d or 02/0e (interrupt IN) + data 0a (alt 0 empty, alt 1 bulk);
 //   Huawei vendor NCM ff/03/16 (E3372 12d1:1506): ONE interface whose Union names itself; alt 0
 //     has the interrupt endpoint, alt 1 adds the bulk pair (vectors/usb_descriptors.md D2);
-//   Huawei ff/02/16 style: vendor control + vendor data, paired by the Union.
+//   Huawei ff/02/16 style: vendor control + vendor data, paired by the Union;
+//   RNDIS: control 02/02/ff (or e0/01/03, ef/04/01) with its interrupt IN + a CDC data interface
+//     whose alt 0 has the bulk pair (the FM350-GL, vectors/usb_descriptors.md D1; docs/rndis.md).
 #pragma once
 
 #include <cstdint>
@@ -20,7 +22,7 @@
 namespace wwan::usb {
 
 struct NetworkFunction {
-  Function kind = Function::Other;      // Ncm, HuaweiNcm or Mbim
+  Function kind = Function::Other;      // Ncm, HuaweiNcm, Mbim or Rndis
   // The control interface's class triple (of the alt setting that gave `kind`): what the quirk
   // table matches on (02/0d NCM, 02/0e MBIM, ff/xx Huawei vendor NCM).
   std::uint8_t interface_class = 0, interface_subclass = 0, interface_protocol = 0;
@@ -40,8 +42,9 @@ struct NetworkFunction {
 };
 
 // The first drivable network function of the configuration (MBIM preferred over NCM when a
-// device offers both, as ModemManager does), or nullopt and a one-line `error` saying what the
-// configuration lacks (no network function; no bulk pair; no notification endpoint).
+// device offers both, as ModemManager does; RNDIS only when nothing else is there), or nullopt
+// and a one-line `error` saying what the configuration lacks (no network function; no bulk pair;
+// no notification endpoint).
 std::optional<NetworkFunction> find_network_function(const Configuration& configuration, std::string& error);
 
 }  // namespace wwan::usb

@@ -101,6 +101,46 @@ TEST_F(Link, ALostLeaseTakesTheLinkDownAndDhcpStartsOver) {
   EXPECT_EQ(a.dhcp().state(), dhcp4::ClientState::selecting) << "starting over";
 }
 
+// Huawei whose AT^DHCP? failed: connected without IPv4, so DHCP on the link stands in; a session
+// that did give IPv4 never starts the client. A redial decides again.
+TEST_F(Link, DhcpStandsInOnlyWhenTheSessionGaveNoIpv4) {
+  AutoconfSettings s{.dhcp4 = false, .dhcp4_fallback = true, .ipv6_ra = false, .link_layer = true, .mac = kMac,
+                     .seed = 7, .dhcp = {}, .ra = {}};
+  IpConfig given;
+  given.ipv4 = Ipv4Config{eth::Ipv4Address{{10, 9, 9, 9}}, 24, std::nullopt, {}, 0};
+  {
+    LinkAutoconf a(s);
+    a.on_session(connected(given), now);
+    EXPECT_TRUE(a.take_packets().empty()) << "the session's address: no DHCP";
+    EXPECT_FALSE(a.dhcp4_fallback_active());
+    ASSERT_TRUE(a.up());
+    EXPECT_EQ(a.config().ipv4->address, (eth::Ipv4Address{{10, 9, 9, 9}}));
+  }
+  LinkAutoconf a(s);
+  a.on_session(connected(), now);
+  EXPECT_TRUE(a.dhcp4_fallback_active());
+  EXPECT_FALSE(a.up()) << "connected, but no address until the lease";
+  exchange(a);
+  ASSERT_TRUE(a.up());
+  EXPECT_EQ(a.config().ipv4->address, kHost);
+  EXPECT_EQ(a.config().ipv4->gateway, kGateway);
+  // The session drops: the fallback client stops with it.
+  SessionStatus down;
+  down.state = SessionState::disconnected;
+  down.connects = 1;
+  a.on_session(down, now);
+  EXPECT_FALSE(a.up());
+  EXPECT_FALSE(a.dhcp4_fallback_active());
+  EXPECT_EQ(a.dhcp().state(), dhcp4::ClientState::stopped);
+  // The redial gives the address: no DHCP this time.
+  SessionStatus again = connected(given);
+  again.connects = 2;
+  a.on_session(again, now);
+  EXPECT_FALSE(a.dhcp4_fallback_active());
+  EXPECT_TRUE(a.take_packets().empty());
+  EXPECT_EQ(a.config().ipv4->address, (eth::Ipv4Address{{10, 9, 9, 9}}));
+}
+
 TEST_F(Link, TheSessionsAddressKeepsItsIdentifierUnderTheAdvertisedPrefix) {
   IpConfig ip;
   ip.ipv4 = Ipv4Config{kHost, 30, kGateway, {}, 0};

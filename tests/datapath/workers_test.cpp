@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <array>
 #include <cstdint>
+#include <cstdio>
+#include <string>
 #include <deque>
 #include <optional>
 #include <vector>
@@ -19,8 +21,10 @@
 #include "datapath/ntb_build.hpp"
 #include "datapath/ntb_parse.hpp"
 #include "datapath/packet_io.hpp"
+#include "datapath/rndis_packet.hpp"
 #include "datapath/rx_path.hpp"
 #include "datapath/tx_path.hpp"
+#include "tests/support/hex.hpp"
 
 namespace wwan::dp {
 namespace {
@@ -242,7 +246,7 @@ std::size_t reap_into(FakeIo& io, RxStage* rx, TxStage* tx) {
 
 RxConfig ncm_rx_config() {
   RxConfig c;
-  c.function = ntb::FunctionKind::Ncm;
+  c.framing = Framing::ncm;
   c.transfer_bytes = 16384;
   c.in_slots = 4;
   c.ring_capacity = 4;
@@ -363,7 +367,7 @@ TEST(RxStage, MbimDeliversSessionZeroAndCountsTheRest) {
   FakeInLink in;
   LinkState state;
   RxConfig c = ncm_rx_config();
-  c.function = ntb::FunctionKind::Mbim;
+  c.framing = Framing::mbim;
   RxStage rx(c, io, in, state, nullptr, nullptr);
   const ByteVector p = ipv4_udp(64, 7);
   const ByteVector ips0 = build_ntb({p, ByteVector{0x00, 0x01, 0x08, 0x00}}, {ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ips, 0}, false);
@@ -403,7 +407,7 @@ TxConfig ncm_tx_config(std::size_t out_bytes = 16384) {
   c.out.ntb_out_max_size = static_cast<std::uint32_t>(out_bytes);
   c.out.ndp_at_end = true;  // Huawei
   c.signature = {ntb::NtbFormat::Ntb32, ntb::DatagramKind::Ncm, 0};
-  c.ethernet = true;
+  c.framing = Framing::ncm;
   c.our_mac = kHostMac;
   c.mtu_bytes = 1500;
   c.reads_in_flight = 8;
@@ -528,7 +532,7 @@ TEST(TxStage, MbimSendsRawIpInIps0AndDropsWhatIsNotIp) {
   FakeOutLink out(2, 16384);
   LinkState state;
   TxConfig c = ncm_tx_config();
-  c.ethernet = false;
+  c.framing = Framing::mbim;
   c.out.ethernet_framing = false;
   c.signature = {ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ips, 0};
   c.out.format = ntb::NtbFormat::Ntb16;
@@ -1097,7 +1101,7 @@ TEST(TxStageOffload, MbimUdpSuperPacketsBecomeRawIpDatagramsInIps0) {
   FakeOutLink out(2, 16384);
   LinkState state;
   TxConfig c = vnet_tx_config();
-  c.ethernet = false;
+  c.framing = Framing::mbim;
   c.out.ethernet_framing = false;
   c.signature = {ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ips, 0};
   c.out.format = ntb::NtbFormat::Ntb16;
@@ -1114,6 +1118,162 @@ TEST(TxStageOffload, MbimUdpSuperPacketsBecomeRawIpDatagramsInIps0) {
     EXPECT_EQ(sent[i], ot::udp_packet(v6, {}, std::span(payload).subspan(i * 500, i == 2 ? 250 : 500)))
         << "datagram " << i << ": each exactly what a plain UDP send would have made";
   }
+}
+
+
+// ---- RNDIS framing (datapath/framing.hpp: the same stages, REMOTE_NDIS_PACKET_MSG transfers) -----
+
+// The 44-byte PACKET_MSG header of a frame right behind it, as hex (MS-RNDIS §2.2.14).
+std::string packet_msg_header(std::uint32_t message_length, std::uint32_t data_length) {
+  const auto le32 = [](std::uint32_t v) {
+    char b[16];
+    std::snprintf(b, sizeof b, "%02x %02x %02x %02x ", v & 0xFF, (v >> 8) & 0xFF, (v >> 16) & 0xFF, v >> 24);
+    return std::string(b);
+  };
+  return "01 00 00 00 " + le32(message_length) + "24 00 00 00 " + le32(data_length) +
+         "00 00 00 00  00 00 00 00  00 00 00 00  00 00 00 00  00 00 00 00  00 00 00 00  00 00 00 00";
+}
+
+TEST(RxStageRndis, FramesOfEveryGoodPacketMessageAreWrittenAHostileOneIsSkippedAndArpIsAnswered) {
+  FakeIo io;
+  FakeInLink in;
+  LinkState state;
+  ReplyRing replies(8);
+  state.set_host_addresses(HostAddresses{kHostIp, {}});
+  RxConfig c = ncm_rx_config();
+  c.framing = Framing::rndis;
+  RxStage rx(c, io, in, state, &replies, &io);
+
+  const ByteVector ip = ipv4_udp(10, 0xB1);  // 38 bytes of IP, a 52-byte frame
+  const ByteVector frame1 = ethernet(kHostMac, kModemMac, eth::kEtherTypeIpv4, ip);
+  const ByteVector arp = arp_request_for_host();  // 42 bytes
+  ByteVector xfer = test::hex(
+      // message 0 at 0: PACKET_MSG, MessageLength 96, DataOffset 36 (-> byte 44), DataLength 52,
+      // OOBDataOffset/Length, NumOOBDataElements, PerPacketInfoOffset/Length, VcHandle, Reserved 0
+      packet_msg_header(96, 52));
+  xfer.insert(xfer.end(), frame1.begin(), frame1.end());
+  const ByteVector hostile = test::hex(
+      // message 1 at 96: MessageLength 64 still frames it, but DataOffset 0xFFFFFFF0 wraps rndis_host's
+      // 32-bit check; here: data_out_of_message, skipped, and the next message is still read
+      "01 00 00 00  40 00 00 00  f0 ff ff ff  14 00 00 00"
+      "00 00 00 00  00 00 00 00  00 00 00 00  00 00 00 00  00 00 00 00  00 00 00 00  00 00 00 00"
+      "ee ee ee ee  ee ee ee ee  ee ee ee ee  ee ee ee ee  ee ee ee ee");
+  xfer.insert(xfer.end(), hostile.begin(), hostile.end());
+  const ByteVector arp_header = test::hex(
+      // message 2 at 160: the modem's ARP request for our address, MessageLength 86, DataLength 42
+      packet_msg_header(86, 42));
+  xfer.insert(xfer.end(), arp_header.begin(), arp_header.end());
+  xfer.insert(xfer.end(), arp.begin(), arp.end());
+  xfer.push_back(0x00);  // the 1-byte short-packet pad
+  ASSERT_EQ(xfer.size(), 247u);
+
+  ASSERT_TRUE(rx.post(RxBuffer{xfer.data(), static_cast<std::uint32_t>(xfer.size()), 1}));
+  EXPECT_TRUE(rx.pump());
+  reap_into(io, &rx, nullptr);
+  ASSERT_EQ(io.written.size(), 1u);
+  EXPECT_EQ(io.written[0], ip);
+  EXPECT_EQ(io.written_from[0], xfer.data() + 44 + 14) << "written from inside the IN buffer";
+  EXPECT_THAT(in.released, ::testing::ElementsAre(1u));
+
+  rx.publish();
+  const RxCounters counters = rx.counters();
+  EXPECT_EQ(counters.rndis.transfers, 1u);
+  EXPECT_EQ(counters.rndis.messages, 3u);
+  EXPECT_EQ(counters.rndis.frames, 2u);
+  EXPECT_EQ(counters.rndis[rndis::PacketError::DataOutOfMessage], 1u);
+  EXPECT_EQ(counters.rndis[rndis::PacketError::ShortPacketPadding], 1u);
+  EXPECT_EQ(counters.ntb.transfers, 0u) << "no NTB parsing on an RNDIS function";
+  EXPECT_EQ(counters.packets, 1u);
+  EXPECT_EQ(counters.arp_replies, 1u);
+  EXPECT_EQ(state.modem_mac(), kModemMac) << "the modem's MAC learned as on NCM";
+  ReplyFrame reply;
+  ASSERT_TRUE(replies.try_pop(reply));
+  EXPECT_EQ(reply.length, eth::kArpReplyFrameSize);
+}
+
+TxConfig rndis_tx_config() {
+  TxConfig c = ncm_tx_config();
+  c.framing = Framing::rndis;
+  c.rndis_out.max_transfer_size = 16384;
+  c.rndis_out.max_packets_per_transfer = 2;  // INITIALIZE_CMPLT MaxPacketsPerTransfer
+  c.rndis_out.packet_alignment_factor = 3;   // messages start at multiples of 8
+  c.rndis_out.max_packet_size = 512;
+  return c;
+}
+
+TEST(TxStageRndis, PacketsLeaveAsAlignedPacketMessagesWithinMaxPacketsPerTransfer) {
+  FakeIo io;
+  FakeOutLink out(2, 16384);
+  LinkState state;
+  state.set_modem_mac(kModemMac);
+  TxStage tx(rndis_tx_config(), io, out, state);
+  tx.start();
+  const std::vector<ByteVector> packets = {ipv4_udp(10, 1), ipv4_udp(11, 2), ipv4_udp(0, 3)};
+  for (const auto& p : packets) io.arriving.push_back(p);
+  EXPECT_EQ(reap_into(io, nullptr, &tx), 3u);
+  EXPECT_TRUE(tx.pump(false));
+  ASSERT_EQ(out.sent.size(), 2u) << "two messages per transfer at most: the third goes in a second transfer";
+
+  const ByteVector& t = out.sent[0];
+  ASSERT_EQ(t.size(), 96u + 97u);
+  // Message 0: MessageLength 96 (44 + a 52-byte frame, already a multiple of 8: no padding),
+  // DataOffset 36, DataLength 52. Message 1 at 96: MessageLength 97, DataLength 53, not padded
+  // (the last message of a transfer is never padded).
+  EXPECT_EQ(ByteVector(t.begin(), t.begin() + 44), test::hex(packet_msg_header(96, 52)));
+  EXPECT_EQ(ByteVector(t.begin() + 96, t.begin() + 140), test::hex(packet_msg_header(97, 53)));
+
+  std::vector<ByteVector> frames;
+  rndis::PacketCounters pc;
+  for (const ByteVector& sent : out.sent) {
+    rndis::CountingPacketSink sink{pc, [&](const rndis::FrameView& f) {
+                                     frames.emplace_back(sent.begin() + static_cast<std::ptrdiff_t>(f.offset),
+                                                         sent.begin() + static_cast<std::ptrdiff_t>(f.offset + f.length));
+                                   }};
+    pc.add(rndis::parse_packet_transfer(sent, sink));
+  }
+  ASSERT_EQ(frames.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i)
+    EXPECT_EQ(frames[i], ethernet(kModemMac, kHostMac, eth::kEtherTypeIpv4, packets[i])) << "frame " << i;
+  tx.publish();
+  EXPECT_EQ(tx.counters().packets, 3u);
+  EXPECT_EQ(tx.counters().ntbs, 2u);
+}
+
+TEST(TxStageRndis, ATransferOfExactlyWMaxPacketSizeGetsTheOneBytePadNeverAZlp) {
+  FakeIo io;
+  FakeOutLink out(2, 16384);
+  LinkState state;
+  state.set_modem_mac(kModemMac);
+  TxStage tx(rndis_tx_config(), io, out, state);
+  tx.start();
+  io.arriving.push_back(ipv4_udp(512 - 44 - 14 - 28, 7));  // 44 + 14 + 454 = 512 bytes
+  reap_into(io, nullptr, &tx);
+  tx.pump(false);
+  ASSERT_EQ(out.sent.size(), 1u);
+  ASSERT_EQ(out.sent[0].size(), 513u);
+  EXPECT_EQ(out.sent[0].back(), 0u);
+  EXPECT_EQ(ByteVector(out.sent[0].begin(), out.sent[0].begin() + 44), test::hex(packet_msg_header(512, 468)))
+      << "the pad is outside MessageLength";
+  tx.publish();
+  EXPECT_EQ(tx.counters().padded, 1u);
+}
+
+TEST(TxStageRndis, AFrameLargerThanMaxTransferSizeIsDroppedAsTooLarge) {
+  FakeIo io;
+  FakeOutLink out(2, 16384);
+  LinkState state;
+  TxConfig c = rndis_tx_config();
+  c.rndis_out.max_transfer_size = 600;  // a device that takes little
+  TxStage tx(c, io, out, state);
+  tx.start();
+  io.arriving.push_back(ipv4_udp(1000, 1));
+  io.arriving.push_back(ipv4_udp(100, 2));
+  reap_into(io, nullptr, &tx);
+  tx.pump(false);
+  ASSERT_EQ(out.sent.size(), 1u);
+  tx.publish();
+  EXPECT_EQ(tx.counters().too_large, 1u);
+  EXPECT_EQ(tx.counters().packets, 1u);
 }
 
 }  // namespace

@@ -74,7 +74,7 @@ std::ostream& operator<<(std::ostream& o, const Profile& p) { return o << p.name
 std::string test_name(const ::testing::TestParamInfo<Profile>& p) {
   std::string n = p.param.name;
   for (char& c : n)
-    if (c == '-') c = '_';
+    if (c == '-' || c == '+') c = '_';
   return n;
 }
 
@@ -776,7 +776,12 @@ INSTANTIATE_TEST_SUITE_P(Sim, DaemonTest,
                                            // No session to report an address: DHCP on the link, with
                                            // the emulated server's 20 s leases renewing under every test.
                                            Profile{"generic-ncm", {}, true},
-                                           Profile{"mbim", {}, true}),
+                                           Profile{"mbim", {}, true},
+                                           // RNDIS data path; FCC unlock, AT+CGACT and AT+CGPADDR on
+                                           // the serial AT port (docs/rndis.md).
+                                           Profile{"fm350-rndis", {}, true},
+                                           // AT+QNETDEVCTL on the AT serial port, then DHCP (docs/quectel.md).
+                                           Profile{"quectel-ncm", {}, true}),
                          test_name);
 
 // ---- 8. the link's own addressing: DHCP and router advertisements (docs/dhcp.md) ----------------
@@ -914,7 +919,32 @@ TEST_P(LinkAddressingTest, Ipv6FromTheRouterAdvertisementAndPingOverBothFamilies
   EXPECT_GE(number_at(*st, "sim.router.solicited").value_or(0), 1u) << st->dump();
 }
 
-INSTANTIATE_TEST_SUITE_P(Sim, LinkAddressingTest, ::testing::Values(Profile{"generic-ncm", {}, true}), test_name);
+INSTANTIATE_TEST_SUITE_P(Sim, LinkAddressingTest,
+                         ::testing::Values(Profile{"generic-ncm", {}, true}, Profile{"quectel-ncm", {}, true}), test_name);
+
+// Huawei firmware whose AT^DHCP? answers ERROR (the +no-dhcp-at variant: its stick runs a DHCP
+// server on the link instead): the session connects without an IPv4 address and the daemon gets
+// it by DHCP (control/link_autoconf.hpp dhcp4_fallback), renews it, and traffic flows.
+using HuaweiDhcpFallbackTest = LinkAddressingTest;
+
+TEST_P(HuaweiDhcpFallbackTest, ComesUpByDhcpWhenTheDhcpQueryFails) {
+  ASSERT_NO_FATAL_FAILURE(launch());  // connected with 10.64.64.2/30, gateway and DNS (check_connected)
+  std::size_t at = 0;
+  const auto acquired = next_event(at, "lease", lease_state("acquired"), 1s);
+  ASSERT_TRUE(acquired) << "connected without a DHCP lease: the address did not come from DHCP" << describe();
+  EXPECT_EQ(acquired->value("address", ""), kHost);
+  ASSERT_NO_FATAL_FAILURE(ping_gateway(5));
+  const auto renewed = next_event(at, "lease", lease_state("renewed"), std::chrono::seconds(sim::kDefaultLeaseSeconds));
+  ASSERT_TRUE(renewed) << "no renewal within one lease time" << describe();
+  const auto st = daemon_->stats();
+  ASSERT_TRUE(st) << describe();
+  EXPECT_EQ(st->value("autoconf", json::object()).value("dhcp", json::object()).value("state", ""), "BOUND");
+  EXPECT_GE(number_at(*st, "sim.dhcp_server.acks").value_or(0), 2u) << st->dump();
+  EXPECT_EQ(daemon_->count("disconnected"), 0u) << describe();
+}
+
+INSTANTIATE_TEST_SUITE_P(Sim, HuaweiDhcpFallbackTest, ::testing::Values(Profile{"huawei-e3372+no-dhcp-at", {}, true}),
+                         test_name);
 
 }  // namespace
 }  // namespace wwan::integration

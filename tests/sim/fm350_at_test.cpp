@@ -55,6 +55,38 @@ TEST(Fm350At, LockedUntilTheRightResponse) {
   EXPECT_EQ(m.cfun(), 4);
 }
 
+TEST(Fm350At, TheDataSessionNeedsTheRadioAndReportsItsAddress) {
+  Fm350At m(Fm350Lock{.mode = 0});  // not locked: the radio may come on
+  bool medium = false;
+  m.on_context_change([&](bool up) { medium = up; });
+  EXPECT_EQ(m.execute("ATE0"), "ATE0\r\r\nOK\r\n");
+  EXPECT_EQ(m.execute("AT+CGDCONT=1,\"IP\",\"internet\""), "\r\nOK\r\n");
+  EXPECT_EQ(m.execute("AT+CGDCONT=1,\"X25\""), "\r\n+CME ERROR: 50\r\n");
+  EXPECT_EQ(m.execute("AT+CGDCONT?"), "\r\n+CGDCONT: 1,\"IP\",\"INTERNET\",\"0.0.0.0\",0,0\r\n\r\nOK\r\n");
+  EXPECT_EQ(m.execute("AT+CGACT=1,1"), "\r\n+CME ERROR: 3\r\n") << "the radio is still off (CFUN 4)";
+  EXPECT_EQ(m.execute("AT+CFUN=1"), "\r\nOK\r\n");
+  EXPECT_EQ(m.execute("AT+CGACT=1,2"), "\r\n+CME ERROR: 3\r\n") << "no context 2";
+  EXPECT_EQ(m.execute("AT+CGPADDR=1"), "\r\n+CGPADDR: 1\r\n\r\nOK\r\n");
+  EXPECT_EQ(m.execute("AT+CGACT=1,1"), "\r\nOK\r\n");
+  EXPECT_TRUE(medium);
+  EXPECT_EQ(m.execute("AT+CGACT?"), "\r\n+CGACT: 1,1\r\n\r\nOK\r\n");
+  EXPECT_EQ(m.execute("AT+CGPADDR=1"), "\r\n+CGPADDR: 1,\"10.64.64.2\"\r\n\r\nOK\r\n");
+  EXPECT_EQ(m.execute("AT+CGCONTRDP=1"),
+            "\r\n+CGCONTRDP: 1,5,\"INTERNET\",\"10.64.64.2.255.255.255.252\",\"10.64.64.1\",\"10.11.12.13\","
+            "\"10.11.12.14\"\r\n\r\nOK\r\n");
+  EXPECT_EQ(m.execute("AT+GTDNS"), "\r\nERROR\r\n") << "not modelled: no source";
+
+  EXPECT_TRUE(m.network_deactivate());
+  EXPECT_FALSE(medium);
+  EXPECT_EQ(m.take_unsolicited(), "\r\n+CGEV: NW PDN DEACT 1\r\n");
+  EXPECT_FALSE(m.network_deactivate()) << "nothing active any more";
+  EXPECT_EQ(m.execute("AT+CGACT=1,1"), "\r\nOK\r\n");
+  EXPECT_EQ(m.execute("AT+CGACT=0,1"), "\r\nOK\r\n");
+  EXPECT_FALSE(m.context_active());
+  EXPECT_EQ(m.counters().activations, 2u);
+  EXPECT_EQ(m.counters().activations_refused, 2u);
+}
+
 TEST(SerialAtPort, LinesAtCrAnswersOnInAndBounds) {
   SerialAtPort p(0x87, 0x06, [](std::string_view l) { return "<" + std::string(l) + ">"; });
   std::array<std::uint8_t, 4> buf{};

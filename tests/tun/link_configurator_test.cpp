@@ -166,6 +166,29 @@ TEST_F(LinkConfiguratorTest, NewSettingsReplaceWhatIsNoLongerWanted) {
   expect_nothing_of_ours();
 }
 
+// The IPv6 default route follows the family's default router (LinkSettings::ipv6_default_route:
+// the RA's router lifetime ran out) while the IPv4 one and both addresses stay.
+TEST_F(LinkConfiguratorTest, TheIpv6DefaultRouteComesAndGoesWithItsRouter) {
+  std::string error;
+  LinkSettings s = dual_stack(700);
+  s.ipv6_default_route = false;
+  ASSERT_TRUE(config_->apply(s, error)) << error;
+  EXPECT_THAT(metrics(default_routes(AF_INET)), ElementsAre(700u));
+  EXPECT_THAT(default_routes(AF_INET6), IsEmpty()) << "no IPv6 default router yet";
+  s.ipv6_default_route = true;  // the RA arrived
+  ASSERT_TRUE(config_->apply(s, error)) << error;
+  EXPECT_THAT(metrics(default_routes(AF_INET6)), ElementsAre(700u));
+  s.ipv6_default_route = false;  // its router lifetime ran out
+  ASSERT_TRUE(config_->apply(s, error)) << error;
+  EXPECT_THAT(default_routes(AF_INET6), IsEmpty());
+  EXPECT_THAT(metrics(default_routes(AF_INET)), ElementsAre(700u));
+  EXPECT_EQ(addresses().size(), 2u);
+  s.ipv6_default_route = true;
+  ASSERT_TRUE(config_->apply(s, error)) << error;
+  ASSERT_TRUE(config_->clear(true, error)) << error;  // teardown removes it
+  expect_nothing_of_ours();
+}
+
 TEST_F(LinkConfiguratorTest, ApplyBringsBackWhatTheKernelDroppedWithTheLink) {
   std::string error;
   ASSERT_TRUE(config_->apply(dual_stack(), error)) << error;

@@ -27,14 +27,14 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
-#include <sstream>
 
 #include "datapath/offload/gro.hpp"
 #include "datapath/offload/gso.hpp"
 #include "netns.hpp"
 #include "tests/datapath/offload_packets.hpp"
 #include "tests/support/hex.hpp"
+#include "tests/support/network.hpp"
+#include "tests/support/offload_tun.hpp"
 #include "tun/tun_device.hpp"
 
 namespace wwan::tun {
@@ -140,48 +140,17 @@ const Flow kFromPeerUdp = flow_v4({10, 0, 0, 2}, {10, 0, 0, 1}, kPeerPort, kUdpP
 using Clock = std::chrono::steady_clock;
 constexpr auto kDeadline = std::chrono::seconds(20);
 
-int remaining_ms(Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  return left < 0 ? 0 : static_cast<int>(left);
-}
+// Shared with the offload benchmarks (tests/support/).
+using testsupport::Fd;
+using testsupport::remaining_ms;
 
-class Fd {
- public:
-  explicit Fd(int fd = -1) : fd_(fd) {}
-  ~Fd() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  Fd& operator=(Fd&& o) noexcept {
-    std::swap(fd_, o.fd_);
-    return *this;
-  }
-  int get() const { return fd_; }
-
- private:
-  int fd_;
-};
-
-sockaddr_in address(const char* ip, std::uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  ::inet_pton(AF_INET, ip, &a.sin_addr);
-  return a;
-}
+sockaddr_in address(const char* ip, std::uint16_t port) { return testsupport::ipv4_address(ip, port); }
 
 // "Tcp: ... InCsumErrors" from /proc/net/snmp (per network namespace).
 std::uint64_t snmp(const std::string& group, const std::string& field) {
-  std::ifstream in("/proc/net/snmp");
-  std::string names, values;
-  while (std::getline(in, names) && std::getline(in, values)) {
-    if (names.rfind(group + ":", 0) != 0) continue;
-    std::istringstream n(names), v(values);
-    std::string name, value;
-    while (n >> name && v >> value)
-      if (name == field) return std::stoull(value);
-  }
+  const auto counters = testsupport::snmp(group);
+  const auto it = counters.find(field);
+  if (it != counters.end()) return it->second;
   ADD_FAILURE() << "no " << group << " " << field << " in /proc/net/snmp";
   return 0;
 }
@@ -192,22 +161,14 @@ class TunOffloadKernel : public testing::NetnsTest {
     NetnsTest::SetUp();
     if (IsSkipped()) return;
     std::string error;
-    tun_ = TunDevice::open(kTun, TunOptions{.vnet_hdr = true, .nonblocking = true}, error);
+    tun_ = testsupport::open_vnet_tun(kTun, "10.0.0.1/24", error);
     ASSERT_NE(tun_, nullptr) << error;
-    int status = 0;
-    testing::shell("ip link set lo up && ip addr add 10.0.0.1/24 dev " + kTun + " && ip link set " + kTun + " up",
-                   &status);
-    ASSERT_EQ(status, 0);
   }
 
   int fd() const { return tun_->fd(); }
 
   // One packet with a zero virtio_net_hdr.
-  void write_plain(const Packet& p) {
-    iovec iov[2] = {{const_cast<std::uint8_t*>(kVirtioNetHdrNone), kVirtioNetHdrSize},
-                    {const_cast<std::uint8_t*>(p.data()), p.size()}};
-    ASSERT_EQ(::writev(fd(), iov, 2), static_cast<ssize_t>(kVirtioNetHdrSize + p.size())) << std::strerror(errno);
-  }
+  void write_plain(const Packet& p) { ASSERT_TRUE(testsupport::write_plain(fd(), p)) << std::strerror(errno); }
 
   // Every item of a coalesced batch; returns false (with errno kept) on a refused write.
   bool write_items(std::span<const GroItem> items) {

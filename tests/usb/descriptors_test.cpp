@@ -745,7 +745,20 @@ TEST(DescriptorsFibocom, Fm350Mode41IsRndisWithItsAtPort) {
   EXPECT_EQ(at(*c, 0).data_interface, 1);  // from the IAD
   EXPECT_EQ(at(*c, 0).data_alt_setting, 0);
   EXPECT_EQ(classify_mode(0x0E8D, 0x7127, *c), ModemMode::Rndis);
-  EXPECT_FALSE(is_drivable(ModemMode::Rndis));
+  EXPECT_TRUE(is_drivable(ModemMode::Rndis));
+  // The function the daemon drives: RNDIS control 0 with its interrupt IN, data 1 alt 0.
+  std::string error;
+  const auto f = find_network_function(*c, error);
+  ASSERT_TRUE(f) << error;
+  EXPECT_EQ(f->kind, Function::Rndis);
+  EXPECT_EQ(f->control_interface, 0);
+  EXPECT_EQ(f->data_interface, 1);
+  EXPECT_EQ(f->data_alt_setting, 0);
+  EXPECT_EQ(f->notification.address, 0x82);
+  EXPECT_EQ(f->bulk_in.address, 0x81);
+  EXPECT_EQ(f->bulk_out.address, 0x01);
+  EXPECT_EQ(f->bulk_out.max_packet_size, 512);
+  EXPECT_THAT(f->interfaces(), ElementsAre(0, 1));
 }
 
 TEST(DescriptorsFibocom, Fm350Mode40) {
@@ -961,7 +974,7 @@ TEST(NetworkFunction, NoneInAMassStorageConfigurationSaysSo) {
   ASSERT_TRUE(c);
   std::string error;
   EXPECT_FALSE(find_network_function(*c, error));
-  EXPECT_THAT(error, HasSubstr("no NCM, Huawei NCM or MBIM function"));
+  EXPECT_THAT(error, HasSubstr("no NCM, Huawei NCM, MBIM or RNDIS function"));
 }
 
 TEST(NetworkFunction, ControlWithoutInterruptEndpointIsRefused) {
@@ -1079,7 +1092,7 @@ TEST(DescriptorsNames, ModeStringsAndDrivability) {
       {ModemMode::Ncm, "ncm", true},
       {ModemMode::HuaweiNcm, "huawei-ncm", true},
       {ModemMode::Mbim, "mbim", true},
-      {ModemMode::Rndis, "rndis", false},
+      {ModemMode::Rndis, "rndis", true},
       {ModemMode::Qmi, "qmi", false},
       {ModemMode::MassStorage, "mass-storage", false},
       {ModemMode::Qdl, "qdl", false},

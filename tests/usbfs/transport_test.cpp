@@ -236,7 +236,7 @@ TEST(UsbfsConfiguration, MbimOnlyInANonDefaultConfigurationIsSelected) {
   // --configuration 1 forces the CD-ROM configuration, which has no network function.
   auto forced = cli::open_modem(ctx, {.id = {0x12d1, 0x1446}, .port_path = "2-5", .serial = std::nullopt}, error, 1);
   EXPECT_FALSE(forced);
-  EXPECT_THAT(error, ::testing::HasSubstr("no NCM, Huawei NCM or MBIM function"));
+  EXPECT_THAT(error, ::testing::HasSubstr("no NCM, Huawei NCM, MBIM or RNDIS function"));
   g_bed->unplug("2-5");
 }
 

@@ -1,4 +1,4 @@
-#include "net.hpp"
+#include "tests/support/network.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -20,11 +20,17 @@
 
 #include "sim/network.hpp"
 
-namespace wwan::integration {
-
-namespace {
+namespace wwan::testsupport {
 
 std::string errno_text(const std::string& what) { return what + ": " + std::strerror(errno); }
+
+int remaining_ms(std::chrono::steady_clock::time_point deadline) {
+  const auto left =
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now()).count();
+  return static_cast<int>(std::clamp<long long>(left, 0, 60'000));
+}
+
+namespace {
 
 std::uint16_t internet_checksum(const std::uint8_t* data, std::size_t size) {
   std::uint32_t sum = 0;
@@ -176,7 +182,7 @@ Fd udp_socket(const std::string& tun, std::uint16_t port, const std::optional<st
     why = errno_text("socket(AF_INET, SOCK_DGRAM)");
     return Fd();
   }
-  if (!bind_to_device(fd.get(), tun, why)) return Fd();
+  if (!tun.empty() && !bind_to_device(fd.get(), tun, why)) return Fd();
   if (port != 0) {
     const sockaddr_in local = ipv4_address("0.0.0.0", port);
     if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&local), sizeof local) != 0) {
@@ -297,4 +303,4 @@ std::optional<std::string> ControlPort::command(const std::string& text, std::ch
   return std::nullopt;
 }
 
-}  // namespace wwan::integration
+}  // namespace wwan::testsupport

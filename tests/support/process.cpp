@@ -1,4 +1,4 @@
-#include "daemon.hpp"
+#include "tests/support/process.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -14,14 +14,11 @@
 #include <cstring>
 #include <sstream>
 
-namespace wwan::integration {
+#include "tests/support/network.hpp"
+
+namespace wwan::testsupport {
 
 namespace {
-
-int remaining_ms(Clock::time_point deadline) {
-  const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
-  return static_cast<int>(std::clamp<long long>(left, 0, 60'000));
-}
 
 std::string describe_status(int status) {
   if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
@@ -48,8 +45,12 @@ bool Daemon::start(const std::string& exe, const std::vector<std::string>& args)
   command_ = exe;
   for (const std::string& a : args) command_ += " " + a;
   int out[2], err[2];
-  if (::pipe2(out, O_CLOEXEC) != 0) return false;
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    start_error_ = std::string("pipe2: ") + std::strerror(errno);
+    return false;
+  }
   if (::pipe2(err, O_CLOEXEC) != 0) {
+    start_error_ = std::string("pipe2: ") + std::strerror(errno);
     ::close(out[0]);
     ::close(out[1]);
     return false;
@@ -63,7 +64,11 @@ bool Daemon::start(const std::string& exe, const std::vector<std::string>& args)
   const pid_t parent = ::getpid();
 
   const pid_t pid = ::fork();
-  if (pid < 0) return false;
+  if (pid < 0) {
+    start_error_ = std::string("fork: ") + std::strerror(errno);
+    for (const int fd : {out[0], out[1], err[0], err[1]}) ::close(fd);
+    return false;
+  }
   if (pid == 0) {
     // The child: only async-signal-safe calls until exec.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -209,6 +214,18 @@ std::optional<int> Daemon::wait_exit(milliseconds timeout) {
   }
 }
 
+int Daemon::stop(milliseconds grace) {
+  if (pid_ <= 0) return -1;
+  if (!status_) {
+    signal(SIGTERM);
+    if (!wait_exit(grace)) {
+      signal(SIGKILL);
+      wait_exit(milliseconds(60'000));
+    }
+  }
+  return status_.value_or(-1);
+}
+
 std::size_t Daemon::count(std::string_view name) const {
   return static_cast<std::size_t>(std::count_if(history_.begin(), history_.end(), [&](const json& j) {
     return j.contains("event") && j["event"].is_string() && j["event"].get<std::string>() == name;
@@ -218,6 +235,7 @@ std::size_t Daemon::count(std::string_view name) const {
 std::string Daemon::describe() const {
   std::ostringstream o;
   o << "\n  command: " << command_;
+  if (!start_error_.empty()) o << "\n  not started: " << start_error_;
   o << "\n  events (" << history_.size() << "):";
   const std::size_t first = history_.size() > 12 ? history_.size() - 12 : 0;
   if (first > 0) o << " ... " << first << " earlier";
@@ -246,4 +264,4 @@ std::optional<std::uint64_t> number_at(const json& object, std::string_view dott
   return at->get<std::uint64_t>();
 }
 
-}  // namespace wwan::integration
+}  // namespace wwan::testsupport
