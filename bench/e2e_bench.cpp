@@ -87,6 +87,7 @@ struct Options {
   bool json_stdout = false;
   std::vector<std::string> only_variants;
   bool offload = true;         // the TUN offload cases (--no-offload skips them)
+  bool offload_only = false;   // --offload-only: just those (no variants, TX hold, usbfs)
 };
 
 // One daemon configuration: NTB format and NDP placement (IN NTBs from the emulated modem and
@@ -111,7 +112,7 @@ const std::vector<Variant> kVariants = {
     {"e3372-64k", "ntb32", "out-end/in-front", "huawei-e3372", false},
     // RNDIS (the FM350-GL, docs/rndis.md): REMOTE_NDIS_PACKET_MSG transfers of 16 KiB both ways,
     // 8 messages per OUT transfer at 8-byte alignment (the emulated INITIALIZE_CMPLT), 16 per IN.
-    {"rndis-fm350", "rndis", "-", "fm350-rndis", false},
+    {"rndis-fm350", "rndis", "-", "fm350-rndis", true},
 };
 
 std::string size_text(std::optional<std::size_t> s) { return s ? std::to_string(*s) : "imix"; }
@@ -1026,8 +1027,9 @@ int main(int argc, char** argv) {
     if (a == "--help" || a == "-h") {
       std::cout << "usage: e2e_bench [--quick] [--seconds S] [--flood-seconds S] [--pings N] [--variants A,B]\n"
                    "                 [--wwan-dp PATH] [--usbfs-bench PATH|none] [--out DIR] [--json] [--no-offload]\n"
-                   "Root only. Variants: ntb16-front ntb32-front ntb16-end ntb32-end e3372-64k (--quick: "
-                   "ntb16-front, ntb32-end).\n";
+                   "                 [--offload-only]\n"
+                   "Root only. Variants: ntb16-front ntb32-front ntb16-end ntb32-end e3372-64k rndis-fm350\n"
+                   "(--quick: ntb16-front, ntb32-end, rndis-fm350).\n";
       return 0;
     } else if (a == "--quick") {
       o.quick = true;
@@ -1049,6 +1051,8 @@ int main(int argc, char** argv) {
       o.json_stdout = true;
     } else if (a == "--no-offload") {
       o.offload = false;
+    } else if (a == "--offload-only") {
+      o.offload_only = true;
     } else if (a == "--variants") {
       std::string list = value();
       for (std::size_t at = 0; at <= list.size();) {
@@ -1076,6 +1080,11 @@ int main(int argc, char** argv) {
     if (wanted) variants.push_back(v);
   }
   if (variants.empty()) fail("no such variant (see --help)");
+  if (o.offload_only) {
+    if (!o.offload) fail("--offload-only and --no-offload leave nothing to run");
+    variants.clear();
+    o.usbfs_bench = "none";
+  }
 
   Results results;
   results.machine = machine_text();
@@ -1087,7 +1096,7 @@ int main(int argc, char** argv) {
   // The RX GSO ceiling's TUN: IFF_VNET_HDR, non-blocking (its writer polls for the ACKs).
   const BenchTun gso_ceiling = open_bench_tun(kGsoCeilingTun, {.vnet_hdr = true, .nonblocking = true}, {{10, 98, 0, 1}}, 24);
 
-  results.tx_hold = tx_hold_latency(o);
+  if (!o.offload_only) results.tx_hold = tx_hold_latency(o);
 
   const std::vector<std::optional<std::size_t>> sizes = {64, 576, 1500, std::nullopt};
   for (std::size_t vi = 0; vi < variants.size(); ++vi) {
