@@ -117,13 +117,22 @@ std::optional<std::uint8_t> prefix_of(const std::array<std::uint8_t, N>& mask) {
 
 }  // namespace
 
-std::string qnetdevctl_connect(int cid) {
-  return "AT+QNETDEVCTL=" + std::to_string(kQnetdevctlConnectOnce) + "," + std::to_string(cid) + ",1";
+namespace {
+std::string qnetdevctl(int op, int cid, int urc_en, QnetdevctlOrder order) {
+  const std::string o = std::to_string(op), c = std::to_string(cid);
+  return "AT+QNETDEVCTL=" + (order == QnetdevctlOrder::cid_op_urc ? c + "," + o : o + "," + c) + "," +
+         std::to_string(urc_en);
 }
-std::string qnetdevctl_disconnect(int cid) {
-  return "AT+QNETDEVCTL=" + std::to_string(kQnetdevctlDisconnect) + "," + std::to_string(cid) + ",0";
+}  // namespace
+
+std::string qnetdevctl_connect(int cid, QnetdevctlOrder order) {
+  return qnetdevctl(kQnetdevctlConnectOnce, cid, 1, order);
+}
+std::string qnetdevctl_disconnect(int cid, QnetdevctlOrder order) {
+  return qnetdevctl(kQnetdevctlDisconnect, cid, 0, order);
 }
 std::string qnetdevstatus_query(int cid) { return "AT+QNETDEVSTATUS=" + std::to_string(cid); }
+std::string qnetdevstatus_read() { return "AT+QNETDEVSTATUS?"; }
 
 std::string qicsgp(const SessionSettings& settings, int cid) {
   const int type = settings.families == IpFamilies::ipv4 ? 1 : settings.families == IpFamilies::ipv6 ? 2 : 3;
@@ -148,6 +157,24 @@ std::optional<NetdevStatus> parse_qnetdevstatus(std::string_view line) {
     st.form = NetdevStatus::Form::urc;
     st.connected = f[0] == "1";
     return st;
+  }
+  if (f.size() == 4) {
+    // The call-state form (RM5x0N manual §9.9 ranges; ModemManager's state 2). An addressing
+    // line of four fields starts with an address, which is never a number 0..1.
+    const std::optional<unsigned> on_off = small_number(f[0], 1), state = small_number(f[1], 2),
+                                  ip_type = small_number(f[2], 6), profile = small_number(f[3], 42);
+    if (on_off && state && ip_type && profile) {
+      if ((*ip_type != 4 && *ip_type != 6) || *profile == 0) return std::nullopt;
+      st.form = NetdevStatus::Form::call_state;
+      st.urc_enabled = *on_off == 1;
+      st.call_state = static_cast<std::uint8_t>(*state);
+      st.ip_version = static_cast<std::uint8_t>(*ip_type);
+      st.profile = static_cast<std::uint8_t>(*profile);
+      st.connected = *state >= 1;
+      return st;
+    }
+    // "1,7,4,1" (ModemManager: an unhandled state): numbers that are no call state are no address either.
+    if (on_off && small_number(f[1], 255) && small_number(f[2], 255) && small_number(f[3], 255)) return std::nullopt;
   }
   const auto at = [&](std::size_t i) { return i < f.size() ? f[i] : std::string_view(); };
   // IPv4: address, mask, gateway, DHCP server (not used), primary and secondary DNS.

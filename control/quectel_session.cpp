@@ -122,7 +122,7 @@ void QuectelSession::poll_now(Clock::time_point now) {
     timer_.reset();
     timer_kind_ = TimerKind::none;
   }
-  submit(Step::poll, quectel::qnetdevstatus_query(options_.cid), now);
+  submit(Step::poll, status_read_form_ ? quectel::qnetdevstatus_read() : quectel::qnetdevstatus_query(options_.cid), now);
 }
 
 // ---- lifecycle ---------------------------------------------------------------------------------------
@@ -158,7 +158,7 @@ void QuectelSession::stop(Clock::time_point now) {
   connect_deadline_.reset();
   status_.ip = {};
   status_.state = SessionState::stopping;
-  submit(Step::stop, quectel::qnetdevctl_disconnect(options_.cid), now);
+  submit(Step::stop, quectel::qnetdevctl_disconnect(options_.cid, options_.qnetdevctl_order), now);
 }
 
 void QuectelSession::set_error(std::string why) {
@@ -216,7 +216,8 @@ void QuectelSession::on_result(Step step, const AtResponse& r, Clock::time_point
     case Step::dial:
       if (status_.state != SessionState::connecting) return;
       if (!r.ok())
-        return attempt_failed("AT+QNETDEVCTL=1," + std::to_string(options_.cid) + ",1 failed: " + describe(r), now);
+        return attempt_failed(quectel::qnetdevctl_connect(options_.cid, options_.qnetdevctl_order) + " failed: " + describe(r),
+                              now);
       dial_ok_ = true;
       poll_now(now);  // quectel-CM reads the status right after the dial's OK
       return;
@@ -274,38 +275,64 @@ void QuectelSession::retry_sim(std::string why, Clock::time_point now) {
 void QuectelSession::dial(Clock::time_point now) {
   status_.state = SessionState::connecting;
   connect_deadline_ = now + options_.connect_timeout;
-  submit(Step::dial, quectel::qnetdevctl_connect(options_.cid), now);
+  submit(Step::dial, quectel::qnetdevctl_connect(options_.cid, options_.qnetdevctl_order), now);
 }
 
 void QuectelSession::on_poll(const AtResponse& r, Clock::time_point now) {
   const bool connecting = status_.state == SessionState::connecting;
   if (!connecting && status_.state != SessionState::connected) return;
-  std::optional<quectel::NetdevStatus> addressing;
-  bool garbled = false;
+  std::optional<quectel::NetdevStatus> report;  // the addressing line, or the call-state line of our cid
+  bool status_lines = false, garbled = false, call_form = false, call_up = false;
   for (const std::string& l : r.lines) {
     if (!is_status_line(l)) continue;
+    status_lines = true;
     const std::optional<quectel::NetdevStatus> st = quectel::parse_qnetdevstatus(l);
     if (!st) {
       garbled = true;
       continue;
     }
-    if (st->form == quectel::NetdevStatus::Form::urc) {
-      on_urc(*st, now);  // a URC filed under the query
-      if (status_.state != SessionState::connecting && status_.state != SessionState::connected) return;
-    } else {
-      addressing = st;
+    switch (st->form) {
+      case quectel::NetdevStatus::Form::urc:
+        // In the answer to AT+QNETDEVSTATUS? a lone number is <on_off> with no call in progress
+        // (RM5x0N manual §9.9: "+QNETDEVSTATUS: 1"), not a URC.
+        if (status_read_form_) {
+          call_form = true;
+          break;
+        }
+        on_urc(st->connected, l, now);  // a URC filed under the query
+        if (status_.state != SessionState::connecting && status_.state != SessionState::connected) return;
+        break;
+      case quectel::NetdevStatus::Form::call_state:
+        call_form = true;
+        if (st->profile != options_.cid) break;  // another context's call
+        if (st->connected) call_up = true;
+        if (st->connected || !report) report = st;
+        break;
+      case quectel::NetdevStatus::Form::addressing: report = st; break;
     }
   }
-  if (r.ok() && addressing && !garbled) {
-    last_status_ = addressing;
+  if (r.ok() && !status_lines && !status_read_form_) {
+    // The Qualcomm firmware's AT+QNETDEVSTATUS=<n> is the URC switch and answers a bare OK: read
+    // the call state with AT+QNETDEVSTATUS? from now on, at once (once: that form's bare OK is
+    // "not yet" below).
+    status_read_form_ = true;
+    poll_now(now);
+    return;
+  }
+  if (r.ok() && !garbled && (report || call_form)) {
+    if (report) last_status_ = report;
     failed_polls_ = 0;
-    if (addressing->connected) {
+    const bool up = call_form ? call_up : report->connected;
+    if (up) {
       if (status_.state == SessionState::connecting) return become_connected(now);
       set_timer(TimerKind::poll, now + options_.connected_poll_interval);
       return;
     }
     if (status_.state == SessionState::connected)
-      return dropped("the network ended the data call (AT+QNETDEVSTATUS reports no address)", now);
+      return dropped(call_form ? "the network ended the data call (AT+QNETDEVSTATUS? reports no call on cid " +
+                                     std::to_string(options_.cid) + ")"
+                               : "the network ended the data call (AT+QNETDEVSTATUS reports no address)",
+                     now);
     set_timer(TimerKind::poll, now + options_.poll_interval);
     return;
   }
@@ -336,7 +363,7 @@ void QuectelSession::attempt_failed(std::string why, Clock::time_point now) {
   set_error(std::move(why));
   status_.ip = {};
   connect_deadline_.reset();
-  submit(Step::hangup, quectel::qnetdevctl_disconnect(options_.cid), now);
+  submit(Step::hangup, quectel::qnetdevctl_disconnect(options_.cid, options_.qnetdevctl_order), now);
   status_.state = SessionState::disconnected;
   schedule_redial(now);
 }
@@ -347,7 +374,7 @@ void QuectelSession::dropped(std::string why, Clock::time_point now) {
   status_.ip = {};
   // The module may still hold the call half up ("connect once" state): end it so the redial's
   // QNETDEVCTL starts from nothing (ModemManager disconnects an active usbnet before it connects).
-  submit(Step::hangup, quectel::qnetdevctl_disconnect(options_.cid), now);
+  submit(Step::hangup, quectel::qnetdevctl_disconnect(options_.cid, options_.qnetdevctl_order), now);
   status_.state = SessionState::disconnected;
   schedule_redial(now);
 }
@@ -359,24 +386,34 @@ void QuectelSession::schedule_redial(Clock::time_point now) {
 
 // ---- unsolicited ---------------------------------------------------------------------------------------
 
-void QuectelSession::on_urc(const quectel::NetdevStatus& st, Clock::time_point now) {
-  if (st.connected) {
+void QuectelSession::on_urc(bool up, const std::string& line, Clock::time_point now) {
+  if (up) {
     // "Connected": confirmed (and the status read) by a poll, never trusted alone.
     if (status_.state == SessionState::connecting && dial_ok_) poll_now(now);
     return;
   }
-  if (status_.state == SessionState::connected)
-    dropped("the network ended the data call (+QNETDEVSTATUS: 0)", now);
+  if (status_.state == SessionState::connected) {
+    constexpr std::size_t kMaxQuotedBytes = 60;  // the modem's text in our error line, bounded
+    dropped("the network ended the data call (" + line.substr(0, kMaxQuotedBytes) + ")", now);
+  }
 }
 
 void QuectelSession::on_unsolicited(const std::string& line, Clock::time_point now) {
   if (!is_status_line(line)) return;  // +CREG, +CEREG, RDY, ... are radio noise here
   const std::optional<quectel::NetdevStatus> st = quectel::parse_qnetdevstatus(line);
   if (!st) return;
-  if (st->form == quectel::NetdevStatus::Form::urc) return on_urc(*st, now);
-  // An addressing line nobody asked for: a status report all the same.
-  if (!st->connected) return on_urc(*st, now);
-  last_status_ = st;
+  switch (st->form) {
+    case quectel::NetdevStatus::Form::urc: return on_urc(st->connected, line, now);
+    case quectel::NetdevStatus::Form::call_state:
+      // "+QNETDEVSTATUS: 1,0,4,1" (RM5x0N manual): one IP type of one context went down or up.
+      if (st->profile == options_.cid) on_urc(st->connected, line, now);
+      return;
+    case quectel::NetdevStatus::Form::addressing:
+      // An addressing line nobody asked for: a status report all the same.
+      if (!st->connected) return on_urc(false, line, now);
+      last_status_ = st;
+      return;
+  }
 }
 
 void QuectelSession::on_notification(const cdc::Notification& notification, Clock::time_point now) {

@@ -11,9 +11,15 @@
 //   AT+CGDCONT=<cid>,"<type>","apn"  the APN and PDP type (ERROR tolerated)
 //   [AT+QICSGP=<cid>,...]          only with --user/--password: the context's credentials
 //   AT+QNETDEVCTL=1,<cid>,1        connect once, +QNETDEVSTATUS URCs on; state connecting
+//                                  (Unisoc firmware: AT+QNETDEVCTL=<cid>,1,1, options.qnetdevctl_order
+//                                  from the quirk row; the hang-ups below follow the same order)
 //   AT+QNETDEVSTATUS=<cid>         every poll_interval until it reports an address (ERROR = not yet,
 //                                  quectel-CM's rule), within connect_timeout; the URC
-//                                  "+QNETDEVSTATUS: 1" polls at once
+//                                  "+QNETDEVSTATUS: 1" polls at once. A bare OK (no status line)
+//                                  is the Qualcomm firmware's URC switch (RM5x0N manual §9.9): the
+//                                  session then reads AT+QNETDEVSTATUS? instead, whose call-state
+//                                  lines "<on_off>,<state>,<IP_type>,<cid>" say connected when a
+//                                  line of our cid has state >= 1 (control/quectel_at.hpp)
 //   -> connected                   the link is up. The session reports NO address: the host's
 //                                  address comes from DHCP on the link (control/link_autoconf.hpp,
 //                                  dhcp4), which is authoritative — in the module's NAT mode the
@@ -49,6 +55,7 @@ namespace wwan::control {
 
 struct QuectelSessionOptions {
   int cid = 1;                                        // the PDP context QNETDEVCTL dials
+  QnetdevctlOrder qnetdevctl_order = QnetdevctlOrder::op_cid_urc;  // the quirk row's (Unisoc: cid first)
   bool echo_off = true;                               // send ATE0 first
   std::chrono::milliseconds poll_interval{1000};      // AT+QNETDEVSTATUS while connecting (quectel-CM: 1 s)
   std::chrono::milliseconds connect_timeout{30000};   // dial OK -> an address (quectel-CM gives up after 15 polls)
@@ -73,8 +80,10 @@ class QuectelSession final : public Session {
   const SessionStatus& status() const override { return status_; }
 
   const at::AtChannel& channel() const { return channel_; }
-  // The last addressing-form +QNETDEVSTATUS the module gave (the WAN side, for logs).
+  // The last addressing-form (or call-state line of our cid) +QNETDEVSTATUS the module gave (for logs).
   const std::optional<quectel::NetdevStatus>& last_status() const { return last_status_; }
+  // true once AT+QNETDEVSTATUS=<cid> answered a bare OK: the status is read with AT+QNETDEVSTATUS?.
+  bool reads_call_state() const { return status_read_form_; }
   std::chrono::milliseconds current_redial_delay() const { return backoff_; }
 
  private:
@@ -87,7 +96,7 @@ class QuectelSession final : public Session {
   void on_cpin(const at::AtResponse& r, Clock::time_point now);
   void on_cpin_enter(const at::AtResponse& r, Clock::time_point now);
   void on_poll(const at::AtResponse& r, Clock::time_point now);
-  void on_urc(const quectel::NetdevStatus& st, Clock::time_point now);
+  void on_urc(bool up, const std::string& line, Clock::time_point now);
   void on_unsolicited(const std::string& line, Clock::time_point now);
 
   void begin_attempt(Clock::time_point now);
@@ -118,6 +127,7 @@ class QuectelSession final : public Session {
   bool pin_sent_ = false;
   unsigned sim_retries_left_ = 0;
   unsigned failed_polls_ = 0;  // ERROR / unparsable poll answers in a row while connected
+  bool status_read_form_ = false;  // poll with AT+QNETDEVSTATUS? (see the header)
   std::optional<quectel::NetdevStatus> last_status_;
 };
 

@@ -21,6 +21,14 @@ const char* to_string(DialMethod d) {
   return "?";
 }
 
+const char* to_string(QnetdevctlOrder o) {
+  switch (o) {
+    case QnetdevctlOrder::op_cid_urc: return "op,cid,urc";
+    case QnetdevctlOrder::cid_op_urc: return "cid,op,urc";
+  }
+  return "?";
+}
+
 namespace {
 
 constexpr std::uint8_t kClassComm = 0x02, kClassVendor = 0xff;
@@ -68,6 +76,12 @@ Quirks quectel_usbnet() {
   q.dial = DialMethod::quectel_at;
   return q;
 }
+// The Unisoc-platform firmware: the same, with the cid first in AT+QNETDEVCTL.
+Quirks quectel_usbnet_unisoc() {
+  Quirks q = quectel_usbnet();
+  q.qnetdevctl_order = QnetdevctlOrder::cid_op_urc;
+  return q;
+}
 Quirks zlp() {
   Quirks q;
   q.out_termination = OutTermination::zero_length_packet;
@@ -79,7 +93,7 @@ Quirks hp_lt4132() {
   return q;
 }
 
-const std::array<QuirkRow, 17> kRows = {{
+const std::array<QuirkRow, 18> kRows = {{
     {0x1bc7, 0x1041, kClassComm, kSubclassMbim, "Telit LE922A6 MBIM", "kernel 7b8076ce8a00 (avoid altsetting toggle)",
      telit_mbim()},
     {0x1bc7, 0x1061, kClassComm, kSubclassMbim, "Telit LN920 MBIM", "cdc_mbim.c mbim_devs", telit_mbim()},
@@ -110,7 +124,16 @@ const std::array<QuirkRow, 17> kRows = {{
      "ModemManager mm-broadband-bearer-quectel-ecm.c (AT+QNETDEVCTL=1,<cid>,1); quectel-CM atc.c + NCM log (anchors §3.5)",
      quectel_usbnet()},
     {0x2c7c, 0x0801, kClassComm, kSubclassNcm, "Quectel RM520N (usbnet NCM)",
-     "as RM500Q; the AT interface rule for 0801 is not in usb/descriptors.cpp yet (see docs/quirks.md)", quectel_usbnet()},
+     "as RM500Q; AT on if2 by the kernel patch \"USB: serial: option: add Quectel RM520N\" (2022-09-05: DIAG + NMEA + "
+     "AT + MODEM + RMNET)",
+     quectel_usbnet()},
+    // Quectel RM500U-CN (Unisoc): one id in every usbnet mode; NCM on 0+1, five ff/00/00 serial
+    // ports, AT on if4 (Linux option.c 0x0900 patch; quectel-CM device.c atIntf 4 for 0x0900).
+    // AT+QNETDEVCTL takes the cid first (quectel-CM atc.c, its RM500U NCM logs).
+    {0x2c7c, 0x0900, kClassComm, kSubclassNcm, "Quectel RM500U (Unisoc, usbnet NCM)",
+     "quectel-CM atc.c (AT+QNETDEVCTL=<pdp>,1,1 / <pdp>,0,0) and RM500U logs (+QNETDEVCTL: (1-8),(0-3),(0,1)); "
+     "option.c RM500U-CN patch (NCM-mode dump)",
+     quectel_usbnet_unisoc()},
     // Every Huawei vendor-class NCM function (huawei_cdc_ncm_bind: NDP_TO_END | PREFER_NTB32).
     {0x12d1, std::nullopt, kClassVendor, std::nullopt, "Huawei vendor NCM",
      "kernel 4a0e3e989d66 (NDP to end), 0fa81b304a79 (prefer NTB32), 2b02c20ce0c2 (E3372h fw 21.318)", huawei_ncm()},

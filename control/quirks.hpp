@@ -31,6 +31,17 @@ enum class DialMethod : std::uint8_t {
 };
 const char* to_string(DialMethod d);
 
+// The argument order of AT+QNETDEVCTL (DialMethod::quectel_at). Same command, two firmware
+// families: Qualcomm/ASR-platform firmware and ModemManager take "<op>,<cid>,<urc_en>"
+// (mm-broadband-bearer-quectel-ecm.c "+QNETDEVCTL=1,%u,1"); Unisoc-platform firmware (RM500U,
+// RG500U, RG801H) takes "<cid>,<op>,<urc_en>" (quectel-CM atc.c "AT+QNETDEVCTL=%d,1,%d" with the
+// pdp first, hang-up "%d,0,%d"; its RM500U logs answer AT+QNETDEVCTL=? with "(1-8),(0-3),(0,1)").
+enum class QnetdevctlOrder : std::uint8_t {
+  op_cid_urc,  // AT+QNETDEVCTL=1,<cid>,1 / =0,<cid>,0
+  cid_op_urc,  // AT+QNETDEVCTL=<cid>,1,1 / =<cid>,0,0 (Unisoc)
+};
+const char* to_string(QnetdevctlOrder o);
+
 // How the end of an OUT transfer is marked when its length is a multiple of wMaxPacketSize.
 enum class OutTermination : std::uint8_t {
   // Add one byte instead (the kernel's tx_max + 1 rule): no ZLP ever needed (Huawei, Ericsson,
@@ -66,6 +77,7 @@ struct Quirks {
   // (control/at_transport.hpp).
   bool at_over_serial = false;
   DialMethod dial = DialMethod::by_class;
+  QnetdevctlOrder qnetdevctl_order = QnetdevctlOrder::op_cid_urc;  // with dial = quectel_at
   // Use this bConfigurationValue (Huawei ME906s: MBIM in configuration 3).
   std::optional<std::uint8_t> configuration;
 };

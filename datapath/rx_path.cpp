@@ -40,6 +40,8 @@ RxStage::RxStage(const RxConfig& config, PacketIo& io, InLink& link, LinkState& 
       pending_(config.in_slots, 0) {
   if (config.transfer_bytes == 0 || config.in_slots == 0 || config.ring_capacity < config.in_slots)
     throw std::invalid_argument("RxStage: transfer_bytes, in_slots and ring_capacity >= in_slots are required");
+  if (config.vnet_hdr && framing_row(config.framing).passthrough)
+    throw std::invalid_argument("RxStage: a TAP framing has no TUN offload");
   if (config.vnet_hdr) {
     offload::GroLimits limits;
     limits.max_packets = datagram_capacity(config);
@@ -126,13 +128,23 @@ void RxStage::parse_ntbs(ntb::Bytes xfer) {
   ntb::ParseOptions options;
   options.function = framing_row(config_.framing).ntb_function;
   options.verify_crc = config_.verify_crc;
+  const bool passthrough = framing_row(config_.framing).passthrough;
   ntb::CountingSink sink{counters_.ntb, [&](const ntb::DatagramView& d) {
                            // The parser checked offset + length against the block (64-bit).
                            const ntb::Bytes datagram = xfer.subspan(static_cast<std::size_t>(d.offset), d.length);
-                           if (config_.framing == Framing::ncm)
+                           if (passthrough) {
+                             // TAP (framing.hpp ncm_tap): the whole frame, unchanged, for the
+                             // system's stack (its ARP, NS, DHCP); the parser refused shorter
+                             // than an Ethernet header. No vnet_hdr here (constructor).
+                             if (count_ == writes_.size())
+                               ++counters_.too_many_datagrams;
+                             else
+                               writes_[count_++] = Write{datagram.data(), static_cast<std::uint32_t>(datagram.size())};
+                           } else if (config_.framing == Framing::ncm) {
                              deliver_ethernet(datagram);
-                           else
+                           } else {
                              deliver_mbim(d, datagram);
+                           }
                          }};
   counters_.ntb.add(ntb::parse_transfer(xfer, options, sink));
 }

@@ -18,14 +18,24 @@ TxStage::TxStage(const TxConfig& config, PacketIo& io, OutLink& link, LinkState&
       link_state_(link_state),
       replies_(64),
       control_(16),
-      read_stride_(config.vnet_hdr ? kVnetReadBytes : eth::kEthernetHeaderSize + config.mtu_bytes),
+      read_stride_(config.vnet_hdr                      ? kVnetReadBytes
+                   : framing_row(config.framing).passthrough ? eth::kEthernetHeaderSize + kVlanTagBytes + config.mtu_bytes
+                                                             : eth::kEthernetHeaderSize + config.mtu_bytes),
       read_memory_(read_stride_ * config.reads_in_flight),
       read_length_(config.reads_in_flight, 0),
       ready_(config.reads_in_flight, 0),
       ethernet_(framing_row(config.framing).ethernet),
+      passthrough_(framing_row(config.framing).passthrough),
       builders_(config.out_slots) {
   if (config.reads_in_flight == 0 || config.out_slots == 0 || config.mtu_bytes == 0)
     throw std::invalid_argument("TxStage: reads_in_flight, out_slots and mtu_bytes must be nonzero");
+  if (passthrough_ && config.vnet_hdr) throw std::invalid_argument("TxStage: a TAP framing has no TUN offload");
+  if (passthrough_) {
+    // A TAP read is the whole frame: it lands at the start of its buffer, which it may fill.
+    read_offset_ = 0;
+    read_bytes_ = read_stride_;
+    return;
+  }
   // Without offload reads land behind room for the Ethernet header, so NCM frames are finished
   // in place; with it the segmenter writes each packet into the NTB behind its own header.
   read_offset_ = config.vnet_hdr ? 0 : eth::kEthernetHeaderSize;
@@ -209,7 +219,9 @@ bool TxStage::pump(bool more_pending) {
   const eth::MacAddress destination = ethernet_ ? link_state_.modem_mac() : eth::MacAddress{};
   while (ready_count_ > 0) {
     const std::uint32_t index = ready_[ready_head_];
-    const bool taken = config_.vnet_hdr ? segment_read(index, destination) : take_read(index, destination);
+    const bool taken = passthrough_      ? take_frame(index)
+                       : config_.vnet_hdr ? segment_read(index, destination)
+                                          : take_read(index, destination);
     if (!taken) break;  // back-pressure: the packet stays ready, its read is not reposted
     ready_head_ = (ready_head_ + 1) % ready_.size();
     --ready_count_;
@@ -255,6 +267,18 @@ bool TxStage::take_read(std::uint32_t index, const eth::MacAddress& destination)
   (void)eth::write_ethernet_header(std::span(slot, eth::kEthernetHeaderSize), destination, config_.our_mac,
                                    (ip[0] >> 4) == 4 ? eth::kEtherTypeIpv4 : eth::kEtherTypeIpv6);
   return append_frame(ntb::Bytes(slot, eth::kEthernetHeaderSize + ip_bytes), ip_bytes);
+}
+
+// TAP: the frame the system's stack built goes into the NTB byte for byte. The kernel hands a TAP
+// reader whole frames of at least an Ethernet header; a shorter read is counted, not sent. Packets
+// and bytes count frames and their bytes here.
+bool TxStage::take_frame(std::uint32_t index) {
+  const std::size_t frame_bytes = read_length_[index];
+  if (frame_bytes < eth::kEthernetHeaderSize) {
+    ++counters_.too_short;
+    return true;
+  }
+  return append_frame(ntb::Bytes(read_memory_.data() + index * read_stride_, frame_bytes), frame_bytes);
 }
 
 // vnet_hdr: the read through the segmenter, one packet at a time straight into the open NTB.

@@ -30,6 +30,11 @@
 // IPv4 and TCP/UDP checksums (NCM has no checksum offload); a packet that only NEEDS_CSUM gets
 // its checksum completed. A super-packet may straddle NTBs; when no OUT buffer is free half-way,
 // the rest waits in its read buffer and the segmenter resumes there.
+//
+// TAP (Framing::ncm_tap, wwan-dp --tap): every read is a whole Ethernet frame the system's stack
+// built (its own ARP, NS, DHCP, VLAN tags); it goes into the NTB as it is, with nothing prepended
+// and no IP check (an ARP request is as welcome as an IP packet). Reads are sized for an Ethernet
+// header, an 802.1Q tag and the MTU. No offload in this mode.
 #pragma once
 
 #include <array>
@@ -61,7 +66,8 @@ struct TxConfig {
   // builder) and the bulk-OUT wMaxPacketSize for the 1-byte short-packet rule (RNDIS has no ZLP).
   rndis::PacketOutParams rndis_out;
   eth::MacAddress our_mac;             // NCM/RNDIS source address
-  std::size_t mtu_bytes = 1500;        // the largest IP packet a read returns (the TUN's MTU)
+  std::size_t mtu_bytes = 1500;        // the largest IP packet a read returns (the TUN's MTU; TAP: the
+                                       // largest frame's payload, the tag and header come on top)
   unsigned reads_in_flight = 64;       // R
   unsigned out_slots = 8;              // the OUT pipe's K
   // End an NTB whose length is a multiple of wMaxPacketSize with one zero byte (the kernel's
@@ -80,8 +86,9 @@ inline constexpr std::size_t kVnetReadBytes = offload::kVirtioNetHdrSize + 65535
 
 struct TxCounters {
   std::uint64_t tun_reads = 0;       // packets read from the TUN
-  std::uint64_t packets = 0;         // IP packets sent in an NTB (counted when the NTB was submitted)
-  std::uint64_t bytes = 0;           // their IP bytes
+  std::uint64_t packets = 0;         // IP packets sent in an NTB (counted when the NTB was submitted;
+                                     // TAP: Ethernet frames)
+  std::uint64_t bytes = 0;           // their IP bytes (TAP: frame bytes)
   std::uint64_t ntbs = 0;            // NTBs submitted (RNDIS: transfers of packet messages)
   std::uint64_t replies = 0;         // ARP/NA replies sent (not counted in packets)
   std::uint64_t control_packets = 0; // DHCP / RS packets of the control thread sent (not in packets)
@@ -92,6 +99,7 @@ struct TxCounters {
   std::uint64_t not_ip = 0;          // a read that is not IPv4/IPv6 (empty, or another version)
   std::uint64_t bad_ip = 0;          // an IP header whose length is not what the read returned
                                      // (longer: the packet did not fit the read buffer)
+  std::uint64_t too_short = 0;       // TAP: a read shorter than an Ethernet header
   std::uint64_t submit_failed = 0;   // packets in an NTB the OUT pipe refused (device gone, pipe failed)
   std::uint64_t read_errors = 0;     // TUN reads that failed (not packets; the read is retried)
   // TUN offload (vnet_hdr).
@@ -106,12 +114,13 @@ struct TxCounters {
     for (const std::uint64_t v : gso_errors) n += v;
     return n;
   }
-  std::uint64_t dropped() const { return too_large + not_ip + bad_ip + submit_failed + gso_invalid(); }
+  std::uint64_t dropped() const { return too_large + not_ip + bad_ip + too_short + submit_failed + gso_invalid(); }
   template <class F>
   void for_each_drop(F&& f) const {
     f("too_large", too_large);
     f("not_ip", not_ip);
     f("bad_ip", bad_ip);
+    f("too_short", too_short);
     f("submit_failed", submit_failed);
     f("read_errors", read_errors);
     f("gso_invalid", gso_invalid());
@@ -174,6 +183,7 @@ class TxStage {
   void post_read(unsigned index);
   // One ready read into the open NTB(s); false = no OUT buffer (it stays ready).
   bool take_read(std::uint32_t index, const eth::MacAddress& destination);
+  bool take_frame(std::uint32_t index);  // TAP: the frame as it is
   bool segment_read(std::uint32_t index, const eth::MacAddress& destination);
 
   TxConfig config_;
@@ -202,6 +212,7 @@ class TxStage {
   bool gso_segmenting_ = false;  // the read is a super-packet (its pieces count as gso_segments)
 
   bool ethernet_ = true;                   // framing_row(config.framing).ethernet
+  bool passthrough_ = false;               // framing_row(config.framing).passthrough (TAP)
   std::vector<SlotBuilder> builders_;      // one per OUT slot, made on first use
   std::optional<unsigned> open_slot_;
   std::uint64_t open_packets_ = 0, open_bytes_ = 0;

@@ -21,6 +21,8 @@ bool apply_variant(std::string_view v, ModemOptions& o) {
     o.imix_to_host = true;
   } else if (v == "no-dhcp-at") {
     o.no_dhcp_at = true;
+  } else if (v == "unisoc") {
+    o.quectel_unisoc = true;
   } else if (constexpr std::string_view kMax = "ntb-max-"; v.substr(0, kMax.size()) == kMax) {
     const std::string_view digits = v.substr(kMax.size());
     std::uint32_t bytes = 0;

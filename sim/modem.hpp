@@ -118,6 +118,10 @@ struct ModemOptions {
   // server on its link instead (Huawei firmware whose ^DHCP? is missing or garbled, issue 9: the
   // host falls back to DHCP). Other profiles ignore it.
   bool no_dhcp_at = false;
+  // +unisoc (quectel-ncm): an RM500U-CN (Unisoc firmware, 2c7c:0900, the option.c patch's NCM-mode
+  // composition, AT on interface 4) instead of the RM500Q; its AT+QNETDEVCTL takes the cid first
+  // and refuses the other order (sim/quectel_at.hpp). Other profiles ignore it.
+  bool quectel_unisoc = false;
 };
 
 // A profile name, optionally with benchmark variants appended ("generic-ncm+ntb32+in-ndp-end",

@@ -695,7 +695,11 @@ void NcmModem::receive_frame(std::span<const std::uint8_t> frame, Clock::time_po
     return;
   }
   if (f->ethertype == eth::kEtherTypeIpv6) {
-    const std::array<eth::Ipv6Address, 2> ours = {net.gateway_ipv6, link_local_of(profile_.device_mac)};
+    // The router's link-local address too: its RAs come from it (RouterAdvertiserConfig::router,
+    // without an SLLA option), so a host with its own IPv6 stack on the link (wwan-dp --tap: the
+    // kernel's SLAAC and default route via fe80::1) resolves it with an NS before the first packet.
+    const std::array<eth::Ipv6Address, 3> ours = {net.gateway_ipv6, link_local_of(profile_.device_mac),
+                                                  net.router_advertisements.router};
     if (const auto n = eth::answer_neighbour_solicitation(frame, ours, profile_.device_mac, true, reply)) {
       ++ncm_counters_.neighbour_advertisements_sent;
       queue_link_frame(std::span<const std::uint8_t>(reply).subspan(0, *n));

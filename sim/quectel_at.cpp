@@ -109,6 +109,14 @@ std::string QuectelAt::take_unsolicited() {
   return s;
 }
 
+QuectelAtIdentity rm500u_identity() {
+  QuectelAtIdentity id;
+  id.model = "RM500U-CN";
+  id.revision = "RM500UCNVAAR03A06M2G_01.001.01.001";
+  id.unisoc = true;
+  return id;
+}
+
 const std::string& QuectelAt::apn(int cid) const {
   static const std::string kNone;
   const auto it = contexts_.find(cid);
@@ -206,7 +214,8 @@ std::string QuectelAt::run(std::string_view command) {
   if (is("+QCFG=\"USBNET\"")) return info({"+QCFG: \"usbnet\",5"});
   if (args_of("+QCFG=\"USBNET\",")) return ok();  // takes effect after a reset: not modelled
 
-  if (is("+QNETDEVCTL=?")) return info({"+QNETDEVCTL: (0,1,3),(1-15),(0,1)"});
+  if (is("+QNETDEVCTL=?"))
+    return info({identity_.unisoc ? "+QNETDEVCTL: (1-8),(0-3),(0,1)" : "+QNETDEVCTL: (0,1,3),(1-15),(0,1)"});
   if (is("+QNETDEVCTL?"))
     return info({"+QNETDEVCTL: " + std::to_string(op_) + "," + std::to_string(cid_) + "," + (urc_ ? "1" : "0") + "," +
                  (connected_ ? "1" : "0")});
@@ -223,14 +232,17 @@ std::string QuectelAt::run(std::string_view command) {
   return error();
 }
 
-// AT+QNETDEVCTL=<op>,<cid>[,<urc_en>]
+// AT+QNETDEVCTL=<op>,<cid>[,<urc_en>]; Unisoc: AT+QNETDEVCTL=<cid>,<op>[,<urc_en>]
 std::string QuectelAt::qnetdevctl(std::string_view args) {
   const std::vector<std::string> p = split_params(args);
   // Plain ints, -1 for missing or non-numeric (gcc 12 warns on optional<int> here, as in huawei_at).
-  const int op = to_int(p[0]).value_or(-1);
-  const int cid = p.size() > 1 ? to_int(p[1]).value_or(-1) : -1;
+  const int first = to_int(p[0]).value_or(-1);
+  const int second = p.size() > 1 ? to_int(p[1]).value_or(-1) : -1;
+  const int op = identity_.unisoc ? second : first;
+  const int cid = identity_.unisoc ? first : second;
+  const int max_cid = identity_.unisoc ? kMaxUnisocCid : kMaxCid;
   const int urc = p.size() > 2 ? to_int(p[2]).value_or(-1) : 0;
-  if ((op != 0 && op != 1 && op != 3) || cid < 1 || cid > kMaxCid || (urc != 0 && urc != 1))
+  if ((op != 0 && op != 1 && op != 3) || cid < 1 || cid > max_cid || (urc != 0 && urc != 1))
     return cme_error(kCmeIncorrectParameters);
   if (op == 0) {
     if (!connected_) return error();  // "stopping while not active may return ERROR"

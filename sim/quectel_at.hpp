@@ -17,6 +17,10 @@
 //   AT+QNETDEVCTL=<op>,<cid>[,<urc_en>]   op 1/3: the call comes up at once, OK then (urc_en 1)
 //                                  "+QNETDEVSTATUS: 1"; op 0: OK then "+QNETDEVSTATUS: 0", ERROR
 //                                  when no call is up (a forum report the notes summarise)
+//   unisoc identity (RM500U-CN): AT+QNETDEVCTL=<cid>,<op>[,<urc_en>] instead, cid 1..8, and =?
+//                                  answers "(1-8),(0-3),(0,1)" (quectel-CM atc.c and its RM500U
+//                                  logs); the other order is refused: "1,2,1" is op 2 (+CME ERROR:
+//                                  50), the hang-up "0,1,0" is cid 0 (+CME ERROR: 50)
 //   AT+QNETDEVCTL?                 +QNETDEVCTL: <op>,<cid>,<urc_en>,<state> (ModemManager's form)
 //   AT+QNETDEVSTATUS=<cid> / ?     connected: the twelve-field addressing line of the RM500U log,
 //                                  with this network's values: the WAN side a NAT-mode module
@@ -48,12 +52,17 @@ struct QuectelAtIdentity {
   // NetworkConfig::host_ipv4 from the DHCP server on the link.
   eth::Ipv4Address wan_ipv4{{100, 72, 3, 4}};
   eth::Ipv4Address wan_gateway_ipv4{{100, 72, 3, 1}};
+  // Unisoc-platform firmware: AT+QNETDEVCTL=<cid>,<op>,<urc_en> (see the top of this file).
+  bool unisoc = false;
 };
+// The RM500U-CN's: the revision string of quectel-CM's RM500U NCM log.
+QuectelAtIdentity rm500u_identity();
 
 class QuectelAt {
  public:
   static constexpr std::size_t kMaxUnsolicited = 64;
   static constexpr int kMaxCid = 15;
+  static constexpr int kMaxUnisocCid = 8;  // "+QNETDEVCTL: (1-8),..." (RM500U)
 
   explicit QuectelAt(const NetworkConfig& network, QuectelAtIdentity identity = {});
 

@@ -36,6 +36,54 @@ std::vector<ByteVector> serial_interface(std::uint8_t number, std::uint8_t inter
   return parts;
 }
 
+// The NCM function's class-specific descriptors, shared by both compositions (ASSUMED values,
+// see the header): Header 1.10, Union, Ethernet (iMACAddress 5, wMaxSegmentSize 1514), NCM 1.00.
+std::vector<ByteVector> ncm_function(std::uint8_t control, std::uint8_t interrupt_in, std::uint8_t interrupt_bytes,
+                                     std::uint8_t bulk_in, std::uint8_t bulk_out) {
+  const auto data = static_cast<std::uint8_t>(control + 1);
+  return {
+      iad(control, 2, 0x02, 0x0d, 0x00),
+      interface(control, 0, 1, 0x02, 0x0d, 0x00, 4),
+      {0x05, 0x24, 0x00, 0x10, 0x01},           // Header 1.10
+      {0x05, 0x24, 0x06, control, data},        // Union: master, slave
+      // Ethernet: iMACAddress 5, no statistics, wMaxSegmentSize 1514, no filters
+      {0x0d, 0x24, 0x0f, 0x05, 0x00, 0x00, 0x00, 0x00, 0xea, 0x05, 0x00, 0x00, 0x00},
+      {0x06, 0x24, 0x1a, 0x00, 0x01, 0x11},     // NCM 1.00, caps 0x11
+      endpoint(interrupt_in, kInterrupt, interrupt_bytes, 9),
+      interface(data, 0, 0, 0x0a, 0x00, 0x01),
+      interface(data, 1, 2, 0x0a, 0x00, 0x01, 6),
+      endpoint(bulk_in, kBulk, 512, 0),
+      endpoint(bulk_out, kBulk, 512, 0),
+  };
+}
+
+// The RM500U-CN in NCM mode (the header's +unisoc).
+void rm500u_composition(NcmProfile& p, const ModemOptions& options) {
+  std::vector<ByteVector> parts = ncm_function(0, 0x82, 16, 0x81, 0x01);
+  for (std::uint8_t i = 2; i <= 6; ++i) {  // ff/00/00, bulk IN 0x81+i, bulk OUT i: no interrupt endpoint
+    parts.push_back(interface(i, 0, 2, 0xff, 0x00, 0x00));
+    parts.push_back(endpoint(static_cast<std::uint8_t>(0x81 + i), kBulk, 512, 0));
+    parts.push_back(endpoint(i, kBulk, 512, 0));
+  }
+  p.identity.descriptors = concat({
+      device_descriptor(0x0210, 0x00, 0x00, 0x00, 0x2c7c, 0x0900, 0x0404, 1, 2, 3, 1),
+      configuration(1, 0xc0, 250, parts),
+  });
+  p.identity.strings = {{1, "Quectel"},
+                        {2, "RM500U-CN"},
+                        {3, options.serial},
+                        {4, "CDC Network Control Model (NCM)"},
+                        {5, mac_string(p.mac_address)},
+                        {6, "CDC Network Data"}};
+  p.identity.kernel_drivers = {{0, "cdc_ncm"}, {1, "cdc_ncm"}, {2, "option"}, {3, "option"},
+                               {4, "option"},  {5, "option"},  {6, "option"}};
+  p.control_interface = 0;
+  p.data_interface = 1;
+  p.interrupt_in_endpoint = 0x82;
+  p.bulk_in_endpoint = 0x81;
+  p.bulk_out_endpoint = 0x01;
+}
+
 }  // namespace
 
 NcmProfile quectel_ncm_profile(const ModemOptions& options) {
@@ -51,20 +99,7 @@ NcmProfile quectel_ncm_profile(const ModemOptions& options) {
   for (auto& part : serial_interface(2, 0x85, QuectelNcmModem::kAtBulkIn, QuectelNcmModem::kAtBulkOut))
     parts.push_back(std::move(part));  // AT
   for (auto& part : serial_interface(3, 0x87, 0x86, 0x04)) parts.push_back(std::move(part));  // modem
-  const std::vector<ByteVector> ncm = {
-      iad(4, 2, 0x02, 0x0d, 0x00),
-      interface(4, 0, 1, 0x02, 0x0d, 0x00, 4),
-      {0x05, 0x24, 0x00, 0x10, 0x01},  // Header 1.10
-      {0x05, 0x24, 0x06, 0x04, 0x05},  // Union: master 4, slave 5
-      // Ethernet: iMACAddress 5, no statistics, wMaxSegmentSize 1514, no filters
-      {0x0d, 0x24, 0x0f, 0x05, 0x00, 0x00, 0x00, 0x00, 0xea, 0x05, 0x00, 0x00, 0x00},
-      {0x06, 0x24, 0x1a, 0x00, 0x01, 0x11},  // NCM 1.00, caps 0x11
-      endpoint(0x88, kInterrupt, 16, 9),
-      interface(5, 0, 0, 0x0a, 0x00, 0x01),
-      interface(5, 1, 2, 0x0a, 0x00, 0x01, 6),
-      endpoint(0x8e, kBulk, 512, 0),
-      endpoint(0x0f, kBulk, 512, 0),
-  };
+  const std::vector<ByteVector> ncm = ncm_function(4, 0x88, 16, 0x8e, 0x0f);
   parts.insert(parts.end(), ncm.begin(), ncm.end());
   // D7: bcdDevice 4.14, "Quectel" / "LTE-A Module", bmAttributes 0xa0, 224 mA; IAD device class.
   p.identity.descriptors = concat({
@@ -95,13 +130,18 @@ NcmProfile quectel_ncm_profile(const ModemOptions& options) {
   p.speed = {425'984'000, 425'984'000};
   p.relink_after_drop = std::chrono::seconds(1);  // the link returns; the call waits for a redial
   p.dhcp_server = true;
+  if (options.quectel_unisoc) {
+    p.name = "quectel-ncm+unisoc";
+    rm500u_composition(p, options);
+  }
   return p;
 }
 
 QuectelNcmModem::QuectelNcmModem(const ModemOptions& options)
-    : ncm_(quectel_ncm_profile(options), options),
-      at_(options.network),
-      port_(kAtBulkIn, kAtBulkOut, [this](std::string_view line) { return at_.execute(line); }) {}
+    : unisoc_(options.quectel_unisoc),
+      ncm_(quectel_ncm_profile(options), options),
+      at_(options.network, unisoc_ ? rm500u_identity() : QuectelAtIdentity{}),
+      port_(at_bulk_in(), at_bulk_out(), [this](std::string_view line) { return at_.execute(line); }) {}
 
 // NcmModem acts on its faults and timers (drop-session, unplug, relink) at its next transaction.
 // A host that only talks to the AT port must still see them: CLEAR_FEATURE(HALT) on the function's

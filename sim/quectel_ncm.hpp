@@ -19,6 +19,14 @@
 // on the module. A network-initiated drop (control-port drop-session, Faults::drop_session) takes
 // the NCM link down (NETWORK_CONNECTION(0), back by itself 1 s later, as generic-ncm) and ends the
 // call: "+QNETDEVSTATUS: 0" on the AT port; the host redials.
+//
+// +unisoc (ModemOptions::quectel_unisoc): an RM500U-CN instead, 2c7c:0900 with the NCM-mode
+// composition of the kernel's option.c patch for it (usb-devices dump: IAD 02/0d, NCM control if0
+// with interrupt 0x82 16 bytes, data if1 0a/00/01 alt 0 empty / alt 1 bulk 0x81 / 0x01, then five
+// ff/00/00 serial interfaces 2..6 with only a bulk pair each, 0x83/0x02 .. 0x87/0x06; bcdUSB 2.10,
+// bcdDevice 4.04, "Quectel" / "RM500U-CN", bmAttributes 0xc0, 500 mA). The AT engine sits on
+// interface 4 (0x85 / 0x04: quectel-CM's atIntf for 0x0900) and takes AT+QNETDEVCTL with the cid
+// first. The NCM function's class-specific values are the RM500Q profile's (ASSUMED, none dumped).
 #pragma once
 
 #include <memory>
@@ -37,6 +45,7 @@ struct QuectelNcmCounters {
 class QuectelNcmModem final : public Modem {
  public:
   static constexpr std::uint8_t kAtBulkIn = 0x84, kAtBulkOut = 0x03;
+  static constexpr std::uint8_t kUnisocAtBulkIn = 0x85, kUnisocAtBulkOut = 0x04;  // RM500U-CN if4
 
   explicit QuectelNcmModem(const ModemOptions& options);
 
@@ -52,7 +61,7 @@ class QuectelNcmModem final : public Modem {
   bool connected() const override { return ncm_.connected(); }
 
   // Modem
-  std::string_view profile() const override { return "quectel-ncm"; }
+  std::string_view profile() const override { return unisoc_ ? "quectel-ncm+unisoc" : "quectel-ncm"; }
   Network& network() override { return ncm_.network(); }
   Faults& faults() override { return ncm_.faults(); }
   const ModemCounters& counters() const override { return ncm_.counters(); }
@@ -62,11 +71,14 @@ class QuectelNcmModem final : public Modem {
   const SerialAtPort& serial_at() const { return port_; }
   NcmModem& function() { return ncm_; }
   const QuectelNcmCounters& quectel_counters() const { return counters_; }
+  std::uint8_t at_bulk_in() const { return unisoc_ ? kUnisocAtBulkIn : kAtBulkIn; }
+  std::uint8_t at_bulk_out() const { return unisoc_ ? kUnisocAtBulkOut : kAtBulkOut; }
 
  private:
   void sync();  // URCs to the AT port; a call whose NCM link went away ends
   void service_function();
 
+  bool unisoc_;
   NcmModem ncm_;
   QuectelAt at_;
   SerialAtPort port_;
@@ -74,7 +86,7 @@ class QuectelNcmModem final : public Modem {
   QuectelNcmCounters counters_;
 };
 
-// The NCM function's row (descriptors of the whole composition).
+// The NCM function's row (descriptors of the whole composition; the RM500U-CN's with +unisoc).
 NcmProfile quectel_ncm_profile(const ModemOptions& options);
 
 }  // namespace wwan::sim

@@ -29,6 +29,7 @@ PACKAGES=(
   tshark                             # tests/ (dissects --capture files: no malformed frame)
   iproute2                           # tests/integration, tools/run.sh (ip, in a network namespace)
   iputils-ping                       # tools/run.sh (the ping through the emulated modem)
+  busybox                            # tests/integration/tap_test (udhcpc: the system's DHCP client on --tap)
   qemu-system-x86                    # tests/vm (Debian's kernel under QEMU/TCG; 17 MB download, 85 MB installed without recommends)
 )
 

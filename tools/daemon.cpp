@@ -66,6 +66,9 @@ constexpr std::string_view kUsage =
     "          --static-ipv4 ADDR/PREFIX[,GATEWAY]   for a plain CDC NCM function instead of DHCP on its link\n"
     "link:     --default-route [METRIC]   add a default route via the TUN (metric default 1024)\n"
     "          --resolv FILE              write the DNS servers to FILE (resolv.conf format)\n"
+    "          --tap NAME                 instead of --tun: a TAP carrying the modem's Ethernet frames\n"
+    "                                     unchanged (NCM functions only); wwan-dp dials and sets it up,\n"
+    "                                     the system's DHCP client / SLAAC, bridges, VLANs do the rest\n"
     "data:     --threads 1|2              RX and TX workers on one thread or two (default 2)\n"
     "          --transfers K              bulk transfers in flight per direction (default 8)\n"
     "          --offload auto|on|off      TUN offload, GRO into and GSO out of the TUN (default auto:\n"
@@ -84,6 +87,7 @@ struct Options {
   DeviceArgs device_args;
   std::optional<std::string> sim_profile;
   std::string tun_name;
+  bool tap = false;  // --tap NAME: tun_name is a TAP, addressed by the system (docs/tun.md "TAP mode")
   control::SessionSettings settings;
   bool force_fcc = false;
   std::optional<control::Ipv4Config> static_ipv4;
@@ -159,8 +163,30 @@ class Events {
  public:
   Events(std::ostream& out, std::ostream& err, bool json) : out_(out), err_(err), json_(json) {}
 
+  // `rndis_out`: an RNDIS function (docs/rndis.md), whose limits are INITIALIZE's, not an NTB's:
+  // our MaxTransferSize (IN) and the device's INITIALIZE_CMPLT MaxTransferSize,
+  // MaxPacketsPerTransfer and PacketAlignmentFactor (OUT, after the clamps).
   void started(const std::string& tun, const std::string& device, std::string_view function,
-               const control::NtbPlan& plan, bool sim) {
+               const control::NtbPlan& plan, bool sim, const rndis::PacketOutParams* rndis_out = nullptr) {
+    if (rndis_out != nullptr) {
+      const auto& o = *rndis_out;
+      const std::uint64_t alignment_bytes = o.packet_alignment_factor < 32 ? 1ULL << o.packet_alignment_factor : 0;
+      if (json_) {
+        emit(std::string(R"({"event":"started","tun":)") + json_string(tun) + R"(,"device":)" + json_string(device) +
+             R"(,"function":)" + json_string(function) + R"(,"sim":)" + (sim ? "true" : "false") +
+             R"(,"rndis":{"in_max_transfer_size":)" + std::to_string(plan.ntb_in_max_size) +
+             R"(,"out_max_transfer_size":)" + std::to_string(o.max_transfer_size) +
+             R"(,"max_packets_per_transfer":)" + std::to_string(o.max_packets_per_transfer) +
+             R"(,"packet_alignment_factor":)" + std::to_string(o.packet_alignment_factor) +
+             R"(,"packet_alignment_bytes":)" + std::to_string(alignment_bytes) + "}}");
+      } else {
+        emit("started: " + tun + " on " + device + " (" + std::string(function) + ", transfers in " +
+             std::to_string(plan.ntb_in_max_size) + " / out " + std::to_string(o.max_transfer_size) + " bytes, " +
+             std::to_string(o.max_packets_per_transfer) + " packets per transfer, " + std::to_string(alignment_bytes) +
+             "-byte alignment)");
+      }
+      return;
+    }
     if (json_) {
       emit(std::string(R"({"event":"started","tun":)") + json_string(tun) + R"(,"device":)" + json_string(device) +
            R"(,"function":)" + json_string(function) + R"(,"sim":)" + (sim ? "true" : "false") +
@@ -367,6 +393,8 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
     // RNDIS (docs/rndis.md): what INITIALIZE_CMPLT allowed, for the TX builder; plan.ntb_in_max_size
     // is then our MaxTransferSize and plan.out_transfer_bytes the device's.
     std::optional<rndis::PacketOutParams> rndis_out;
+    // --tap: the descriptor is a TAP; NCM frames pass through unchanged (framing.hpp ncm_tap).
+    bool tap = false;
   };
 
   DataPlane(usb::Transport& transport, Config config, dp::LinkState& link_state)
@@ -385,7 +413,10 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
 
   bool start(std::string& error) {
     const bool mbim = config_.function.kind == usb::Function::Mbim;
-    const dp::Framing framing = mbim ? dp::Framing::mbim : config_.rndis_out ? dp::Framing::rndis : dp::Framing::ncm;
+    const dp::Framing framing = mbim                ? dp::Framing::mbim
+                                : config_.rndis_out ? dp::Framing::rndis
+                                : config_.tap       ? dp::Framing::ncm_tap
+                                                    : dp::Framing::ncm;
     const unsigned k = std::clamp(config_.transfers, 1u, usb::kMaxTransfersInFlight);
     // With offload a read buffer holds a 64 KiB super-packet (up to 45 MTU-sized segments), so
     // half as many reads hold far more packets, in 2 MiB instead of 4.
@@ -430,7 +461,8 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
     rc.in_slots = k;
     rc.ring_capacity = k;
     rc.our_mac = config_.our_mac;
-    rc.divert_control = true;  // DHCP to the client and RAs go to the control thread (docs/dhcp.md)
+    // DHCP to the client and RAs go to the control thread (docs/dhcp.md); on a TAP to the system's.
+    rc.divert_control = !config_.tap;
     rc.vnet_hdr = config_.vnet_hdr;
     rc.gro_udp = (config_.offload_flags & tun::kTunFUso4) != 0 && (config_.offload_flags & tun::kTunFUso6) != 0;
     rx_ = std::make_unique<dp::RxStage>(rc, *rx_io_, *this, link_state_, mbim ? nullptr : &tx_->replies(), &tx_io);
@@ -776,6 +808,9 @@ class Daemon {
   // lease events, and the TUN following its configuration (docs/dhcp.md).
   void run_autoconf(control::LinkAutoconf& autoconf, DataPlane& plane, const control::SessionStatus& st,
                     std::size_t datagram_max);
+  // --tap: the TAP follows the session alone (up and `connected` when it connects, down when it
+  // drops); the system's DHCP client and SLAAC address it (docs/tun.md "TAP mode").
+  void follow_session_on_tap(const control::SessionStatus& st, std::size_t datagram_max);
 
   const Options& options_;
   Events& events_;
@@ -786,6 +821,8 @@ class Daemon {
   bool vnet_hdr_ = false;          // tun_ carries virtio_net_hdr (--offload)
   unsigned offload_flags_ = 0;     // what TUNSETOFFLOAD granted
   bool offload_noted_ = false;     // a refusal is said once per run
+  eth::MacAddress tap_mac_;        // --tap: the host MAC, the TAP's address (kept across re-enumerations)
+  std::uint64_t tap_connects_ = 0; // --tap: the session's connect the TAP is up for
   std::unique_ptr<tun::LinkConfigurator> link_;
   dp::LinkState link_state_;
   bool started_ = false;
@@ -850,6 +887,15 @@ std::unique_ptr<Attachment> Daemon::attach(std::string& error) {
 }
 
 void Daemon::on_connected(const control::IpConfig& ip, std::uint32_t mtu) {
+  if (options_.tap) {
+    // The system addresses the TAP (its DHCP client, the kernel's SLAAC, a bridge): wwan-dp only
+    // sets the link up so that they can run; no address, route, MTU or resolv.conf of its own.
+    std::string error;
+    if (!link_->apply(tun::LinkSettings{}, error)) events_.error("setting " + tun_->name() + " up: " + error);
+    up_ = true;
+    events_.connected(ip, mtu);  // what the session knows (Huawei ^DHCP?; nothing on a DHCP link)
+    return;
+  }
   tun::LinkSettings ls;
   dp::HostAddresses host;
   if (ip.ipv4) {
@@ -905,6 +951,20 @@ void Daemon::run_autoconf(control::LinkAutoconf& autoconf, DataPlane& plane, con
   } else if (up_) {
     on_disconnected(autoconf.down_reason().empty() ? (st.error.empty() ? "the network ended the session" : st.error)
                                                    : autoconf.down_reason());
+  }
+}
+
+void Daemon::follow_session_on_tap(const control::SessionStatus& st, std::size_t datagram_max) {
+  const bool connected = st.state == control::SessionState::connected;
+  if (connected && (!up_ || st.connects != tap_connects_)) {
+    tap_connects_ = st.connects;
+    std::uint32_t mtu = 0;
+    if (st.ip.ipv4 && st.ip.ipv4->mtu) mtu = st.ip.ipv4->mtu;
+    if (st.ip.ipv6 && st.ip.ipv6->mtu && (mtu == 0 || st.ip.ipv6->mtu < mtu)) mtu = st.ip.ipv6->mtu;
+    if (mtu == 0) mtu = 1500;
+    on_connected(st.ip, static_cast<std::uint32_t>(std::min<std::size_t>(mtu, datagram_max)));
+  } else if (!connected && up_) {
+    on_disconnected(st.error.empty() ? "the network ended the session" : st.error);
   }
 }
 
@@ -974,7 +1034,10 @@ RunEnd Daemon::serve(Attachment& a) {
     session = std::make_unique<control::HuaweiSession>(settings);
   } else if (quectel) {
     // Quectel usbnet NCM: AT+QNETDEVCTL on the serial AT port, the address from DHCP (below).
-    session = std::make_unique<control::QuectelSession>(settings);
+    // The quirk row names the firmware's AT+QNETDEVCTL argument order (Unisoc: the cid first).
+    control::QuectelSessionOptions qo;
+    qo.qnetdevctl_order = a.quirks.quirks.qnetdevctl_order;
+    session = std::make_unique<control::QuectelSession>(settings, qo);
   } else if (rndis) {
     // control::RndisAtRunner below holds the RNDIS session and the AT dial.
   } else {
@@ -993,7 +1056,8 @@ RunEnd Daemon::serve(Attachment& a) {
   dc.plan = n.plan;
   dc.quirks = a.quirks.quirks;
   dc.tun_fd = tun_->fd();
-  dc.our_mac = mbim || rndis ? eth::MacAddress{} : host_mac(*a.transport, f);  // RNDIS: the device names it
+  dc.our_mac = mbim || rndis ? eth::MacAddress{} : options_.tap ? tap_mac_ : host_mac(*a.transport, f);  // RNDIS: the device names it
+  dc.tap = options_.tap;
   dc.mtu_bytes = std::max<std::size_t>(datagram_max, 1500);
   dc.threads = options_.threads;
   dc.vnet_hdr = vnet_hdr_;
@@ -1002,13 +1066,15 @@ RunEnd Daemon::serve(Attachment& a) {
   dc.workers_without_capabilities = !options_.run_as.empty();
   DataPlane plane(*a.transport, dc, link_state_);
   std::string error;
+  std::optional<rndis::PacketOutParams> rndis_limits;  // RNDIS: INITIALIZE_CMPLT's, for the started event
   const auto start_plane = [&] {
     if (!plane.start(error)) {
       events_.error(error);
       return false;
     }
     if (!started_) {
-      events_.started(tun_->name(), a.device_text, usb::to_string(f.kind), n.plan, options_.sim_profile.has_value());
+      events_.started(tun_->name(), a.device_text, usb::to_string(f.kind), n.plan, options_.sim_profile.has_value(),
+                      rndis_limits ? &*rndis_limits : nullptr);
       started_ = true;
     }
     return true;
@@ -1074,6 +1140,7 @@ RunEnd Daemon::serve(Attachment& a) {
     datagram_max = info.max_frame_size;
     dc.our_mac = info.mac;
     plane.set_rndis(info.out, info.mac, datagram_max);
+    rndis_limits = info.out;
     if (!start_plane()) return RunEnd::failed;
   }
 
@@ -1081,12 +1148,13 @@ RunEnd Daemon::serve(Attachment& a) {
   // The link's own addressing (docs/dhcp.md): DHCPv4 where the session has no address to give,
   // router discovery wherever IPv6 was asked for.
   control::AutoconfSettings acs;
-  acs.dhcp4 = !mbim && !rndis && f.kind != usb::Function::HuaweiNcm && !options_.static_ipv4 &&
+  // --tap: none of it; the system's DHCP client and SLAAC run on the TAP.
+  acs.dhcp4 = !options_.tap && !mbim && !rndis && f.kind != usb::Function::HuaweiNcm && !options_.static_ipv4 &&
               settings.families != control::IpFamilies::ipv6;
   // Huawei: DHCP stands in when AT^DHCP? gave nothing usable (firmware without it, garbled).
-  acs.dhcp4_fallback = f.kind == usb::Function::HuaweiNcm && !options_.static_ipv4 &&
+  acs.dhcp4_fallback = !options_.tap && f.kind == usb::Function::HuaweiNcm && !options_.static_ipv4 &&
                        settings.families != control::IpFamilies::ipv6;
-  acs.ipv6_ra = settings.families != control::IpFamilies::ipv4;
+  acs.ipv6_ra = !options_.tap && settings.families != control::IpFamilies::ipv4;
   acs.link_layer = !mbim;
   acs.mac = dc.our_mac;
   acs.seed = static_cast<std::uint32_t>(std::random_device{}());
@@ -1100,7 +1168,10 @@ RunEnd Daemon::serve(Attachment& a) {
     runner->step(50);
     if (const std::string notice = runner->take_notice(); !notice.empty()) events_.note(notice);
     const control::SessionStatus& st = runner->status();
-    run_autoconf(autoconf, plane, st, datagram_max);
+    if (options_.tap)
+      follow_session_on_tap(st, datagram_max);
+    else
+      run_autoconf(autoconf, plane, st, datagram_max);
     if (st.state == control::SessionState::failed) {
       events_.error(st.error);
       end = RunEnd::failed;
@@ -1187,6 +1258,18 @@ int Daemon::run() {
   if (!first) {
     events_.error(error);
     return 1;
+  }
+  if (options_.tap) {
+    // A TAP carries Ethernet frames: MBIM carries raw IP, and RNDIS is not passed through.
+    const usb::Function kind = first->function.kind;
+    if (kind == usb::Function::Mbim || kind == usb::Function::Rndis) {
+      events_.error("--tap needs an NCM function (Ethernet frames), and " + first->device_text + " is " +
+                    std::string(usb::to_string(kind)) + ": use --tun NAME");
+      return 1;
+    }
+    // The MAC the modem expects of the host (iMACAddress), once: the TAP keeps it across
+    // re-enumerations and a TAP made again.
+    tap_mac_ = host_mac(*first->transport, first->function);
   }
   tun_ = open_tun(error);
   if (!tun_) {
@@ -1306,6 +1389,17 @@ std::unique_ptr<tun::TunDevice> Daemon::open_tun(std::string& error) {
   constexpr bool kNonblocking = true;
   vnet_hdr_ = false;
   offload_flags_ = 0;
+  if (options_.tap) {
+    // Frames pass through unchanged: no virtio_net_hdr, no GRO/GSO on a TAP.
+    if (options_.offload == Options::Offload::on && !offload_noted_)
+      events_.note("--offload on is ignored with --tap: the TAP carries the modem's frames unchanged, without offload");
+    offload_noted_ = true;
+    tun::TunOptions o;
+    o.nonblocking = kNonblocking;
+    o.mode = tun::DeviceMode::tap;
+    o.mac = tap_mac_.bytes;
+    return tun::TunDevice::open(options_.tun_name, o, error);
+  }
   if (options_.offload != Options::Offload::off) {
     std::unique_ptr<tun::TunDevice> t = tun::TunDevice::open(options_.tun_name, tun::TunOptions{.vnet_hdr = true, .nonblocking = kNonblocking}, error);
     if (!t) return nullptr;  // the name, the permissions...: the same refusals as without offload
@@ -1403,11 +1497,14 @@ int parse(std::span<const std::string_view> args, Options& o, std::ostream& out,
                (a == "--sim" || a == "--tun" || a == "--apn" || a == "--apn-user" || a == "--apn-password" || a == "--auth" ||
                 a == "--pin" || a == "--ip-type" || a == "--ip" || a == "--resolv" || a == "--capture" ||
                 a == "--stats-interval" || a == "--static-ipv4" || a == "--threads" || a == "--transfers" ||
-                a == "--user" || a == "--command-timeout" || a == "--offload")) {
+                a == "--user" || a == "--command-timeout" || a == "--offload" || a == "--tap")) {
       return bad(std::string(a) + " needs a value");
     } else if (a == "--sim") {
       o.sim_profile = value();
-    } else if (a == "--tun") {
+    } else if (a == "--tun" || a == "--tap") {
+      if (!o.tun_name.empty() && o.tap != (a == "--tap"))
+        return bad("--tun and --tap are exclusive: a TUN that wwan-dp configures, or a TAP the system configures");
+      o.tap = a == "--tap";
       o.tun_name = value();
     } else if (a == "--apn") {
       o.settings.apn = value();
@@ -1477,6 +1574,9 @@ int parse(std::span<const std::string_view> args, Options& o, std::ostream& out,
     }
   }
   if (o.tun_name.empty()) return bad("which TUN? --tun NAME (e.g. --tun wwan0; created if it does not exist)");
+  if (o.tap && (o.static_ipv4 || o.default_route_metric || !o.resolv_path.empty()))
+    return bad(std::string(o.static_ipv4 ? "--static-ipv4" : o.default_route_metric ? "--default-route" : "--resolv") +
+               " configures the TUN, and with --tap the system configures the TAP (its DHCP client, SLAAC): drop it");
   if (!o.settings.user.empty() && o.settings.auth == control::AuthProtocol::none) o.settings.auth = control::AuthProtocol::chap;
   return 0;
 }

@@ -57,37 +57,46 @@ bool in_our_groups(std::uint32_t gid) {
   return std::find(groups.begin(), groups.end(), gid) != groups.end();
 }
 
-// Why wwan-dp must not attach to the existing interface `link` ("" = it may).
-std::string refuse_existing(const rtnl::LinkInfo& link) {
+// "TUN" / "TAP", and what `ip tuntap ... mode` calls it.
+const char* word(DeviceMode mode) { return mode == DeviceMode::tap ? "TAP" : "TUN"; }
+const char* ip_mode(DeviceMode mode) { return mode == DeviceMode::tap ? "tap" : "tun"; }
+
+// Why wwan-dp must not attach to the existing interface `link` as a device of `mode` ("" = it
+// may). The same rules for both: a TAP is refused where a TUN was asked for and the reverse.
+std::string refuse_existing(const rtnl::LinkInfo& link, DeviceMode mode) {
   const std::string& name = link.name;
-  const bool is_tun = link.kind == "tun" && link.tun && link.tun->type == IFF_TUN;
-  if (!is_tun) {
-    if (link.kind == "tun" && link.tun && link.tun->type == IFF_TAP)
+  const std::string what = word(mode);
+  const std::string del = " (ip tuntap del dev " + name + " mode " + ip_mode(mode);
+  const unsigned wanted = mode == DeviceMode::tap ? IFF_TAP : IFF_TUN;
+  const bool is_tun_driver = link.kind == "tun" && link.tun;
+  if (!is_tun_driver || link.tun->type != wanted) {
+    if (is_tun_driver && link.tun->type == IFF_TAP)
       return name + " is a TAP device, not a TUN: delete it (ip tuntap del dev " + name +
              " mode tap) or choose another name";
-    return "an interface named " + name + " already exists and is not a TUN (it is " + what_it_is(link) +
+    if (is_tun_driver && link.tun->type == IFF_TUN)
+      return name + " is a TUN device, not a TAP: delete it (ip tuntap del dev " + name +
+             " mode tun) or choose another name";
+    return "an interface named " + name + " already exists and is not a " + what + " (it is " + what_it_is(link) +
            "): choose another name, or delete it if it is not needed";
   }
   const rtnl::TunLinkInfo& tun = *link.tun;
   // A non-persistent TUN lives only as long as the descriptor that created it: it is open.
   if (!tun.persist)
-    return "TUN " + name + " is busy: another process has it open (it is not persistent, so it exists only while "
+    return what + " " + name + " is busy: another process has it open (it is not persistent, so it exists only while "
            "that process holds it): stop that process or choose another name";
   if (tun.multi_queue)
-    return "TUN " + name + " is a multi-queue TUN and wwan-dp uses single-queue TUNs: delete it (ip tuntap del dev " +
-           name + " mode tun multi_queue) or choose another name";
+    return what + " " + name + " is a multi-queue " + what + " and wwan-dp uses single-queue " + what +
+           "s: delete it" + del + " multi_queue) or choose another name";
   // The kernel's tun_not_capable() lets CAP_NET_ADMIN through whatever the owner; as wwan-dp
   // runs as root that would mean taking over another user's tunnel, so the check is made here.
   const std::uint32_t euid = static_cast<std::uint32_t>(geteuid());
   if (tun.owner && *tun.owner != euid)
-    return "TUN " + name + " belongs to uid " + std::to_string(*tun.owner) + " and wwan-dp runs as uid " +
-           std::to_string(euid) + ": run wwan-dp as that user, choose another name, or delete it (ip tuntap del dev " +
-           name + " mode tun)";
+    return what + " " + name + " belongs to uid " + std::to_string(*tun.owner) + " and wwan-dp runs as uid " +
+           std::to_string(euid) + ": run wwan-dp as that user, choose another name, or delete it" + del + ")";
   if (tun.group && !in_our_groups(*tun.group))
-    return "TUN " + name + " belongs to group " + std::to_string(*tun.group) +
-           " and wwan-dp is not in that group: run wwan-dp in that group, choose another name, or delete it (ip "
-           "tuntap del dev " +
-           name + " mode tun)";
+    return what + " " + name + " belongs to group " + std::to_string(*tun.group) +
+           " and wwan-dp is not in that group: run wwan-dp in that group, choose another name, or delete it" + del +
+           ")";
   return "";
 }
 
@@ -112,13 +121,14 @@ class Fd {
 
 }  // namespace
 
-std::string check_interface_name(std::string_view name) {
-  if (name.empty()) return "the TUN name is empty: give a name such as wwan0";
+std::string check_interface_name(std::string_view name, DeviceMode mode) {
+  const std::string what = std::string("the ") + word(mode) + " name";
+  if (name.empty()) return what + " is empty: give a name such as wwan0";
   if (name.size() >= IFNAMSIZ)
-    return "the TUN name " + quoted(name) + " is " + std::to_string(name.size()) +
+    return what + " " + quoted(name) + " is " + std::to_string(name.size()) +
            " bytes long and the kernel's limit is " + std::to_string(IFNAMSIZ - 1) +
            " (IFNAMSIZ): choose a shorter name";
-  const std::string invalid = "the TUN name " + quoted(name) + " is not a valid interface name";
+  const std::string invalid = what + " " + quoted(name) + " is not a valid interface name";
   if (name == "." || name == "..") return invalid + " (\".\" and \"..\" are reserved): choose another name";
   for (char c : name) {
     const auto u = static_cast<unsigned char>(c);
@@ -135,7 +145,9 @@ std::string check_interface_name(std::string_view name) {
 }
 
 std::unique_ptr<TunDevice> TunDevice::open(std::string_view name, const TunOptions& options, std::string& error) {
-  if (std::string why = check_interface_name(name); !why.empty()) {
+  const DeviceMode mode = options.mode;
+  const std::string what = word(mode);
+  if (std::string why = check_interface_name(name, mode); !why.empty()) {
     error = why;
     return nullptr;
   }
@@ -163,7 +175,7 @@ std::unique_ptr<TunDevice> TunDevice::open(std::string_view name, const TunOptio
   if (!is_template) {
     int e = 0;
     if (auto existing = rtnl::get_link(*socket, std::string_view(requested), e)) {
-      if (std::string why = refuse_existing(*existing); !why.empty()) {
+      if (std::string why = refuse_existing(*existing, mode); !why.empty()) {
         error = why;
         return nullptr;
       }
@@ -175,7 +187,8 @@ std::unique_ptr<TunDevice> TunDevice::open(std::string_view name, const TunOptio
 
   ifreq ifr{};
   std::memcpy(ifr.ifr_name, requested.data(), requested.size());
-  ifr.ifr_flags = static_cast<short>(IFF_TUN | IFF_NO_PI | (options.vnet_hdr ? IFF_VNET_HDR : 0));
+  ifr.ifr_flags = static_cast<short>((mode == DeviceMode::tap ? IFF_TAP : IFF_TUN) | IFF_NO_PI |
+                                     (options.vnet_hdr ? IFF_VNET_HDR : 0));
   if (::ioctl(fd.get(), TUNSETIFF, &ifr) < 0) {
     const int e = errno;
     int ignored = 0;
@@ -183,19 +196,19 @@ std::unique_ptr<TunDevice> TunDevice::open(std::string_view name, const TunOptio
     // check does not know): explain from the kernel's current view when it says more.
     if (!is_template && (e == EINVAL || e == EBUSY || e == EPERM)) {
       if (auto existing = rtnl::get_link(*socket, std::string_view(requested), ignored)) {
-        if (std::string why = refuse_existing(*existing); !why.empty()) {
+        if (std::string why = refuse_existing(*existing, mode); !why.empty()) {
           error = why;
           return nullptr;
         }
       }
     }
     if (e == EBUSY)
-      error = "TUN " + requested + " is busy: another process has it open (a single-queue TUN takes one "
-              "descriptor): stop that process or choose another name";
+      error = what + " " + requested + " is busy: another process has it open (a single-queue " + what +
+              " takes one descriptor): stop that process or choose another name";
     else if (e == EPERM || e == EACCES)
-      error = permission_message("create TUN " + requested, e);
+      error = permission_message("create " + what + " " + requested, e);
     else
-      error = "creating TUN " + requested + " (TUNSETIFF): " + std::strerror(e);
+      error = "creating " + what + " " + requested + " (TUNSETIFF): " + std::strerror(e);
     return nullptr;
   }
 
@@ -203,7 +216,7 @@ std::unique_ptr<TunDevice> TunDevice::open(std::string_view name, const TunOptio
   int e = 0;
   const auto link = rtnl::get_link(*socket, std::string_view(actual), e);
   if (!link || !link->tun) {
-    error = "reading back TUN " + actual + " (RTM_GETLINK): " + std::strerror(e != 0 ? e : EPROTO);
+    error = "reading back " + what + " " + actual + " (RTM_GETLINK): " + std::strerror(e != 0 ? e : EPROTO);
     return nullptr;
   }
   // We never set TUNSETPERSIST, and attaching to a non-persistent TUN fails with EBUSY (its
@@ -211,7 +224,7 @@ std::unique_ptr<TunDevice> TunDevice::open(std::string_view name, const TunOptio
   const bool created = !link->tun->persist;
   if (!created) {
     // Attached after a race with whoever created it between the check and TUNSETIFF: check again.
-    if (std::string why = refuse_existing(*link); !why.empty()) {
+    if (std::string why = refuse_existing(*link, mode); !why.empty()) {
       error = why;
       return nullptr;
     }
@@ -221,7 +234,23 @@ std::unique_ptr<TunDevice> TunDevice::open(std::string_view name, const TunOptio
   bool vnet_hdr = options.vnet_hdr;
   ifreq granted{};
   if (::ioctl(fd.get(), TUNGETIFF, &granted) == 0) vnet_hdr = (granted.ifr_flags & IFF_VNET_HDR) != 0;
-  return std::unique_ptr<TunDevice>(new TunDevice(fd.release(), actual, link->ifindex, created, vnet_hdr));
+  // The TAP's MAC: the host address the modem expects (iMACAddress), so that what the kernel
+  // sends and what the modem forwards back agree. On the descriptor: the tun driver handles
+  // SIOCSIFHWADDR itself (drivers/net/tun.c), no socket needed. Set on an attached TAP too: its
+  // owner chose wwan-dp to run the modem behind it.
+  if (mode == DeviceMode::tap && options.mac) {
+    ifreq hw{};
+    std::memcpy(hw.ifr_name, actual.data(), actual.size());
+    hw.ifr_hwaddr.sa_family = ARPHRD_ETHER;
+    std::memcpy(hw.ifr_hwaddr.sa_data, options.mac->data(), options.mac->size());
+    if (::ioctl(fd.get(), SIOCSIFHWADDR, &hw) < 0) {
+      const int hw_error = errno;
+      error = "setting the MAC address of TAP " + actual + " (SIOCSIFHWADDR): " + std::strerror(hw_error) +
+              (hw_error == EADDRNOTAVAIL ? " (not a unicast address)" : "");
+      return nullptr;
+    }
+  }
+  return std::unique_ptr<TunDevice>(new TunDevice(fd.release(), actual, link->ifindex, created, vnet_hdr, mode));
 }
 
 TunDevice::~TunDevice() {

@@ -58,6 +58,22 @@ constexpr PortRule kPortRules[] = {
     {0x2C7C, 0x0800, InterfaceNumber, 2, Function::At},
     {0x2C7C, 0x0800, InterfaceNumber, 3, Function::Modem},
     {0x2C7C, 0x0800, InterfaceNumber, 4, Function::Qmi},
+    // Quectel RM520N 2c7c:0801 (SDX62): the same order. Kernel patch "USB: serial: option: add
+    // Quectel RM520N" (jerry.meng, linux-usb 2022-09-05): "0x0801: DIAG + NMEA + AT + MODEM +
+    // RMNET", its usb-devices dump if0 ff/ff/30, if1 ff/00/40, if2 and if3 ff/00/00 (option),
+    // if4 ff/ff/ff (qmi_wwan). In usbnet NCM/ECM mode the network function replaces if4 (assumed
+    // as on 0800; no NCM-mode dump of either is public).
+    {0x2C7C, 0x0801, InterfaceNumber, 0, Function::Diag},
+    {0x2C7C, 0x0801, InterfaceNumber, 1, Function::Nmea},
+    {0x2C7C, 0x0801, InterfaceNumber, 2, Function::At},
+    {0x2C7C, 0x0801, InterfaceNumber, 3, Function::Modem},
+    {0x2C7C, 0x0801, InterfaceNumber, 4, Function::Qmi},
+    // Quectel RM500U-CN 2c7c:0900 (Unisoc): one id in RNDIS, ECM and NCM mode, the network
+    // function on if0+1 and five ff/00/00 bulk-only serial ports on if2..6 (option.c patch for
+    // 0x0900, Bjørn Mork, its three usb-devices dumps). The AT port is if4: quectel-CM device.c
+    // "case 0x0900: //RG500U atIntf = 4" (its RM500U logs: "Auto find qmichannel = /dev/ttyUSB2",
+    // the third option port). The roles of if2, 3, 5, 6 are not documented: left unclassified.
+    {0x2C7C, 0x0900, InterfaceNumber, 4, Function::At},
     // Quectel, every product: qmi_wwan matches ff/ff/ff on 2c7c:0125/0306/0512/0620/0800/0801
     // (QMI_MATCH_FF_FF_FF); the DIAG port of the older modules is ff/ff/ff too but has no
     // interrupt endpoint, which is the check qmi_wwan's Quectel quirk makes. 0x30 is the DIAG

@@ -81,12 +81,54 @@ TEST(QnetdevstatusParse, MalformedLinesAreRejected) {
            "+QNETDEVSTATUS: 10.109.166.256,255.255.255.0",    // part out of range
            "+QNETDEVSTATUS: 10.1.2.3,255.0.255.0",            // a mask with holes
            "+QNETDEVSTATUS: A3A66D0,,",                       // seven hex digits
-           "+QNETDEVSTATUS: 1,2,4,1",                         // the EG9x state form: not handled
+           "+QNETDEVSTATUS: adsfasdfasdf",                    // ModemManager's rejected vectors:
+           "+QNETDEVSTATUS: 1,7,4,1",                         //   state 7
+           "+QNETDEVSTATUS: 1,11,4,1",                        //   state 11
+           "+QNETDEVSTATUS: 1,2,8,1",                         //   IP type 8
+           "+QNETDEVSTATUS: 1,1,5,1",                         // IP type neither 4 nor 6
+           "+QNETDEVSTATUS: 1,1,4,0",                         // profile 0 (manual: 1..42)
+           "+QNETDEVSTATUS: 1,1,4,43",                        // profile 43
+           "+QNETDEVSTATUS: 2,1,4,1",                         // on_off 2
            "+QNETDEVSTATUS: 10.1.2.3,,,,,,2409::zz,,,,,",     // bad IPv6
            "+QNETDEVSTATUS: 10.1.2.3,,,,,,2409::1,129,,,,",   // IPv6 prefix out of range
            "+QNETDEVSTATUS: 1,,,,,,,,,,,,",                   // thirteen fields
        })
     EXPECT_FALSE(quectel::parse_qnetdevstatus(bad)) << bad;
+}
+
+// The call-state form: the RG520N&RG525F&RG5x0F&RM5x0N AT Commands Manual v1.1 §9.9 (the RM520N's
+// family), "+QNETDEVSTATUS: <on_off>[,<state>,<IP_type>,<profile_num>]", and ModemManager's
+// mm-modem-helpers-quectel test vectors (EG9x/EC2x, state 2 = connected).
+TEST(QnetdevstatusParse, TheCallStateFormOfTheRm5x0nManualAndModemManager) {
+  struct Vector {
+    std::string_view line;
+    bool urc_enabled;
+    std::uint8_t call_state, ip_version, profile;
+    bool connected;
+  };
+  for (const Vector& v : {
+           Vector{"+QNETDEVSTATUS: 1,1,4,1", true, 1, 4, 1, true},     // manual: AT+QNETDEVSTATUS? with a call
+           Vector{"+QNETDEVSTATUS: 1,1,6,1", true, 1, 6, 1, true},     // manual: its IPv6 line
+           Vector{"+QNETDEVSTATUS: 1,0,4,1", true, 0, 4, 1, false},    // manual: the URC of a call ending
+           Vector{"+QNETDEVSTATUS: 1,2,4,1\r\n", true, 2, 4, 1, true},  // ModemManager: connected, IPv4
+           Vector{"+QNETDEVSTATUS: 1,2,6,1", true, 2, 6, 1, true},     // ModemManager: connected, IPv6
+           Vector{"+QNETDEVSTATUS:0,1,4,42", false, 1, 4, 42, true},   // ranges' ends, no space
+       }) {
+    const auto st = quectel::parse_qnetdevstatus(v.line);
+    ASSERT_TRUE(st) << v.line;
+    EXPECT_EQ(st->form, quectel::NetdevStatus::Form::call_state) << v.line;
+    EXPECT_EQ(st->urc_enabled, v.urc_enabled) << v.line;  // field 1 <on_off>
+    EXPECT_EQ(st->call_state, v.call_state) << v.line;    // field 2 <state>
+    EXPECT_EQ(st->ip_version, v.ip_version) << v.line;    // field 3 <IP_type>
+    EXPECT_EQ(st->profile, v.profile) << v.line;          // field 4 <profile_num>
+    EXPECT_EQ(st->connected, v.connected) << v.line;
+    EXPECT_FALSE(st->ipv4 || st->ipv6) << "this form carries no addresses";
+  }
+  // The manual's "+QNETDEVSTATUS: 1" (URCs on, no call) reads as the one-number form; the session
+  // tells the two meanings apart by the command it sent.
+  const auto lone = quectel::parse_qnetdevstatus("+QNETDEVSTATUS: 1");
+  ASSERT_TRUE(lone);
+  EXPECT_EQ(lone->form, quectel::NetdevStatus::Form::urc);
 }
 
 TEST(QnetdevctlParse, ModemManagersVectors) {
@@ -111,12 +153,43 @@ TEST(QuectelCommands, GoldenStrings) {
   EXPECT_EQ(quectel::qnetdevctl_connect(1), "AT+QNETDEVCTL=1,1,1");
   EXPECT_EQ(quectel::qnetdevctl_disconnect(1), "AT+QNETDEVCTL=0,1,0");
   EXPECT_EQ(quectel::qnetdevstatus_query(3), "AT+QNETDEVSTATUS=3");
+  EXPECT_EQ(quectel::qnetdevstatus_read(), "AT+QNETDEVSTATUS?");
   SessionSettings s;
   s.apn = "corp";
   s.user = "u\"1";
   s.password = "p";
   s.families = IpFamilies::ipv4v6;
   EXPECT_EQ(quectel::qicsgp(s, 1), "AT+QICSGP=1,3,\"corp\",\"u\\221\",\"p\",2");  // CHAP by default, '"' quoted
+}
+
+// Per firmware family: ModemManager's "+QNETDEVCTL=1,%u,1" / "=0,%u,1" order (our hang-up turns
+// the URC off, as the EC200A manual's example), and quectel-CM atc.c's Unisoc order
+// "AT+QNETDEVCTL=%d,1,%d" / "%d,0,%d" with the pdp first.
+TEST(QuectelCommands, GoldenStringsPerArgumentOrder) {
+  using O = QnetdevctlOrder;
+  EXPECT_EQ(quectel::qnetdevctl_connect(3, O::op_cid_urc), "AT+QNETDEVCTL=1,3,1");
+  EXPECT_EQ(quectel::qnetdevctl_disconnect(3, O::op_cid_urc), "AT+QNETDEVCTL=0,3,0");
+  EXPECT_EQ(quectel::qnetdevctl_connect(3, O::cid_op_urc), "AT+QNETDEVCTL=3,1,1");
+  EXPECT_EQ(quectel::qnetdevctl_disconnect(3, O::cid_op_urc), "AT+QNETDEVCTL=3,0,0");
+  // cid 1: the dial reads the same both ways, the hang-up does not (cid 0 to a Unisoc module).
+  EXPECT_EQ(quectel::qnetdevctl_connect(1, O::cid_op_urc), quectel::qnetdevctl_connect(1, O::op_cid_urc));
+  EXPECT_EQ(quectel::qnetdevctl_disconnect(1, O::cid_op_urc), "AT+QNETDEVCTL=1,0,0");
+  EXPECT_EQ(quectel::qnetdevctl_disconnect(1, O::op_cid_urc), "AT+QNETDEVCTL=0,1,0");
+}
+
+// The order is the quirk row's: Unisoc 2c7c:0900 cid first, the Qualcomm RM500Q / RM520N not.
+TEST(QuectelCommands, TheQuirkTableNamesTheOrder) {
+  const QuirkMatch u = find_quirks(0x2c7c, 0x0900, 0x02, 0x0d);
+  ASSERT_NE(u.row, nullptr);
+  EXPECT_EQ(u.quirks.dial, DialMethod::quectel_at);
+  EXPECT_TRUE(u.quirks.at_over_serial);
+  EXPECT_EQ(u.quirks.qnetdevctl_order, QnetdevctlOrder::cid_op_urc);
+  for (const std::uint16_t pid : {std::uint16_t{0x0800}, std::uint16_t{0x0801}}) {
+    const QuirkMatch q = find_quirks(0x2c7c, pid, 0x02, 0x0d);
+    ASSERT_NE(q.row, nullptr) << pid;
+    EXPECT_EQ(q.quirks.qnetdevctl_order, QnetdevctlOrder::op_cid_urc) << pid;
+  }
+  EXPECT_STREQ(to_string(QnetdevctlOrder::cid_op_urc), "cid,op,urc");
 }
 
 // ---- the session, scripted ---------------------------------------------------------------------------------
@@ -169,6 +242,23 @@ class QuectelScripted : public ::testing::Test {
     EXPECT_EQ(sent(), "AT+QNETDEVSTATUS=1\r");
     reply(kStatus);
     ASSERT_EQ(state(), SessionState::connected);
+  }
+
+  // After a drop with cid 2 / Unisoc order: the redial's commands.
+  void up_to_dial_unisoc_redial() {
+    EXPECT_EQ(sent(), "AT+CPIN?\r");
+    reply("\r\n+CPIN: READY\r\n\r\nOK\r\n");
+    EXPECT_EQ(sent(), "AT+CFUN?\r");
+    reply("\r\n+CFUN: 1\r\n\r\nOK\r\n");
+    EXPECT_EQ(sent(), "AT+CGDCONT=2,\"IP\",\"internet\"\r");
+    reply("\r\nOK\r\n");
+    EXPECT_EQ(sent(), "AT+QNETDEVCTL=2,1,1\r") << "the redial keeps the order";
+    session->stop(now);
+    EXPECT_EQ(sent(), "");  // the dial is in flight: the stop's hang-up waits for it
+    reply("\r\nOK\r\n");
+    EXPECT_EQ(sent(), "AT+QNETDEVCTL=2,0,0\r");
+    reply("\r\nOK\r\n");
+    EXPECT_EQ(state(), SessionState::stopped);
   }
 
   std::unique_ptr<QuectelSession> session;
@@ -298,6 +388,87 @@ TEST_F(QuectelScripted, CredentialsGoThroughQicsgp) {
 
 // ---- against the emulated RM500Q -----------------------------------------------------------------------
 
+TEST_F(QuectelScripted, UnisocOrderDialsAndHangsUpWithTheCidFirst) {
+  QuectelSessionOptions o;
+  o.cid = 2;
+  o.qnetdevctl_order = QnetdevctlOrder::cid_op_urc;
+  make(internet(), o);
+  session->start(now);
+  EXPECT_EQ(sent(), "ATE0\r");
+  reply("\r\nOK\r\n");
+  EXPECT_EQ(sent(), "AT+CPIN?\r");
+  reply("\r\n+CPIN: READY\r\n\r\nOK\r\n");
+  EXPECT_EQ(sent(), "AT+CFUN?\r");
+  reply("\r\n+CFUN: 1\r\n\r\nOK\r\n");
+  EXPECT_EQ(sent(), "AT+CGDCONT=2,\"IP\",\"internet\"\r");
+  reply("\r\nOK\r\n");
+  EXPECT_EQ(sent(), "AT+QNETDEVCTL=2,1,1\r");
+  reply("\r\nOK\r\n");
+  EXPECT_EQ(sent(), "AT+QNETDEVSTATUS=2\r");
+  reply(kStatus);
+  ASSERT_EQ(state(), SessionState::connected);
+  reply("\r\n+QNETDEVSTATUS: 0\r\n");  // the network ends the call
+  EXPECT_EQ(state(), SessionState::disconnected);
+  EXPECT_EQ(sent(), "AT+QNETDEVCTL=2,0,0\r");
+  reply("\r\nERROR\r\n");
+  advance(1s);
+  up_to_dial_unisoc_redial();
+}
+
+// The Qualcomm firmware (RM5x0N manual §9.9): AT+QNETDEVSTATUS=<n> only switches the URC and answers
+// a bare OK; the status is AT+QNETDEVSTATUS?'s call-state lines. Before this the connect timed out.
+TEST_F(QuectelScripted, CallStateFirmwareIsReadWithTheQueryFormAndConnects) {
+  make();
+  up_to_dial();
+  reply("\r\nOK\r\n");
+  EXPECT_EQ(sent(), "AT+QNETDEVSTATUS=1\r");
+  reply("\r\nOK\r\n");  // the URC switch: no status line
+  EXPECT_TRUE(session->reads_call_state());
+  EXPECT_EQ(sent(), "AT+QNETDEVSTATUS?\r") << "read at once with the query form";
+  reply("\r\n+QNETDEVSTATUS: 1\r\n\r\nOK\r\n");  // URCs on, no call in progress yet
+  EXPECT_EQ(state(), SessionState::connecting);
+  EXPECT_EQ(sent(), "") << "the lone <on_off> is no connect URC: no poll storm";
+  EXPECT_EQ(session->next_timer(), now + 1s);
+  advance(1s);
+  EXPECT_EQ(sent(), "AT+QNETDEVSTATUS?\r");
+  reply("\r\n+QNETDEVSTATUS: 1,1,4,2\r\n\r\nOK\r\n");  // another context's call
+  EXPECT_EQ(state(), SessionState::connecting);
+  advance(1s);
+  EXPECT_EQ(sent(), "AT+QNETDEVSTATUS?\r");
+  reply("\r\n+QNETDEVSTATUS: 1,1,4,1\r\n+QNETDEVSTATUS: 1,1,6,1\r\n\r\nOK\r\n");
+  ASSERT_EQ(state(), SessionState::connected) << session->status().error;
+  ASSERT_TRUE(session->last_status());
+  EXPECT_EQ(session->last_status()->form, quectel::NetdevStatus::Form::call_state);
+  EXPECT_TRUE(session->status().ip.empty()) << "the address is DHCP's on the link";
+  advance(15s);
+  EXPECT_EQ(sent(), "AT+QNETDEVSTATUS?\r") << "the connected poll keeps the query form";
+  reply("\r\n+QNETDEVSTATUS: 1,1,4,1\r\n\r\nOK\r\n");
+  EXPECT_EQ(state(), SessionState::connected);
+  reply("\r\n+QNETDEVSTATUS: 1,0,4,2\r\n");  // another context's URC: not ours
+  EXPECT_EQ(state(), SessionState::connected);
+  reply("\r\n+QNETDEVSTATUS: 1,0,4,1\r\n");  // the manual's URC of our call ending
+  EXPECT_EQ(state(), SessionState::disconnected);
+  EXPECT_EQ(session->status().drops, 1u);
+  EXPECT_THAT(session->status().error, HasSubstr("+QNETDEVSTATUS: 1,0,4,1"));
+  EXPECT_EQ(sent(), "AT+QNETDEVCTL=0,1,0\r");
+}
+
+TEST_F(QuectelScripted, CallStateFirmwareAPollWithoutOurCallIsADrop) {
+  make();
+  up_to_dial();
+  reply("\r\nOK\r\n");
+  EXPECT_EQ(sent(), "AT+QNETDEVSTATUS=1\r");
+  reply("\r\nOK\r\n");
+  EXPECT_EQ(sent(), "AT+QNETDEVSTATUS?\r");
+  reply("\r\n+QNETDEVSTATUS: 1,2,4,1\r\n\r\nOK\r\n");  // ModemManager's "connected"
+  ASSERT_EQ(state(), SessionState::connected);
+  advance(15s);
+  EXPECT_EQ(sent(), "AT+QNETDEVSTATUS?\r");
+  reply("\r\n+QNETDEVSTATUS: 1\r\n\r\nOK\r\n");  // no call in progress any more
+  EXPECT_EQ(state(), SessionState::disconnected);
+  EXPECT_THAT(session->status().error, HasSubstr("no call on cid 1"));
+}
+
 struct Rm500q : ::testing::Test {
   sim::QuectelNcmModem modem{sim::ModemOptions{}};
   QuectelSession session{[] {
@@ -371,6 +542,99 @@ TEST_F(Rm500q, NoNcmTrafficBeforeTheDial) {
   EXPECT_EQ(modem.quectel_counters().frames_before_dial, 1u);
   EXPECT_FALSE(modem.next_deadline());
   EXPECT_FALSE(modem.session_active());
+}
+
+// The RM500U-CN (`--sim quectel-ncm+unisoc`): AT+QNETDEVCTL with the cid first, the other order
+// refused, its AT port on interface 4.
+struct Rm500u : ::testing::Test {
+  static sim::ModemOptions unisoc() {
+    sim::ModemOptions o;
+    o.quectel_unisoc = true;
+    return o;
+  }
+  static SessionSettings internet() {
+    SessionSettings s;
+    s.apn = "internet";
+    return s;
+  }
+  static QuectelSessionOptions order(QnetdevctlOrder o, int cid = 1) {
+    QuectelSessionOptions q;
+    q.qnetdevctl_order = o;
+    q.cid = cid;
+    return q;
+  }
+  sim::QuectelNcmModem modem{unisoc()};
+  Clock::time_point now = t0;
+
+  void pump(QuectelSession& session) {
+    for (int round = 0; round < 16; ++round) {
+      bool moved = false;
+      for (const ByteVector& c : session.take_commands()) {
+        ASSERT_EQ(modem.out(modem.at_bulk_out(), c), sim::EndpointResult::ok);
+        moved = true;
+      }
+      std::array<std::uint8_t, 512> buf{};
+      for (sim::InResult r; (r = modem.in(modem.at_bulk_in(), buf)).result == sim::EndpointResult::ok;) {
+        session.on_response(std::span(buf).first(r.bytes), now);
+        moved = true;
+      }
+      if (!moved) return;
+    }
+  }
+  void run_for(QuectelSession& session, std::chrono::milliseconds d) {
+    const Clock::time_point end = now + d;
+    while (now < end) {
+      now += 100ms;
+      session.on_timer(now);
+      pump(session);
+    }
+  }
+};
+
+TEST_F(Rm500u, ConnectsDropsRedialsAndStopsWithTheCidFirst) {
+  EXPECT_EQ(modem.at_bulk_in(), 0x85);  // interface 4
+  ASSERT_TRUE(modem.set_interface(1, 1));  // NCM data on interface 1: the link is up
+  QuectelSession session(internet(), order(QnetdevctlOrder::cid_op_urc));
+  session.start(now);
+  pump(session);
+  ASSERT_EQ(session.status().state, SessionState::connected) << session.status().error;
+  EXPECT_EQ(modem.at().connected_cid(), 1);
+  EXPECT_EQ(modem.at().dials(), 1u);
+
+  modem.faults().drop_session = true;
+  pump(session);
+  EXPECT_EQ(session.status().state, SessionState::disconnected);
+  run_for(session, 2500ms);
+  ASSERT_EQ(session.status().state, SessionState::connected) << session.status().error;
+  EXPECT_EQ(modem.at().dials(), 2u);
+
+  session.stop(now);
+  pump(session);
+  EXPECT_EQ(session.status().state, SessionState::stopped);
+  EXPECT_FALSE(modem.at().connected()) << "AT+QNETDEVCTL=1,0,0 ended the call";
+  EXPECT_EQ(modem.at().hangups(), 1u);
+}
+
+TEST_F(Rm500u, TheOtherOrderIsRefused) {
+  ASSERT_TRUE(modem.set_interface(1, 1));
+  {
+    // cid 2 in ModemManager's order: "1,2,1" is op 2 to this firmware.
+    QuectelSession session(internet(), order(QnetdevctlOrder::op_cid_urc, 2));
+    session.start(now);
+    pump(session);
+    EXPECT_EQ(session.status().state, SessionState::disconnected);
+    EXPECT_THAT(session.status().error, HasSubstr("AT+QNETDEVCTL=1,2,1 failed: +CME ERROR: 50"));
+    EXPECT_EQ(modem.at().dials(), 0u);
+  }
+  // cid 1: the dial reads the same, the hang-up "0,1,0" is cid 0 and the call stays up.
+  QuectelSession session(internet(), order(QnetdevctlOrder::op_cid_urc, 1));
+  session.start(now);
+  pump(session);
+  ASSERT_EQ(session.status().state, SessionState::connected) << session.status().error;
+  session.stop(now);
+  pump(session);
+  EXPECT_TRUE(modem.at().connected()) << "the wrong order leaves the call up";
+  EXPECT_EQ(modem.at().hangups(), 0u);
 }
 
 }  // namespace

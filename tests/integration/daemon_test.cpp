@@ -200,6 +200,22 @@ class DaemonTest : public DaemonNamespaceTest<Profile> {
     const auto started = daemon_->wait_for("started", kStartTimeout);
     ASSERT_TRUE(started) << "no 'started' event (waited up to " << kStartTimeout.count() << " s)" << describe();
     EXPECT_EQ(started->value("tun", ""), kTun) << describe();
+    // The function's limits: INITIALIZE's for RNDIS (the emulated FM350's INITIALIZE_CMPLT:
+    // 16384 bytes, 8 packets, 2^3 alignment; docs/rndis.md), the NTB plan's for the others.
+    if (started->value("function", "") == "rndis") {
+      EXPECT_FALSE(started->contains("ntb")) << "NTB fields mean nothing for RNDIS: " << started->dump();
+      ASSERT_TRUE(started->contains("rndis") && (*started)["rndis"].is_object()) << started->dump();
+      const json& r = (*started)["rndis"];
+      EXPECT_EQ(number_at(r, "in_max_transfer_size"), std::optional<std::uint64_t>(16384)) << started->dump();
+      EXPECT_EQ(number_at(r, "out_max_transfer_size"), std::optional<std::uint64_t>(16384)) << started->dump();
+      EXPECT_EQ(number_at(r, "max_packets_per_transfer"), std::optional<std::uint64_t>(8)) << started->dump();
+      EXPECT_EQ(number_at(r, "packet_alignment_factor"), std::optional<std::uint64_t>(3)) << started->dump();
+      EXPECT_EQ(number_at(r, "packet_alignment_bytes"), std::optional<std::uint64_t>(8)) << started->dump();
+    } else {
+      EXPECT_FALSE(started->contains("rndis")) << started->dump();
+      ASSERT_TRUE(started->contains("ntb") && (*started)["ntb"].is_object()) << started->dump();
+      EXPECT_TRUE(number_at((*started)["ntb"], "in_max_size")) << started->dump();
+    }
     const auto connected = daemon_->wait_for("connected", kConnectTimeout);
     ASSERT_TRUE(connected) << "no 'connected' event (waited up to " << kConnectTimeout.count() << " s)" << describe();
     connected_ = *connected;
@@ -781,7 +797,10 @@ INSTANTIATE_TEST_SUITE_P(Sim, DaemonTest,
                                            // the serial AT port (docs/rndis.md).
                                            Profile{"fm350-rndis", {}, true},
                                            // AT+QNETDEVCTL on the AT serial port, then DHCP (docs/quectel.md).
-                                           Profile{"quectel-ncm", {}, true}),
+                                           Profile{"quectel-ncm", {}, true},
+                                           // The RM500U-CN (2c7c:0900): its quirk row's cid-first
+                                           // AT+QNETDEVCTL, its AT port on interface 4.
+                                           Profile{"quectel-ncm+unisoc", {}, true}),
                          test_name);
 
 // ---- 8. the link's own addressing: DHCP and router advertisements (docs/dhcp.md) ----------------

@@ -22,6 +22,7 @@
 
 #include "usb/descriptors.hpp"
 #include "usb/network_function.hpp"
+#include "usb/serial_port.hpp"
 
 namespace wwan::usb {
 namespace {
@@ -656,6 +657,78 @@ TEST(DescriptorsQuectel, OtherQuectelProductsByShape) {
   // The older modules' DIAG is ff/ff/ff with only a bulk pair: not QMI.
   const Raw diag = ConfigBuilder().interface(0, 0, 0xFF, 0xFF, 0xFF).bulk_in(0x81).bulk_out(0x01).build();
   EXPECT_THAT(functions(*parse(diag, 0x2C7C, 0x0125)), ElementsAre("0:other"));
+}
+
+// ================================ Quectel RM520N 2c7c:0801 ======================================
+// The kernel patch "USB: serial: option: add Quectel RM520N" (jerry.meng, linux-usb 2022-09-05):
+// "0x0801: DIAG + NMEA + AT + MODEM + RMNET", its usb-devices dump built from the table (high
+// speed, 512-byte bulk). Assumed: the functional descriptors of the serial ports (usb-devices
+// prints none; D7's ACM-style set, which the classification ignores), interrupt bInterval 9.
+Raw quectel_rm520n() {
+  ConfigBuilder b(1, 0xA0, 250, 0);
+  b.interface(0, 0, 0xFF, 0xFF, 0x30).bulk_out(0x01).bulk_in(0x81);  // DIAG
+  b.interface(1, 0, 0xFF, 0x00, 0x40).bytes(acm_style_fds()).interrupt_in(0x83, 10, 9).bulk_in(0x82).bulk_out(0x02);
+  b.interface(2, 0, 0xFF, 0x00, 0x00).bytes(acm_style_fds()).interrupt_in(0x85, 10, 9).bulk_in(0x84).bulk_out(0x03);
+  b.interface(3, 0, 0xFF, 0x00, 0x00).bytes(acm_style_fds()).interrupt_in(0x87, 10, 9).bulk_in(0x86).bulk_out(0x04);
+  b.interface(4, 0, 0xFF, 0xFF, 0xFF).interrupt_in(0x88, 8, 9).bulk_in(0x8E).bulk_out(0x0F);  // qmi_wwan
+  return b.build();
+}
+
+TEST(DescriptorsQuectel, Rm520nHasTheRm500qOrderAndItsAtPortOnInterface2) {
+  const auto c = parse(quectel_rm520n(), 0x2C7C, 0x0801);
+  ASSERT_TRUE(c);
+  EXPECT_THAT(c->problems, IsEmpty());
+  // NMEA is ff/00/40 on the RM520N (0x40 on no other row): the interface number decides.
+  EXPECT_THAT(functions(*c), ElementsAre("0:diag", "1:nmea", "2:at", "3:modem", "4:qmi"));
+  EXPECT_EQ(classify_mode(0x2C7C, 0x0801, *c), ModemMode::Qmi);
+  std::string error;
+  const auto port = find_serial_at_port(*c, error);
+  ASSERT_TRUE(port) << error;
+  EXPECT_EQ(port->interface_number, 2);
+  EXPECT_EQ(port->bulk_in.address, 0x84);
+  EXPECT_EQ(port->bulk_out.address, 0x03);
+  // Before the rows the same bytes had no AT port ("no serial AT interface"): the rows are what finds it.
+  const auto unknown = parse(quectel_rm520n(), 0x2C7C, 0x0802);
+  ASSERT_TRUE(unknown);
+  EXPECT_FALSE(find_serial_at_port(*unknown, error));
+}
+
+// ================================ Quectel RM500U-CN 2c7c:0900 ===================================
+// The option.c patch adding 0x0900 (Bjørn Mork; three usb-devices dumps, NCM mode here): NCM on
+// 0+1 under an IAD, five ff/00/00 serial ports 2..6 with only a bulk pair. Assumed: the NCM
+// functional descriptors (usb-devices prints none; cdc_ncm bound the pair, so Header, Union,
+// Ethernet and NCM are there).
+Raw quectel_rm500u_ncm() {
+  ConfigBuilder b(1, 0xC0, 250, 0);
+  b.iad(0, 2, 0x02, 0x0D, 0x00)
+      .interface(0, 0, 0x02, 0x0D, 0x00)
+      .bytes(header_fd() + union_fd(0, 1) + ethernet_fd(4, 1514) + ncm_fd(0x11))
+      .interrupt_in(0x82, 16, 9)
+      .interface(1, 0, 0x0A, 0x00, 0x01)
+      .interface(1, 1, 0x0A, 0x00, 0x01)
+      .bulk_in(0x81)
+      .bulk_out(0x01);
+  for (std::uint8_t i = 2; i <= 6; ++i)
+    b.interface(i, 0, 0xFF, 0x00, 0x00).bulk_in(static_cast<std::uint8_t>(0x81 + i)).bulk_out(i);
+  return b.build();
+}
+
+TEST(DescriptorsQuectel, Rm500uNcmModeHasItsAtPortOnInterface4) {
+  const auto c = parse(quectel_rm500u_ncm(), 0x2C7C, 0x0900);
+  ASSERT_TRUE(c);
+  EXPECT_THAT(c->problems, IsEmpty());
+  // quectel-CM device.c: "case 0x0900: //RG500U atIntf = 4"; the other four ports have no documented role.
+  EXPECT_THAT(functions(*c), ElementsAre("0:ncm", "1:cdc-data", "2:other", "3:other", "4:at", "5:other", "6:other"));
+  std::string error;
+  const auto port = find_serial_at_port(*c, error);
+  ASSERT_TRUE(port) << error;
+  EXPECT_EQ(port->interface_number, 4);
+  EXPECT_EQ(port->bulk_in.address, 0x85);
+  EXPECT_EQ(port->bulk_out.address, 0x04);
+  const auto f = find_network_function(*c, error);
+  ASSERT_TRUE(f) << error;
+  EXPECT_EQ(f->kind, Function::Ncm);
+  EXPECT_EQ(f->control_interface, 0);
 }
 
 TEST(DescriptorsDevice, Rm500qSuperSpeedDeviceDescriptor) {
