@@ -1121,9 +1121,10 @@ int main(int argc, char** argv) {
     b.stop_daemon();
   }
   if (o.offload) {
-    // The E3372 model as it is (64 KiB IN blocks after wwan-dp's clamp): a super-packet can only
-    // gather the segments of one NTB, so the block size bounds it (16 KiB: ~11 segments, 64 KiB:
-    // 44). TUN offload required (the run fails if the kernel refuses), and a route to the reflector.
+    // The E3372 model as it is (64 KiB IN blocks after wwan-dp's clamp): a super-packet gathers
+    // the segments of the IN transfers the RX worker finds waiting together (docs/offload.md), at
+    // most 64 KiB (44 segments). TUN offload required (the run fails if the kernel refuses), and a
+    // route to the reflector.
     const Variant& v = *std::find_if(kVariants.begin(), kVariants.end(), [](const Variant& x) { return x.label == "e3372-64k"; });
     std::cerr << "e2e_bench: offload (" << v.profile << " --offload on)\n";
     Bench b(o, ceiling.fd(), drain);

@@ -15,6 +15,11 @@ std::size_t datagram_capacity(const RxConfig& c) {
   return c.transfer_bytes / framing_row(c.framing).smallest_datagram_bytes + 1;
 }
 
+// The most datagrams a received transfer of `length` bytes can hand over (as above).
+std::size_t datagram_bound(const RxConfig& c, std::size_t length) {
+  return length / framing_row(c.framing).smallest_datagram_bytes + 1;
+}
+
 constexpr unsigned kTagPacketsShift = 32, kTagHeaderShift = 48;
 constexpr std::uint64_t kTagPacketsMask = 0xFFFF, kTagHeaderMask = 0xFF;
 
@@ -43,11 +48,19 @@ RxStage::RxStage(const RxConfig& config, PacketIo& io, InLink& link, LinkState& 
   if (config.vnet_hdr && framing_row(config.framing).passthrough)
     throw std::invalid_argument("RxStage: a TAP framing has no TUN offload");
   if (config.vnet_hdr) {
+    if (config.gro_batch_transfers == 0) throw std::invalid_argument("RxStage: gro_batch_transfers >= 1 is required");
     offload::GroLimits limits;
-    limits.max_packets = datagram_capacity(config);
+    // Room for one worst-case transfer (degenerate NTBs of minimal datagrams), and with batching
+    // for a second: a batch takes another transfer only while its worst case still fits
+    // (start_batch), so real traffic (a few dozen datagrams per transfer) fills a batch by
+    // gro_batch_transfers long before this, and no transfer is ever cut short by it.
+    limits.max_packets = datagram_capacity(config) * (config.gro_batch_transfers > 1 ? 2 : 1);
     limits.udp = config.gro_udp;
-    gro_.reserve(config.in_slots);
-    for (unsigned i = 0; i < config.in_slots; ++i) gro_.push_back(std::make_unique<offload::GroCoalescer>(limits));
+    batches_.resize(config.in_slots);
+    for (GroBatch& b : batches_) {
+      b.gro = std::make_unique<offload::GroCoalescer>(limits);
+      b.slots.reserve(config.gro_batch_transfers);
+    }
   }
 }
 
@@ -70,13 +83,18 @@ bool RxStage::pump() {
     // Finish queueing the current buffer first: writes go out in the order the datagrams came.
     while (cursor_ < count_) {
       if (!queue_next_write()) return progress;
-      ++pending_[current_slot_];
+      ++(config_.vnet_hdr ? batches_[current_batch_].pending : pending_[current_slot_]);
       ++writes_in_flight_;
       ++cursor_;
       progress = true;
     }
     if (have_current_) finish_queueing();
 
+    if (config_.vnet_hdr) {
+      if (!start_batch()) return progress;
+      progress = true;
+      continue;
+    }
     RxBuffer next;
     if (!ring_.try_pop(next)) return progress;
     progress = true;
@@ -85,7 +103,8 @@ bool RxStage::pump() {
 }
 
 bool RxStage::queue_next_write() {
-  const std::uint64_t tag = kRxWriteTag | current_slot_;
+  // The low 32 bits: the IN slot, or with vnet_hdr the batch (its slots go back together).
+  const std::uint64_t tag = kRxWriteTag | (config_.vnet_hdr ? current_batch_ : current_slot_);
   if (config_.vnet_hdr) {
     const offload::GroItem& g = items_[cursor_];
     // iov[0] of a super-packet: the virtio_net_hdr and the headers every segment had.
@@ -98,6 +117,10 @@ bool RxStage::queue_next_write() {
 
 void RxStage::finish_queueing() {
   have_current_ = false;
+  if (config_.vnet_hdr) {
+    if (--batches_[current_batch_].pending == 0) release_batch(current_batch_);
+    return;
+  }
   // Drop the "still queueing" reference; with no write in flight the buffer can go back now.
   if (--pending_[current_slot_] == 0) link_.release(current_slot_);
 }
@@ -110,18 +133,73 @@ void RxStage::start_buffer(const RxBuffer& buffer) {
   pending_[current_slot_] = 1;
   count_ = 0;
   cursor_ = 0;
-  // The slot's coalescer is free: the slot came back only after its last write completed.
-  if (config_.vnet_hdr) gro_[current_slot_]->reset();
+  parse_transfer(buffer);
+}
 
+void RxStage::parse_transfer(const RxBuffer& buffer) {
   const ntb::Bytes xfer(buffer.data, buffer.length);
   if (framing_row(config_.framing).ntb)
     parse_ntbs(xfer);
   else
     parse_rndis(xfer);
-  if (config_.vnet_hdr) {
-    items_ = gro_[current_slot_]->finish();
-    count_ = items_.size();
+}
+
+// vnet_hdr: the next buffer (a stashed one first) and every further one already on the ring, up
+// to gro_batch_transfers and while a worst-case transfer still fits the coalescer, through one
+// coalescer. false = nothing to take.
+bool RxStage::start_batch() {
+  RxBuffer next;
+  if (have_stashed_) {
+    next = stashed_;
+    have_stashed_ = false;
+  } else if (!ring_.try_pop(next)) {
+    return false;
   }
+  if (next.slot >= pending_.size()) return true;  // a programming error upstream: never touch it
+  // A free batch: every batch in flight holds at least one slot other than next.slot.
+  std::uint32_t b = 0;
+  while (b < batches_.size() && batches_[b].pending != 0) ++b;
+  if (b == batches_.size()) {  // cannot happen (above); keep the buffer rather than lose it
+    stashed_ = next;
+    have_stashed_ = true;
+    return false;
+  }
+  reload_addresses();
+  GroBatch& batch = batches_[b];
+  batch.gro->reset();
+  batch.slots.clear();
+  batch.pending = 1;
+  current_batch_ = b;
+  have_current_ = true;
+  count_ = 0;
+  cursor_ = 0;
+  ++counters_.gro_batches;
+  for (bool more = true; more;) {
+    batch.slots.push_back(next.slot);
+    current_slot_ = next.slot;
+    parse_transfer(next);
+    more = false;
+    while (batch.slots.size() < config_.gro_batch_transfers && ring_.try_pop(next)) {
+      if (next.slot >= pending_.size()) continue;  // never touch it (as above)
+      if (batch.gro->batch_packets() + datagram_bound(config_, next.length) > batch.gro->limits().max_packets) {
+        stashed_ = next;  // starts the next batch
+        have_stashed_ = true;
+        break;
+      }
+      more = true;
+      break;
+    }
+  }
+  items_ = batch.gro->finish();
+  count_ = items_.size();
+  return true;
+}
+
+// The batch's last write completed (or it had none): its buffers go back to the pipe, in the
+// order they came, and its coalescer is free for the next batch.
+void RxStage::release_batch(std::uint32_t batch) {
+  for (const std::uint32_t slot : batches_[batch].slots) link_.release(slot);
+  batches_[batch].slots.clear();
 }
 
 void RxStage::parse_ntbs(ntb::Bytes xfer) {
@@ -206,7 +284,7 @@ void RxStage::queue_ip(ntb::Bytes datagram) {
   }
   if (config_.vnet_hdr) {
     // Sized like the list below: refuses only a degenerate NTB's extra datagrams.
-    if (!gro_[current_slot_]->add(*packet)) ++counters_.too_many_datagrams;
+    if (!batches_[current_batch_].gro->add(*packet)) ++counters_.too_many_datagrams;
     return;
   }
   if (count_ == writes_.size()) {
@@ -298,8 +376,11 @@ void RxStage::deliver_mbim(const ntb::DatagramView& view, ntb::Bytes datagram) {
 }
 
 void RxStage::on_completion(const IoCompletion& completion) {
+  // The IN slot, or with vnet_hdr the batch (queue_next_write).
   const auto slot = static_cast<std::uint32_t>(completion.tag & 0xFFFFFFFFu);
-  if (slot >= pending_.size() || pending_[slot] == 0) return;  // not ours: cannot happen
+  if (config_.vnet_hdr ? slot >= batches_.size() || batches_[slot].pending == 0
+                       : slot >= pending_.size() || pending_[slot] == 0)
+    return;  // not ours: cannot happen
   --writes_in_flight_;
   const std::uint64_t packets = (completion.tag >> kTagPacketsShift) & kTagPacketsMask;
   if (completion.result < 0) {
@@ -314,15 +395,19 @@ void RxStage::on_completion(const IoCompletion& completion) {
     }
     counters_.bytes += bytes;
   }
+  if (config_.vnet_hdr) {
+    if (--batches_[slot].pending == 0) release_batch(slot);
+    return;
+  }
   if (--pending_[slot] == 0) link_.release(slot);
 }
 
 void RxStage::publish() {
-  // The coalescers count for themselves (one per slot): their sum is the stage's.
+  // The coalescers count for themselves (one per batch): their sum is the stage's.
   if (config_.vnet_hdr) {
     offload::GroCounters sum;
-    for (const auto& g : gro_) {
-      const offload::GroCounters& c = g->counters();
+    for (const GroBatch& b : batches_) {
+      const offload::GroCounters& c = b.gro->counters();
       sum.packets += c.packets;
       sum.super_packets += c.super_packets;
       sum.coalesced += c.coalesced;

@@ -12,12 +12,19 @@
 //                                           batch ─▶ on_completion(): when the last write of a
 //                                           buffer completes, InLink::release(slot) resubmits it.
 //
-// TUN offload (RxConfig::vnet_hdr, docs/offload.md): the IP packets of one buffer go through the
-// slot's own GroCoalescer instead, and each of its items is one prepare_writev: a super-packet
+// TUN offload (RxConfig::vnet_hdr, docs/offload.md): the buffers that are already on the ring
+// when the worker gets to them (up to RxConfig::gro_batch_transfers) are taken together as one
+// batch, and all their IP packets go through the batch's GroCoalescer: a super-packet may gather
+// the segments of one flow from several IN transfers (a modem ships a transfer with whatever it
+// has, so one NTB often holds half of what a 64 KiB super-packet can). Nothing waits for more:
+// a batch is only what had already arrived. Each item is one prepare_writev: a super-packet
 // (virtio_net_hdr + rewritten headers in the coalescer's scratch, then every segment's payload
-// still in the NTB) or a plain packet behind a zero virtio_net_hdr. One coalescer per IN slot,
-// because its iovecs and scratch headers must live until the last write of that buffer
-// completes, and writes of several buffers are in flight at once.
+// still in its NTB) or a plain packet behind a zero virtio_net_hdr. The iovecs and scratch
+// headers must live until the batch's last write completes, and writes of several batches are in
+// flight at once: so one coalescer per batch in flight, and every IN slot of a batch goes back to
+// the pipe only when the last write of the batch has completed (a write may point into any of
+// its buffers). There are as many batches as IN slots: each batch in flight holds at least one
+// slot, so a buffer just taken off the ring always finds a free one.
 //
 // Bounded everywhere: the ring holds at most the IN pipe's K buffers (a full ring is a counted
 // drop of the whole buffer, which cannot happen unless K > capacity); the datagram list is
@@ -99,6 +106,9 @@ struct RxConfig {
   // UDP_L4 super-packets too: only when TUNSETOFFLOAD granted USO (the kernel takes UDP_L4 from
   // a TUN since Linux 6.2, the release that added TUN_F_USO4/6; an older one refuses the write).
   bool gro_udp = false;
+  // vnet_hdr: at most this many IN transfers (already completed, on the ring) are coalesced
+  // together; 1 = each transfer alone. Also bounded by the coalescer's packet capacity.
+  unsigned gro_batch_transfers = 8;
 };
 
 // Counted by the RX worker; copied out (publish / snapshot) for stats. Names are the JSON names.
@@ -115,6 +125,7 @@ struct RxCounters {
   // TUN offload: what the coalescers did (super_packets, coalesced segments, plain by reason);
   // `packets` above counts segments, so packets - gro.coalesced + gro.super_packets is writes.
   offload::GroCounters gro;
+  std::uint64_t gro_batches = 0;     // coalescer batches (rx.ntb.transfers / gro_batches = transfers per batch)
   // Drops: datagrams (or buffers) that did not reach the TUN, by reason.
   std::uint64_t ring_full = 0;            // whole buffers: the ring to RX was full
   std::uint64_t too_many_datagrams = 0;   // datagrams past the list's capacity (a degenerate NTB)
@@ -173,7 +184,9 @@ class RxStage {
   // A completion whose tag has kRxWriteTag.
   void on_completion(const IoCompletion& completion);
   // Nothing queued, nothing in flight, nothing half-done.
-  bool idle() const { return writes_in_flight_ == 0 && cursor_ == count_ && ring_.size_approx() == 0; }
+  bool idle() const {
+    return writes_in_flight_ == 0 && cursor_ == count_ && !have_stashed_ && ring_.size_approx() == 0;
+  }
   std::size_t writes_in_flight() const { return writes_in_flight_; }
   // Copies the counters where counters() can read them (call from the worker thread).
   void publish();
@@ -187,6 +200,9 @@ class RxStage {
     std::uint32_t length;
   };
   void start_buffer(const RxBuffer& buffer);
+  void parse_transfer(const RxBuffer& buffer);
+  bool start_batch();
+  void release_batch(std::uint32_t batch);
   void parse_ntbs(ntb::Bytes transfer);
   void parse_rndis(ntb::Bytes transfer);
   void deliver_ethernet(ntb::Bytes frame);
@@ -210,14 +226,24 @@ class RxStage {
 
   // The buffer being queued: its writes, and how far they got.
   std::vector<Write> writes_;      // capacity fixed at construction (without vnet_hdr)
-  // vnet_hdr: one coalescer per IN slot (its items point into it until the slot is released),
-  // and the current buffer's items.
-  std::vector<std::unique_ptr<offload::GroCoalescer>> gro_;
+  // vnet_hdr: the batches (one coalescer each; its items point into it and into the batch's
+  // buffers until its last write completes), the current batch's items, and a buffer taken off
+  // the ring that did not fit in the batch before it (it starts the next one).
+  struct GroBatch {
+    std::unique_ptr<offload::GroCoalescer> gro;
+    std::vector<std::uint32_t> slots;  // the IN slots of its buffers, in arrival order
+    std::uint32_t pending = 0;         // its writes in flight, + 1 while they are being queued
+  };
+  std::vector<GroBatch> batches_;
+  std::uint32_t current_batch_ = 0;
+  RxBuffer stashed_{};
+  bool have_stashed_ = false;
   std::span<const offload::GroItem> items_;
   std::size_t count_ = 0, cursor_ = 0;
   std::uint32_t current_slot_ = 0;
   bool have_current_ = false;
-  // Per IN slot: writes still in flight, + 1 while the slot's writes are still being queued.
+  // Per IN slot (without vnet_hdr): writes still in flight, + 1 while the slot's writes are
+  // still being queued. With vnet_hdr the batches count instead.
   std::vector<std::uint32_t> pending_;
   std::size_t writes_in_flight_ = 0;
 

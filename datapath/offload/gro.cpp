@@ -35,7 +35,7 @@ GroCoalescer::GroCoalescer(const GroLimits& limits) : limits_(limits) {
   items_.reserve(limits_.max_packets);
   segments_.reserve(limits_.max_packets);
   iovs_.reserve(2 * limits_.max_packets);  // plain: 2 per packet; super: 1 + 1 per packet
-  scratch_.resize(limits_.max_packets / 2 + 1);  // a super-packet takes at least two packets
+  scratch_ = std::make_unique_for_overwrite<std::array<std::uint8_t, kScratchBytes>[]>(limits_.max_packets / 2 + 1);
   out_.reserve(limits_.max_packets);
 }
 

@@ -28,6 +28,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <span>
 #include <vector>
@@ -98,6 +99,8 @@ class GroCoalescer {
   std::span<const GroItem> finish();
 
   const GroLimits& limits() const { return limits_; }
+  // Packets add()ed since reset() (what is left of max_packets for this batch).
+  std::size_t batch_packets() const { return batch_packets_; }
   const GroCounters& counters() const { return counters_; }
 
  private:
@@ -151,7 +154,10 @@ class GroCoalescer {
   std::vector<Segment> segments_;
   std::array<OpenFlow, kMaxOpenFlows> flows_{};
   std::vector<iovec> iovs_;
-  std::vector<std::array<std::uint8_t, kScratchBytes>> scratch_;
+  // One slot per super-packet (each takes at least two packets: max_packets / 2 + 1 slots).
+  // Left uninitialised (make_unique_for_overwrite): only the slots a batch writes are ever
+  // touched, so resident memory follows the super-packets actually built, not the worst case.
+  std::unique_ptr<std::array<std::uint8_t, kScratchBytes>[]> scratch_;
   std::vector<GroItem> out_;
 };
 

@@ -877,9 +877,12 @@ TEST(RxStageOffload, EachBufferInFlightKeepsItsOwnCoalescerUntilItsWritesComplet
   const std::vector<ByteVector> a = tcp_train(kDown, 4, 500, 1, 0x10, 0);
   const std::vector<ByteVector> b = tcp_train(kDown, 2, 700, 2001, 0x14, 100);
   const ByteVector ntb_a = ncm_ntb_of(a), ntb_b = ncm_ntb_of(b);
+  // The worker gets to each buffer alone (a batch of one each), and both are queued before any
+  // write completes (buffers on the ring together would share one batch: the tests below).
   ASSERT_TRUE(rx.post(RxBuffer{ntb_a.data(), static_cast<std::uint32_t>(ntb_a.size()), 0}));
+  rx.pump();
   ASSERT_TRUE(rx.post(RxBuffer{ntb_b.data(), static_cast<std::uint32_t>(ntb_b.size()), 2}));
-  rx.pump();  // both buffers queued before any write completes
+  rx.pump();
   EXPECT_EQ(rx.writes_in_flight(), 2u);
   reap_into(io, &rx, nullptr);  // the fake reads the iovecs only now
   ASSERT_EQ(io.written.size(), 2u);
@@ -925,6 +928,197 @@ TEST(RxStageOffload, UdpDatagramsOfOneFlowAndSizeCoalesceOnlyWhenUsoWasGranted) 
       for (std::size_t i = 0; i < 5; ++i) EXPECT_EQ(after_header(io.written[i]), datagrams[i]);
     }
   }
+}
+
+// Completes the prepared writes one at a time (the fake completes in order): `n` of them.
+void complete_writes(FakeIo& io, RxStage& rx, std::size_t n) {
+  io.submit();
+  for (std::size_t i = 0; i < n; ++i) {
+    std::array<IoCompletion, 1> c{};
+    ASSERT_EQ(io.reap(c, 0), 1u);
+    rx.on_completion(c[0]);
+  }
+}
+
+bool points_into(const std::uint8_t* p, const ByteVector& buffer) {
+  return p >= buffer.data() && p < buffer.data() + buffer.size();
+}
+
+TEST(RxStageOffload, ASuperPacketGathersOneFlowAcrossTheTransfersAlreadyOnTheRing) {
+  const std::vector<ByteVector> train = tcp_train(kDown, 6, 1000, 5000, 0x40, 0);
+  const ByteVector ntb_a = ncm_ntb_of({train.begin(), train.begin() + 3});
+  const ByteVector ntb_b = ncm_ntb_of({train.begin() + 3, train.end()});
+  for (const unsigned batch_transfers : {8u, 1u}) {
+    SCOPED_TRACE(batch_transfers);
+    FakeIo io;
+    FakeInLink in;
+    LinkState state;
+    RxConfig config = vnet_rx_config(false);
+    config.gro_batch_transfers = batch_transfers;
+    RxStage rx(config, io, in, state, nullptr, nullptr);
+    ASSERT_TRUE(rx.post(RxBuffer{ntb_a.data(), static_cast<std::uint32_t>(ntb_a.size()), 0}));
+    ASSERT_TRUE(rx.post(RxBuffer{ntb_b.data(), static_cast<std::uint32_t>(ntb_b.size()), 2}));
+    rx.pump();
+    EXPECT_TRUE(in.released.empty()) << "released while a write points into it";
+    reap_into(io, &rx, nullptr);
+    EXPECT_THAT(in.released, ::testing::ElementsAre(0u, 2u));
+    rx.publish();
+    const RxCounters c = rx.counters();
+    EXPECT_EQ(c.packets, 6u);
+    if (batch_transfers == 1) {  // each transfer alone: a super-packet of 3 from each
+      EXPECT_EQ(c.gro_batches, 2u);
+      ASSERT_EQ(io.written.size(), 2u);
+      EXPECT_EQ(header_of(io.written[0]).gso_size, 1000);
+      EXPECT_EQ(after_header(io.written[0]).size(), 40u + 3000u);
+      continue;
+    }
+    EXPECT_EQ(c.gro_batches, 1u);
+    ASSERT_EQ(io.written.size(), 1u) << "one super-packet of all six segments";
+    EXPECT_EQ(header_of(io.written[0]).gso_type, offload::kVirtioNetHdrGsoTcpv4);
+    EXPECT_EQ(header_of(io.written[0]).gso_size, 1000);
+    const ByteVector super = after_header(io.written[0]);
+    ASSERT_EQ(super.size(), 40u + 6000u);
+    EXPECT_EQ(eth::load_be16(super, 2), 6040);
+    EXPECT_TRUE(ot::naive_ipv4_ok(super));
+    ByteVector expected;
+    for (const ByteVector& p : train) {
+      const ByteVector q = payload_of(p);
+      expected.insert(expected.end(), q.begin(), q.end());
+    }
+    EXPECT_EQ(ByteVector(super.begin() + 40, super.end()), expected);
+    ASSERT_EQ(io.written_pieces[0].size(), 7u);
+    for (std::size_t i = 1; i <= 3; ++i) EXPECT_TRUE(points_into(io.written_pieces[0][i], ntb_a)) << i;
+    for (std::size_t i = 4; i <= 6; ++i) EXPECT_TRUE(points_into(io.written_pieces[0][i], ntb_b)) << i;
+    EXPECT_EQ(c.gro.super_packets, 1u);
+    EXPECT_EQ(c.gro.coalesced, 6u);
+  }
+}
+
+TEST(RxStageOffload, TheBuffersOfABatchGoBackOnlyWhenItsLastWriteCompletesInArrivalOrder) {
+  FakeIo io;
+  FakeInLink in;
+  LinkState state;
+  RxStage rx(vnet_rx_config(false), io, in, state, nullptr, nullptr);
+  // A: three segments of a flow; B: the rest of it and a UDP datagram (plain: USO off); C: one
+  // more segment. One batch, two writes: the super-packet (pointing into A, B and C) and the UDP.
+  const std::vector<ByteVector> train = tcp_train(kDown, 5, 800, 1, 0x10, 0);
+  const ByteVector udp = ot::udp_packet(kUp, {}, ot::pattern(100));
+  const ByteVector ntb_a = ncm_ntb_of({train[0], train[1], train[2]});
+  const ByteVector ntb_b = ncm_ntb_of({train[3], udp});
+  const ByteVector ntb_c = ncm_ntb_of({train[4]});
+  ASSERT_TRUE(rx.post(RxBuffer{ntb_a.data(), static_cast<std::uint32_t>(ntb_a.size()), 3}));
+  ASSERT_TRUE(rx.post(RxBuffer{ntb_b.data(), static_cast<std::uint32_t>(ntb_b.size()), 1}));
+  ASSERT_TRUE(rx.post(RxBuffer{ntb_c.data(), static_cast<std::uint32_t>(ntb_c.size()), 0}));
+  rx.pump();
+  ASSERT_EQ(rx.writes_in_flight(), 2u);
+  complete_writes(io, rx, 1);
+  EXPECT_TRUE(in.released.empty()) << "the batch's second write still points into its buffers";
+  EXPECT_FALSE(rx.idle());
+  complete_writes(io, rx, 1);
+  EXPECT_THAT(in.released, ::testing::ElementsAre(3u, 1u, 0u)) << "all three, in the order they came";
+  EXPECT_TRUE(rx.idle());
+  ASSERT_EQ(io.written.size(), 2u);
+  EXPECT_EQ(after_header(io.written[0]).size(), 40u + 5u * 800u);
+  EXPECT_TRUE(points_into(io.written_pieces[0][4], ntb_b));
+  EXPECT_TRUE(points_into(io.written_pieces[0][5], ntb_c));
+  EXPECT_EQ(after_header(io.written[1]), udp);
+
+  // The slots are free again: the next buffers start a new batch (the coalescer reset), and a
+  // batch still in flight keeps its own coalescer while the next one is queued.
+  const std::vector<ByteVector> more = tcp_train(kDown, 2, 800, 4001, 0x15, 4000);
+  const std::vector<ByteVector> other = tcp_train(kUp, 2, 300, 9, 0x70, 77);
+  const ByteVector ntb_d = ncm_ntb_of(more), ntb_e = ncm_ntb_of(other);
+  ASSERT_TRUE(rx.post(RxBuffer{ntb_d.data(), static_cast<std::uint32_t>(ntb_d.size()), 3}));
+  rx.pump();
+  ASSERT_TRUE(rx.post(RxBuffer{ntb_e.data(), static_cast<std::uint32_t>(ntb_e.size()), 1}));
+  rx.pump();
+  reap_into(io, &rx, nullptr);
+  ASSERT_EQ(io.written.size(), 4u);
+  EXPECT_EQ(header_of(io.written[2]).gso_size, 800);
+  EXPECT_EQ(ByteVector(io.written[2].begin() + 50, io.written[2].end()),
+            [&] {
+              ByteVector p = payload_of(more[0]);
+              const ByteVector q = payload_of(more[1]);
+              p.insert(p.end(), q.begin(), q.end());
+              return p;
+            }());
+  EXPECT_EQ(header_of(io.written[3]).gso_size, 300);
+  EXPECT_THAT(in.released, ::testing::ElementsAre(3u, 1u, 0u, 3u, 1u));
+  rx.publish();
+  EXPECT_EQ(rx.counters().gro_batches, 3u);
+  EXPECT_EQ(rx.counters().packets, 10u);
+}
+
+TEST(RxStageOffload, AFlowInterruptedAtATransferBoundaryKeepsItsOrder) {
+  FakeIo io;
+  FakeInLink in;
+  LinkState state;
+  RxStage rx(vnet_rx_config(false), io, in, state, nullptr, nullptr);
+  // Flow X: two segments in A; in B a pure ACK of X (it closes X's super-packet), then two more
+  // segments. Flow Y: one segment in A and its next in B (one super-packet across the boundary).
+  const std::vector<ByteVector> x = tcp_train(kDown, 4, 600, 100, 0x20, 0);
+  const ByteVector x_ack = ot::tcp_packet(kDown, {.id = 0x22}, {.seq = 1300}, {});
+  const ot::Flow y_flow = ot::flow_v4({10, 64, 64, 1}, {10, 64, 64, 2}, 80, 40001);
+  const std::vector<ByteVector> y = tcp_train(y_flow, 2, 900, 7, 0x90, 500);
+  const ByteVector ntb_a = ncm_ntb_of({x[0], x[1], y[0]});
+  const ByteVector ntb_b = ncm_ntb_of({x_ack, x[2], x[3], y[1]});
+  ASSERT_TRUE(rx.post(RxBuffer{ntb_a.data(), static_cast<std::uint32_t>(ntb_a.size()), 0}));
+  ASSERT_TRUE(rx.post(RxBuffer{ntb_b.data(), static_cast<std::uint32_t>(ntb_b.size()), 1}));
+  rx.pump();
+  reap_into(io, &rx, nullptr);
+  // Writes in the order their first packet came: X's first super-packet, Y's, X's ACK, X's
+  // second super-packet. X's three writes are in X's order.
+  ASSERT_EQ(io.written.size(), 4u);
+  const auto seq_of = [](const ByteVector& w) { return eth::load_be32(after_header(w), 24); };
+  EXPECT_EQ(header_of(io.written[0]).gso_type, offload::kVirtioNetHdrGsoTcpv4);
+  EXPECT_EQ(seq_of(io.written[0]), 100u);
+  EXPECT_EQ(after_header(io.written[0]).size(), 40u + 1200u);
+  EXPECT_EQ(header_of(io.written[1]).gso_size, 900);
+  EXPECT_EQ(after_header(io.written[1]).size(), 40u + 1800u) << "Y across the boundary";
+  EXPECT_EQ(after_header(io.written[2]), x_ack) << "the ACK plain, after what came before it";
+  EXPECT_EQ(seq_of(io.written[3]), 1300u);
+  EXPECT_EQ(after_header(io.written[3]).size(), 40u + 1200u);
+  EXPECT_THAT(in.released, ::testing::ElementsAre(0u, 1u));
+}
+
+TEST(RxStageOffload, ABatchTakesAnotherTransferOnlyWhileItsWorstCaseStillFits) {
+  // Small transfers (transfer_bytes 2048: room for 2048 / 14 + 1 = 147 datagrams; a batch's
+  // coalescer holds two such worst cases, 294), each 1784 bytes long with 28 datagrams of 28
+  // bytes. A transfer of 1784 bytes could hold 1784 / 14 + 1 = 128 datagrams, so a batch takes
+  // another one while the packets it has + 128 <= 294: after five (140) a sixth, after six (168)
+  // not the seventh, which starts the next batch. Nothing is dropped or reordered.
+  FakeIo io;
+  FakeInLink in;
+  LinkState state;
+  RxConfig config = vnet_rx_config(false);
+  config.transfer_bytes = 2048;
+  config.in_slots = 8;
+  config.ring_capacity = 8;
+  RxStage rx(config, io, in, state, nullptr, nullptr);
+  std::vector<ByteVector> ntbs;
+  std::vector<ByteVector> sent;
+  for (unsigned t = 0; t < 8; ++t) {
+    std::vector<ByteVector> datagrams;
+    for (unsigned i = 0; i < 28; ++i) datagrams.push_back(ipv4_udp(0, static_cast<std::uint8_t>(t * 28 + i)));
+    sent.insert(sent.end(), datagrams.begin(), datagrams.end());
+    ntbs.push_back(ncm_ntb_of(datagrams));
+    ASSERT_EQ(ntbs.back().size(), 1784u);
+  }
+  for (unsigned t = 0; t < 8; ++t)
+    ASSERT_TRUE(rx.post(RxBuffer{ntbs[t].data(), static_cast<std::uint32_t>(ntbs[t].size()), t}));
+  rx.pump();
+  EXPECT_FALSE(rx.idle());
+  while (reap_into(io, &rx, nullptr) > 0) {  // 64 completions per reap
+  }
+  EXPECT_TRUE(rx.idle());
+  rx.publish();
+  const RxCounters c = rx.counters();
+  EXPECT_EQ(c.gro_batches, 2u) << "transfers 1-6, then 7-8";
+  EXPECT_EQ(c.packets, 224u);
+  EXPECT_EQ(c.dropped(), 0u);
+  ASSERT_EQ(io.written.size(), 224u);
+  for (std::size_t i = 0; i < 224; ++i) EXPECT_EQ(after_header(io.written[i]), sent[i]) << i;
+  EXPECT_THAT(in.released, ::testing::ElementsAre(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u));
 }
 
 // ---- TX ----
