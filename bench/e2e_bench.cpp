@@ -25,6 +25,9 @@
 //             ("per core"). Ceiling: 44-segment TCPV4 super-packets written with writev into a
 //             TUN with IFF_VNET_HDR at a connected TCP socket (the GSO ceiling), per second and
 //             per CPU-second of the writing thread.
+//     rx download  a TCP download from the emulated network's own sender (sim/tcp_source.hpp,
+//             control port `tcp-source`) -> modem -> wwan-dp RX -> TUN -> a socket: data only on
+//             RX, ACKs only on TX, the ceiling's shape. The issue-11 RX figure. Same ceiling.
 //     tx tcp  the same stream: packets into NTBs per CPU-second of the TX worker.
 //     tx uso  a UDP_SEGMENT sender (44 x 1472 B per send) to the discard sink: one USO
 //             super-packet per read, segmented into NTBs; packets/s and per TX-worker CPU-second.
@@ -341,22 +344,60 @@ class Bench {
 
   // Offload: TCP both ways through the reflector (needs the daemon started with --offload on and
   // --default-route): the RX case against the GSO ceiling, and the TX case from the same window.
+  // The RX GSO ceiling, measured right before the RX case it belongs to: into `r`. Each call
+  // its own `port` (a listener's port is not free again at once).
+  void gso_ceiling(int gso_ceiling_fd, std::uint16_t port, OffloadResult& r) {
+    std::string why;
+    CeilingTcpRx c;
+    if (!c.start(gso_ceiling_fd, kGsoCeilingLocal, kGsoCeilingPeer, port, why)) fail(why);
+    sleep_for(o_.warmup_seconds);
+    const std::uint64_t p0 = c.counters().packets, c0 = c.counters().cpu_ns;
+    const Clock::time_point t0 = Clock::now();
+    sleep_for(o_.seconds);
+    const std::uint64_t p1 = c.counters().packets, c1 = c.counters().cpu_ns;
+    const double dt = seconds_since(t0);
+    c.stop();
+    r.ceiling_pps = static_cast<double>(p1 - p0) / dt;
+    r.ceiling_per_core_pps = c1 > c0 ? static_cast<double>(p1 - p0) * 1e9 / static_cast<double>(c1 - c0) : 0;
+  }
+
+  // Offload: a download from the emulated network's TCP sender (control port `tcp-source`): data
+  // only on RX, ACKs only on TX, the shape of the GSO ceiling (whose writer plays the peer of a
+  // connected socket), against that ceiling measured right before.
+  OffloadResult offload_download(const Variant& v, int gso_ceiling_fd) {
+    OffloadResult rx = offload_base("rx", "download", v, "wwan-dp rx");
+    gso_ceiling(gso_ceiling_fd, kTcpPort + 3, rx);
+    std::string why;
+    TcpDownload d;
+    if (!d.listen(kTcpPort + 2, why)) fail(why);
+    if (const std::string e = control("tcp-source " + std::to_string(kTcpPort + 2) + " 0", 3000ms); !e.empty()) fail(e);
+    if (!d.accept(5000ms, why)) fail(why + daemon_->describe());
+    sleep_for(o_.warmup_seconds);
+    const Edge e0 = edge();
+    const std::uint64_t b0 = d.received_bytes();
+    sleep_for(o_.seconds);
+    const Edge e1 = edge();
+    const std::uint64_t b1 = d.received_bytes();
+    (void)control("stop-source", 3000ms);
+    d.stop();
+    const double dt = e1.seconds_after(e0);
+    const double segments = static_cast<double>(b1 - b0) / d.mss();
+    rx.pps = segments / dt;
+    rx.gbps = static_cast<double>(b1 - b0) * 8 / dt / 1e9;
+    rx.per_core_pps = per_core(e0, e1, "wwan-dp rx", segments);
+    rx.super_packets = e1.counter("rx.gro.super_packets") - e0.counter("rx.gro.super_packets");
+    rx.segments = e1.counter("rx.gro.coalesced") - e0.counter("rx.gro.coalesced");
+    const std::uint64_t losses = e1.counter("sim.network.tcp_source.fast_retransmits") -
+                                 e0.counter("sim.network.tcp_source.fast_retransmits") +
+                                 e1.counter("sim.network.tcp_source.timeouts") - e0.counter("sim.network.tcp_source.timeouts");
+    rx.note = "per core: data segments into the socket per RX-worker CPU-second; sender restarts " + std::to_string(losses);
+    return rx;
+  }
+
   std::pair<OffloadResult, OffloadResult> offload_tcp(const Variant& v, int gso_ceiling_fd) {
     OffloadResult rx = offload_base("rx", "tcp", v, "wwan-dp rx"), tx = offload_base("tx", "tcp", v, "wwan-dp tx");
     std::string why;
-    {
-      CeilingTcpRx c;
-      if (!c.start(gso_ceiling_fd, kGsoCeilingLocal, kGsoCeilingPeer, kTcpPort + 1, why)) fail(why);
-      sleep_for(o_.warmup_seconds);
-      const std::uint64_t p0 = c.counters().packets, c0 = c.counters().cpu_ns;
-      const Clock::time_point t0 = Clock::now();
-      sleep_for(o_.seconds);
-      const std::uint64_t p1 = c.counters().packets, c1 = c.counters().cpu_ns;
-      const double dt = seconds_since(t0);
-      c.stop();
-      rx.ceiling_pps = static_cast<double>(p1 - p0) / dt;
-      rx.ceiling_per_core_pps = c1 > c0 ? static_cast<double>(p1 - p0) * 1e9 / static_cast<double>(c1 - c0) : 0;
-    }
+    gso_ceiling(gso_ceiling_fd, kTcpPort + 1, rx);
     TcpThroughReflector t;
     if (!t.start(dotted(sim::NetworkConfig{}.reflector_ipv4), kTcpPort, why)) fail(why + daemon_->describe());
     sleep_for(o_.warmup_seconds);
@@ -743,15 +784,16 @@ std::string table(const Results& r) {
   }
   if (!r.offload.empty()) {
     o << "\nTUN offload (--offload on, " << r.offload.front().variant
-      << "): Mpps = wall clock (rx tcp: data segments into the socket; tx: packets into NTBs / at the sink);\n"
-         "per core = the same per CPU-second of the worker named. Ceiling (rx tcp): bare 44-segment super-packet\n"
+      << "): Mpps = wall clock (rx download / tcp: data segments into the socket; tx: packets into NTBs / at the\n"
+         "sink); rx download = the network's TCP sender -> RX -> socket, rx tcp = client -> TX -> reflector -> RX -> server;\n"
+         "per core = the same per CPU-second of the worker named. Ceiling (rx): bare 44-segment super-packet\n"
          "writes into a TCP socket through a vnet-hdr TUN, per second and per CPU-second of the writer.\n\n";
-    o << std::left << std::setw(4) << "dir" << std::setw(5) << "kind" << std::right << std::setw(9) << "Mpps"
+    o << std::left << std::setw(4) << "dir" << std::setw(9) << "kind" << std::right << std::setw(9) << "Mpps"
       << std::setw(8) << "Gbit/s" << std::setw(14) << "per core Mpps" << std::setw(11) << "ceil Mpps" << std::setw(16)
       << "ceil/core Mpps" << std::setw(11) << "per core %" << std::setw(10) << "supers" << std::setw(10) << "segments"
       << '\n';
     for (const OffloadResult& f : r.offload) {
-      o << std::left << std::setw(4) << f.direction << std::setw(5) << f.kind << std::right << std::setw(9)
+      o << std::left << std::setw(4) << f.direction << std::setw(9) << f.kind << std::right << std::setw(9)
         << fixed(f.pps / 1e6, 3) << std::setw(8) << fixed(f.gbps, 2) << std::setw(14) << fixed(f.per_core_pps / 1e6, 3)
         << std::setw(11) << (f.ceiling_pps > 0 ? fixed(f.ceiling_pps / 1e6, 3) : "-") << std::setw(16)
         << (f.ceiling_per_core_pps > 0 ? fixed(f.ceiling_per_core_pps / 1e6, 3) : "-") << std::setw(11)
@@ -1129,6 +1171,7 @@ int main(int argc, char** argv) {
     std::cerr << "e2e_bench: offload (" << v.profile << " --offload on)\n";
     Bench b(o, ceiling.fd(), drain);
     if (!b.start_daemon(v.profile, why, {"--offload", "on", "--default-route"})) fail(v.profile + " --offload on: " + why);
+    results.offload.push_back(b.offload_download(v, gso_ceiling.fd()));
     const auto [rx, tx] = b.offload_tcp(v, gso_ceiling.fd());
     results.offload.push_back(rx);
     results.offload.push_back(tx);

@@ -576,6 +576,55 @@ void TcpThroughReflector::stop() {
   server_ = Fd();
 }
 
+bool TcpDownload::listen(std::uint16_t port, std::string& why) {
+  listener_ = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const int one = 1;
+  ::setsockopt(listener_.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  const sockaddr_in any = testsupport::ipv4_address("0.0.0.0", port);
+  if (!listener_.valid() || ::bind(listener_.get(), reinterpret_cast<const sockaddr*>(&any), sizeof any) != 0 ||
+      ::listen(listener_.get(), 1) != 0) {
+    why = errno_text("TCP listener on port " + std::to_string(port));
+    return false;
+  }
+  return true;
+}
+
+bool TcpDownload::accept(std::chrono::milliseconds timeout, std::string& why) {
+  pollfd p{listener_.get(), POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) {
+    why = "the network's SYN never reached the listener";
+    return false;
+  }
+  conn_ = Fd(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  if (!conn_.valid()) {
+    why = errno_text("accept");
+    return false;
+  }
+  int mss = 0;
+  socklen_t length = sizeof mss;
+  if (::getsockopt(conn_.get(), IPPROTO_TCP, TCP_MAXSEG, &mss, &length) == 0 && mss > 0)
+    mss_ = static_cast<std::uint32_t>(mss);
+  const timeval limit{0, 200'000};  // the thread looks at stop_ at least this often
+  ::setsockopt(conn_.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
+  stop_ = false;
+  receive_thread_ = std::thread([this] {
+    std::vector<std::uint8_t> buffer(1 << 20);
+    while (!stop_.load(std::memory_order_relaxed)) {
+      const ssize_t n = ::recv(conn_.get(), buffer.data(), buffer.size(), 0);
+      if (n > 0) received_.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+      if (n == 0) break;
+    }
+  });
+  return true;
+}
+
+void TcpDownload::stop() {
+  stop_ = true;
+  if (receive_thread_.joinable()) receive_thread_.join();
+  conn_ = Fd();
+  listener_ = Fd();
+}
+
 // The far end of one TCP connection, played through a vnet-hdr TUN (tests/support/offload_tun.hpp,
 // as bench/offload_bench.cpp's KernelTcp), the socket drained by another thread.
 struct CeilingTcpRx::Peer : testsupport::TcpPeer {

@@ -174,6 +174,29 @@ class TcpThroughReflector {
   std::uint32_t mss_ = 1448;
 };
 
+// A download from the emulated network's TCP sender (sim/tcp_source.hpp): a listener on `port`
+// (any address, IPv4), then `start_command` — the caller sends the control port's `tcp-source
+// PORT 0` — and the connection it accepts drained by a thread. Only RX carries data; TX carries
+// the ACKs. received_bytes() counts what the socket delivered.
+class TcpDownload {
+ public:
+  bool listen(std::uint16_t port, std::string& why);
+  // After the tcp-source command: accept within `timeout` and start draining.
+  bool accept(std::chrono::milliseconds timeout, std::string& why);
+  void stop();
+  ~TcpDownload() { stop(); }
+  std::uint64_t received_bytes() const { return received_.load(); }
+  // Payload bytes of a full segment (the connection's TCP_MAXSEG: 1460 without timestamps).
+  std::uint32_t mss() const { return mss_; }
+
+ private:
+  Fd listener_, conn_;
+  std::thread receive_thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> received_{0};
+  std::uint32_t mss_ = 1460;
+};
+
 // The RX GSO ceiling (bench/offload_bench.cpp BM_KernelRx mode 1, as a thread): a TUN opened
 // with IFF_VNET_HDR carrying `local`/24 (the caller configured it), a TCP socket listening on
 // `local` whose peer is this code at `peer`; the writer thread writes ready-made 44-segment

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "datapath/offload/checksum.hpp"  // RFC 1624 update16
+#include "sim/tcp_source.hpp"
 
 namespace wwan::sim {
 
@@ -81,9 +82,11 @@ std::optional<std::uint64_t> parse_number(std::string_view field, std::uint64_t 
 }
 
 struct ControlCommand {
-  enum class Kind : std::uint8_t { source, stop_source, drop_session, unplug, fault } kind;
+  enum class Kind : std::uint8_t { source, stop_source, drop_session, unplug, fault, tcp_source } kind;
   SourceConfig source;
   FaultRequest fault;
+  std::uint16_t tcp_port = 0;       // tcp-source
+  std::uint64_t tcp_bytes = 0;
 };
 
 // `fault <name> [<value>]` (network.hpp): f[0] is "fault".
@@ -190,7 +193,20 @@ std::optional<ControlCommand> parse_control(Bytes payload, std::string& why) {
     c.source.destination_port = static_cast<std::uint16_t>(*port);
     return c;
   }
-  why = "unknown command (source, stop-source, drop-session, unplug, fault)";
+  if (f[0] == "tcp-source") {
+    const char* usage = "usage: tcp-source <destination_port 1-65535> <byte_limit, 0 = no end>";
+    const auto port = f.size() == 3 ? parse_number(f[1], 0xFFFF) : std::nullopt;
+    const auto bytes = f.size() == 3 ? parse_number(f[2], UINT64_MAX / 2) : std::nullopt;
+    if (!port || *port == 0 || !bytes) {
+      why = usage;
+      return std::nullopt;
+    }
+    ControlCommand c{ControlCommand::Kind::tcp_source, {}, {}};
+    c.tcp_port = static_cast<std::uint16_t>(*port);
+    c.tcp_bytes = *bytes;
+    return c;
+  }
+  why = "unknown command (source, tcp-source, stop-source, drop-session, unplug, fault)";
   return std::nullopt;
 }
 
@@ -350,6 +366,7 @@ void Network::control(std::span<const std::uint8_t> ip, std::size_t l3, Clock::t
   ++counters_.control_commands;
   switch (c->kind) {
     case ControlCommand::Kind::source: start_source(c->source, now); break;
+    case ControlCommand::Kind::tcp_source: start_tcp_source(ip, c->tcp_port, c->tcp_bytes); break;
     case ControlCommand::Kind::stop_source: stop_source(); break;
     case ControlCommand::Kind::drop_session: break;
     case ControlCommand::Kind::unplug: break;
@@ -385,6 +402,14 @@ void Network::answer_ipv4(std::span<const std::uint8_t> ip, Clock::time_point no
     return reflect(ip, ihl);
   const std::uint8_t protocol = ip[9];
   const Bytes l4 = ip.subspan(ihl);
+  if (protocol == kIpProtocolTcp && tcp_ && tcp_->matches(ip, ihl)) {
+    if (l4.size() < kTcpHeaderMinSize || l4_checksum4(ip, kIpProtocolTcp, l4) != 0) {
+      ++counters_.malformed_from_host;
+      return;
+    }
+    tcp_->from_host(ip, ihl, now);
+    return;
+  }
 
   if (protocol == kIpProtocolIcmp) {
     if (l4.size() < kIcmpEchoHeaderSize || eth::internet_checksum(l4) != 0) {
@@ -500,6 +525,14 @@ void Network::answer_ipv6(std::span<const std::uint8_t> ip, Clock::time_point no
     if (auto advertisement = ra_->on_solicitation(ip, now)) enqueue(std::move(*advertisement));
     return;
   }
+  if (next_header == kIpProtocolTcp && tcp_ && tcp_->matches(ip, eth::kIpv6HeaderSize)) {
+    if (l4.size() < kTcpHeaderMinSize || eth::ipv6_upper_layer_checksum(source, destination, next_header, l4) != 0) {
+      ++counters_.malformed_from_host;
+      return;
+    }
+    tcp_->from_host(ip, eth::kIpv6HeaderSize, now);
+    return;
+  }
   // Extension headers are not walked: no test traffic carries them, and a multicast destination
   // (the host's NS, MLD reports) is nothing an echo server answers.
   if (destination.is_multicast() || (next_header != eth::kIpProtocolIcmpv6 && next_header != kIpProtocolUdp)) {
@@ -556,7 +589,37 @@ void Network::start_source(const SourceConfig& source, Clock::time_point now) {
   source_sent_ = 0;
 }
 
-void Network::stop_source() { source_.reset(); }
+void Network::stop_source() {
+  source_.reset();
+  if (tcp_) {
+    std::vector<std::uint8_t> rst(eth::kIpv6HeaderSize + kTcpHeaderMinSize);
+    if (const auto n = tcp_->reset(rst)) {
+      rst.resize(*n);
+      enqueue(std::move(rst));
+    }
+    tcp_.reset();
+  }
+}
+
+// `tcp-source`: a connection toward the address the command came from (`request`, the control
+// datagram: IPv4 or IPv6), from server_ipv4 / server_ipv6, port 5002.
+void Network::start_tcp_source(std::span<const std::uint8_t> request, std::uint16_t port, std::uint64_t bytes) {
+  stop_source();
+  TcpSourceConfig c;
+  c.ipv6 = (request[0] >> 4) == 6;
+  c.host_port = port;
+  c.byte_limit = bytes;
+  if (c.ipv6) {
+    c.local_ipv6 = config_.server_ipv6;
+    c.host_ipv6 = eth::Ipv6Address::load(request, 8);
+    c.mss = static_cast<std::uint16_t>(config_.mtu - eth::kIpv6HeaderSize - kTcpHeaderMinSize);
+  } else {
+    c.local_ipv4 = config_.server_ipv4;
+    c.host_ipv4 = eth::Ipv4Address::load(request, 12);
+    c.mss = static_cast<std::uint16_t>(config_.mtu - eth::kIpv4MinHeaderSize - kTcpHeaderMinSize);
+  }
+  tcp_.emplace(c);
+}
 
 std::size_t Network::source_packet_bytes() const {
   const std::size_t headers = eth::kIpv4MinHeaderSize + kUdpHeaderSize;
@@ -632,6 +695,15 @@ std::optional<std::size_t> Network::to_host(std::span<std::uint8_t> out, Clock::
     counters_.bytes_to_host += p.size();
     return p.size();
   }
+  if (tcp_) {
+    const std::uint64_t sent = tcp_->counters().segments_sent;
+    if (const std::optional<std::size_t> n = tcp_->to_host(out, now)) {
+      counters_.tcp_source_segments += tcp_->counters().segments_sent - sent;
+      ++counters_.packets_to_host;
+      counters_.bytes_to_host += *n;
+      return n;
+    }
+  }
   if (!source_due(now)) return std::nullopt;
   const std::size_t size = source_packet_bytes();
   ++counters_.source_packets;
@@ -650,13 +722,14 @@ std::optional<std::size_t> Network::to_host(std::span<std::uint8_t> out, Clock::
 
 bool Network::has_packet_for_host(Clock::time_point now) const {
   const bool ra_due = ra_ && ra_->next_deadline() && now >= *ra_->next_deadline();
-  return !to_host_.empty() || source_due(now) || ra_due;
+  return !to_host_.empty() || source_due(now) || ra_due || (tcp_ && tcp_->ready(now));
 }
 
 std::optional<Clock::time_point> Network::next_deadline() const {
   std::optional<Clock::time_point> next = drop_session_at_;
   if (unplug_at_ && (!next || *unplug_at_ < *next)) next = unplug_at_;
   if (const auto ra = ra_ ? ra_->next_deadline() : std::nullopt; ra && (!next || *ra < *next)) next = ra;
+  if (const auto t = tcp_ ? tcp_->next_deadline() : std::nullopt; t && (!next || *t < *next)) next = t;
   if (source_ && (source_->packet_limit == 0 || source_sent_ < source_->packet_limit)) {
     const Clock::time_point due = source_due_time(source_sent_);
     if (!next || due < *next) next = due;

@@ -16,7 +16,13 @@
 //                 start_source(): rate 0 = as fast as the host takes them, packet_limit 0 = no
 //                 limit, payload_bytes 0..65507, destination_port 1..65535 (source port 5001,
 //                 from server_ipv4 to host_ipv4, as SourceConfig says)
-//   stop-source   stop_source()
+//   tcp-source <destination_port> <byte_limit>
+//                 a TCP connection (sim/tcp_source.hpp) from server_ipv4 / server_ipv6 port 5002
+//                 to the address this command came from (IPv4 or IPv6), destination_port
+//                 1..65535, which then sends byte_limit bytes of TcpSource::stream_byte() and a
+//                 FIN (0 = no end) as fast as the host takes them: a download that crosses the
+//                 driver's RX direction, with only ACKs on TX. Replaces any earlier one.
+//   stop-source   stop_source(): ends the UDP stream and the TCP connection (a RST toward the host)
 //   drop-session  the modem ends the data session as Faults::drop_session does (sim/modem.hpp),
 //                 kDropSessionAfterAnswer after the "ok" has left toward the host: a host that
 //                 takes the IP configuration down at once on the drop would otherwise lose the
@@ -77,6 +83,7 @@
 #include "datapath/ethernet.hpp"
 #include "sim/dhcp_server.hpp"
 #include "sim/router_advertiser.hpp"
+#include "sim/tcp_source.hpp"
 
 namespace wwan::sim {
 
@@ -115,6 +122,7 @@ struct NetworkConfig {
   std::uint16_t mtu = 1500;
   // The far end of the sourced stream (a server on the Internet).
   eth::Ipv4Address server_ipv4{{198, 51, 100, 7}};
+  eth::Ipv6Address server_ipv6{{0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7}};
   std::size_t to_host_queue_packets = 4096;  // capacity of the queue toward the host
   // The reflector's two addresses (see the top of this file).
   eth::Ipv4Address reflector_ipv4{{198, 51, 100, 9}};
@@ -155,6 +163,7 @@ struct NetworkCounters {
   std::uint64_t control_commands = 0;      // control-port commands carried out (answered "ok")
   std::uint64_t control_rejected = 0;      // control-port datagrams that were no command (answered "error: ...")
   std::uint64_t reflected_packets = 0;     // TCP / UDP sent back to the host by the reflector
+  std::uint64_t tcp_source_segments = 0;   // data segments the tcp-source sent (retransmissions included)
 };
 
 class Network {
@@ -186,6 +195,8 @@ class Network {
   // Starts (or replaces) the stream toward the host; stop_source() ends it.
   void start_source(const SourceConfig& source, Clock::time_point now);
   void stop_source();
+  // The tcp-source connection, nullptr when none was started (or it was stopped).
+  const TcpSource* tcp_source() const { return tcp_ ? &*tcp_ : nullptr; }
 
   // The next IP datagram toward the host, copied into `out`, or nullopt when none is due at `now`.
   // A datagram larger than out.size() is dropped and counted (never truncated).
@@ -218,6 +229,7 @@ class Network {
   std::uint16_t ipv4_identification_ = 0;
   std::optional<DhcpServer> dhcp_;
   std::optional<RouterAdvertiser> ra_;
+  std::optional<TcpSource> tcp_;
 
   bool enqueue(std::vector<std::uint8_t> packet, AfterAnswer after = AfterAnswer::none, FaultRequest fault = {});
   void answer_ipv4(std::span<const std::uint8_t> packet, Clock::time_point now);
@@ -231,6 +243,8 @@ class Network {
   void answer_udp(std::span<const std::uint8_t> request, std::size_t l3, std::string_view payload,
                   AfterAnswer after, Clock::time_point now, FaultRequest fault = {});
   void schedule(AfterAnswer after, Clock::time_point answer_left, const FaultRequest& fault = {});
+  // `request`: the control datagram (its source address is the host's end of the connection).
+  void start_tcp_source(std::span<const std::uint8_t> request, std::uint16_t port, std::uint64_t bytes);
   bool source_due(Clock::time_point now) const;
   Clock::time_point source_due_time(std::uint64_t index) const;
   std::size_t source_packet_bytes() const;

@@ -680,6 +680,25 @@ std::string stats_json(const char* session_state, const DataPlane& plane, sim::M
     WWAN_FIELD(n, control_commands, false);
     WWAN_FIELD(n, control_rejected, false);
     WWAN_FIELD(n, reflected_packets, false);
+    WWAN_FIELD(n, tcp_source_segments, false);
+    if (const sim::TcpSource* t = modem->network().tcp_source()) {
+      o << R"(,"tcp_source":{)";
+      WWAN_FIELD(t->counters(), segments_sent, true);
+      WWAN_FIELD(t->counters(), bytes_sent, false);
+      WWAN_FIELD(t->counters(), bytes_acked, false);
+      WWAN_FIELD(t->counters(), fast_retransmits, false);
+      WWAN_FIELD(t->counters(), timeouts, false);
+      WWAN_FIELD(t->counters(), syn_retransmits, false);
+      WWAN_FIELD(t->counters(), acks_from_host, false);
+      WWAN_FIELD(t->counters(), ignored, false);
+      WWAN_FIELD(t->counters(), resets, false);
+      o << ",\"state\":\"" << (t->state() == sim::TcpSource::State::syn_sent      ? "syn_sent"
+                                : t->state() == sim::TcpSource::State::established ? "established"
+                                : t->state() == sim::TcpSource::State::fin_sent    ? "fin_sent"
+                                : t->state() == sim::TcpSource::State::fin_acked   ? "fin_acked"
+                                                                                   : "closed")
+        << "\"}";
+    }
     o << R"(},"modem":{)";
     WWAN_FIELD(m, control_requests, true);
     WWAN_FIELD(m, ntbs_from_host, false);

@@ -45,6 +45,7 @@
 #include "fixture.hpp"
 #include "net.hpp"
 #include "sim/network.hpp"
+#include "sim/tcp_source.hpp"
 
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103  // Linux 4.18 include/uapi/linux/udp.h
@@ -329,6 +330,101 @@ TEST_P(OffloadTest, AUdpSegmentSendArrivesAsTheExactDatagrams) {
   if (on) EXPECT_GT(delta(*before, *after, "rx.gro.super_packets"), 0u) << "the reflected datagrams were never coalesced";
   else EXPECT_EQ(delta(*before, *after, "rx.gro.super_packets"), 0u);
   EXPECT_EQ(delta(*before, *after, "sim.network.malformed_from_host"), 0u);
+}
+
+// A download from the emulated network's own TCP sender (sim/tcp_source.hpp): the far end speaks
+// TCP, so the data crosses only RX and the ACKs only TX, as in a real download, and nothing loops
+// back through the reflector. Over IPv4 and IPv6, every byte arrives as TcpSource::stream_byte
+// says, in order, up to the FIN; with offload on RX coalesced the segments into super-packets
+// (TCPV4 / TCPV6), with it off it wrote none.
+TEST_P(OffloadTest, ADownloadFromTheNetworksTcpSenderArrivesExactlyOverIpv4AndIpv6) {
+  const bool on = GetParam().offload;
+  ASSERT_EQ(write_sysctl("net/ipv6/conf/default/disable_ipv6", "0"), "");
+  ASSERT_NO_FATAL_FAILURE(launch({"--offload", on ? "on" : "off", "--ip-type", "ipv4v6"}));
+  // IPv6 may come up after IPv4 (from the RA): a later 'connected' says so.
+  const Clock::time_point ipv6_deadline = Clock::now() + kConnectTimeout;
+  auto has_ipv6 = [&] {
+    const std::vector<json>& h = daemon_->history();
+    return std::any_of(h.begin(), h.end(),
+                       [](const json& e) { return e.value("event", "") == "connected" && e.contains("ipv6"); });
+  };
+  while (!has_ipv6() && Clock::now() < ipv6_deadline)
+    (void)daemon_->wait_for("connected", std::chrono::duration_cast<std::chrono::milliseconds>(ipv6_deadline - Clock::now()));
+  ASSERT_TRUE(has_ipv6()) << "no 'connected' with IPv6" << describe();
+  constexpr std::uint64_t kDownloadBytes = 8u << 20;
+  constexpr std::uint16_t kDownloadPort = 5202;
+  const auto tcp_before = snmp("Tcp");
+  for (const bool v6 : {false, true}) {
+    SCOPED_TRACE(v6 ? "IPv6" : "IPv4");
+    const auto before = daemon_->stats();
+    ASSERT_TRUE(before) << describe();
+    Fd listener(::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_TRUE(listener.valid()) << errno_text("socket");
+    ASSERT_EQ(::setsockopt(listener.get(), SOL_SOCKET, SO_BINDTODEVICE, kTun.c_str(), static_cast<socklen_t>(kTun.size())), 0)
+        << errno_text("SO_BINDTODEVICE");
+    const int one = 1;
+    ::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (v6) {
+      sockaddr_in6 any{};
+      any.sin6_family = AF_INET6;
+      any.sin6_port = htons(kDownloadPort);
+      ASSERT_EQ(::bind(listener.get(), reinterpret_cast<const sockaddr*>(&any), sizeof any), 0) << errno_text("bind");
+    } else {
+      const sockaddr_in any = ipv4_address("0.0.0.0", kDownloadPort);
+      ASSERT_EQ(::bind(listener.get(), reinterpret_cast<const sockaddr*>(&any), sizeof any), 0) << errno_text("bind");
+    }
+    ASSERT_EQ(::listen(listener.get(), 1), 0) << errno_text("listen");
+
+    // The command goes from the host's address of that family, which is where the sender connects.
+    char server6[INET6_ADDRSTRLEN] = {};
+    ::inet_ntop(AF_INET6, kNet.server_ipv6.bytes.data(), server6, sizeof server6);
+    ControlPort control;
+    std::string why;
+    ASSERT_TRUE(control.open(kTun, v6 ? std::string(server6) : dotted(kNet.server_ipv4), why)) << why;
+    const auto answer = control.command("tcp-source " + std::to_string(kDownloadPort) + " " + std::to_string(kDownloadBytes),
+                                        5000ms, why);
+    ASSERT_TRUE(answer) << why << describe();
+    ASSERT_EQ(*answer, "ok");
+    ASSERT_TRUE(readable(listener.get(), Clock::now() + 10s)) << "the network's SYN never reached the listener" << describe();
+    Fd conn(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    ASSERT_TRUE(conn.valid()) << errno_text("accept");
+
+    std::vector<std::uint8_t> buffer(256 * 1024);
+    std::uint64_t received = 0, mismatches = 0, first_mismatch = 0;
+    bool eof = false;
+    const Clock::time_point deadline = Clock::now() + kTransferTimeout;
+    while (!eof && Clock::now() < deadline) {
+      if (!readable(conn.get(), std::min(deadline, Clock::now() + 1s))) continue;
+      const ssize_t n = ::recv(conn.get(), buffer.data(), buffer.size(), MSG_DONTWAIT);
+      if (n == 0) eof = true;
+      if (n <= 0) continue;
+      for (std::size_t k = 0; k < static_cast<std::size_t>(n); ++k, ++received)
+        if (buffer[k] != sim::TcpSource::stream_byte(received) && mismatches++ == 0) first_mismatch = received;
+    }
+    ASSERT_TRUE(eof) << "no FIN within " << kTransferTimeout.count() << " s; got " << received << " of " << kDownloadBytes
+                     << describe();
+    EXPECT_EQ(received, kDownloadBytes);
+    EXPECT_EQ(mismatches, 0u) << "first wrong byte at stream offset " << first_mismatch;
+
+    const auto after = daemon_->stats();
+    ASSERT_TRUE(after) << describe();
+    const std::uint64_t super_packets = delta(*before, *after, "rx.gro.super_packets");
+    const std::uint64_t coalesced = delta(*before, *after, "rx.gro.coalesced");
+    std::cout << "[ info     ] " << GetParam() << (v6 ? " IPv6" : " IPv4") << ": " << coalesced << " segments in "
+              << super_packets << " GRO super-packets, tcp_source "
+              << after->value("sim", json::object()).value("network", json::object()).value("tcp_source", json::object()).dump()
+              << "\n";
+    if (on) {
+      EXPECT_GT(super_packets, 0u) << "offload on, but RX wrote no super-packet" << describe();
+      EXPECT_GT(coalesced, 2 * super_packets) << "super-packets of more than two segments on average";
+    } else {
+      EXPECT_EQ(super_packets, 0u) << describe();
+    }
+    EXPECT_EQ(delta(*before, *after, "sim.network.malformed_from_host"), 0u) << "an ACK left the daemon with a bad checksum";
+  }
+  const auto tcp_after = snmp("Tcp");
+  EXPECT_EQ(tcp_after.at("InCsumErrors") - tcp_before.at("InCsumErrors"), 0u)
+      << "the kernel received TCP segments with bad checksums";
 }
 
 INSTANTIATE_TEST_SUITE_P(Sim, OffloadTest,

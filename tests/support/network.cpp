@@ -177,6 +177,23 @@ sockaddr_in ipv4_address(const std::string& dotted, std::uint16_t port) {
 
 Fd udp_socket(const std::string& tun, std::uint16_t port, const std::optional<std::string>& peer,
               std::uint16_t peer_port, std::string& why) {
+  // An IPv6 peer (it has a ':') makes an IPv6 socket; the port binding stays IPv4-only.
+  if (peer && peer->find(':') != std::string::npos) {
+    Fd fd6(::socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    sockaddr_in6 remote{};
+    remote.sin6_family = AF_INET6;
+    remote.sin6_port = htons(peer_port);
+    if (!fd6.valid() || port != 0 || ::inet_pton(AF_INET6, peer->c_str(), &remote.sin6_addr) != 1) {
+      why = "udp_socket: an IPv6 peer needs socket(AF_INET6), port 0 and a valid address: " + *peer;
+      return Fd();
+    }
+    if (!tun.empty() && !bind_to_device(fd6.get(), tun, why)) return Fd();
+    if (::connect(fd6.get(), reinterpret_cast<const sockaddr*>(&remote), sizeof remote) != 0) {
+      why = errno_text("connect UDP [" + *peer + "]:" + std::to_string(peer_port));
+      return Fd();
+    }
+    return fd6;
+  }
   Fd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (!fd.valid()) {
     why = errno_text("socket(AF_INET, SOCK_DGRAM)");
