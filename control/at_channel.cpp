@@ -5,25 +5,10 @@
 #include <charconv>
 #include <utility>
 
+#include "control/at_text.hpp"
+
 namespace wwan::control::at {
 namespace {
-
-constexpr char upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
-
-bool starts_with_nocase(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i)
-    if (upper(s[i]) != upper(prefix[i])) return false;
-  return true;
-}
-
-bool equals_nocase(std::string_view a, std::string_view b) { return a.size() == b.size() && starts_with_nocase(a, b); }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 bool all_digits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -67,7 +52,7 @@ std::optional<FinalResult> classify_final_result(std::string_view line) {
   // Leading blanks are not part of a result code; trailing ones matter only for §K2's
   // "+CME ERROR: " (a space after the colon makes it final, nothing after it does not).
   while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
-  const std::string_view word = trim(line);
+  const std::string_view word = trim_blanks(line);
   if (word == "OK") return FinalResult::ok;
   if (word == "ERROR") return FinalResult::error;
   if (word == "NO CARRIER") return FinalResult::no_carrier;
@@ -79,7 +64,7 @@ std::optional<FinalResult> classify_final_result(std::string_view line) {
   constexpr std::string_view kCme = "+CME ERROR:", kCms = "+CMS ERROR:", kModem = "MODEM ERROR:";
   if (line.size() > kCme.size() && line.substr(0, kCme.size()) == kCme) return FinalResult::cme_error;
   if (line.size() > kCms.size() && line.substr(0, kCms.size()) == kCms) return FinalResult::cms_error;
-  if (line.substr(0, kModem.size()) == kModem && all_digits(trim(line.substr(std::min(line.size(), kModem.size())))))
+  if (line.substr(0, kModem.size()) == kModem && all_digits(trim_blanks(line.substr(std::min(line.size(), kModem.size())))))
     return FinalResult::modem_error;
   return std::nullopt;
 }
@@ -87,7 +72,7 @@ std::optional<FinalResult> classify_final_result(std::string_view line) {
 std::optional<std::uint16_t> error_code(std::string_view final_line) {
   const std::size_t colon = final_line.find(':');
   if (colon == std::string_view::npos) return std::nullopt;
-  const std::string_view digits = trim(final_line.substr(colon + 1));
+  const std::string_view digits = trim_blanks(final_line.substr(colon + 1));
   std::uint16_t v = 0;
   const auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), v);
   if (ec != std::errc() || ptr != digits.data() + digits.size() || digits.empty()) return std::nullopt;
@@ -95,7 +80,7 @@ std::optional<std::uint16_t> error_code(std::string_view final_line) {
 }
 
 bool has_unsolicited_prefix(std::string_view line) {
-  line = trim(line);
+  line = trim_blanks(line);
   return std::any_of(kUnsolicitedPrefixes.begin(), kUnsolicitedPrefixes.end(),
                      [&](std::string_view p) { return starts_with_nocase(line, p); });
 }
@@ -201,16 +186,16 @@ void AtChannel::end_line(std::vector<AtEvent>& events) {
 }
 
 bool AtChannel::is_echo(std::string_view line) const {
-  return in_flight_ && in_flight_->lines.empty() && equals_nocase(trim(line), trim(in_flight_->command));
+  return in_flight_ && in_flight_->lines.empty() && equals_nocase(trim_blanks(line), trim_blanks(in_flight_->command));
 }
 
 // The command in flight asks for this prefix: "+CREG: 0,1" answers AT+CREG?, "^NDISSTAT: 1,,,IPV4"
 // answers AT^NDISSTATQRY? on old firmware (vectors §B accepts both prefixes for the query).
 bool AtChannel::owned_by_in_flight(std::string_view line) const {
   if (!in_flight_) return false;
-  line = trim(line);
+  line = trim_blanks(line);
   const std::string_view name = line.substr(0, line.find(':'));
-  std::string_view command = trim(in_flight_->command);
+  std::string_view command = trim_blanks(in_flight_->command);
   if (starts_with_nocase(command, "AT")) command.remove_prefix(2);
   return !name.empty() && starts_with_nocase(command, name);
 }

@@ -168,9 +168,10 @@ Fm350Session::Fm350Session(SessionSettings settings, Fm350SessionOptions options
     : settings_(std::move(settings)),
       options_(options),
       unlock_(unlock_options(settings_, options_.unlock)),
-      channel_(at::AtChannelOptions{.default_timeout = settings_.command_timeout}) {}
+      commands_(at::AtChannelOptions{.default_timeout = settings_.command_timeout}) {}
 
 void Fm350Session::fail(std::string why) {
+  commands_.forget();  // an answer still on its way is moot
   step_ = Step::failed;
   wake_at_.reset();
   status_.state = SessionState::failed;
@@ -179,8 +180,9 @@ void Fm350Session::fail(std::string why) {
 
 void Fm350Session::submit(Step step, std::string command, Clock::time_point now, std::uint8_t retries) {
   step_ = step;
-  in_flight_ = channel_.submit(std::move(command), now, std::chrono::milliseconds{0}, retries);
-  if (!in_flight_) fail("the AT channel refused a command (queue full)");
+  commands_.forget();
+  if (!commands_.submit(step, std::move(command), now, std::chrono::milliseconds{0}, retries))
+    fail("the AT channel refused a command (queue full)");
 }
 
 void Fm350Session::start(Clock::time_point now) {
@@ -230,13 +232,15 @@ void Fm350Session::stop(Clock::time_point now) {
     status_.state = SessionState::stopped;
     return;
   }
-  (void)channel_.cancel_queued();
+  // The command in flight still finishes on the wire; its answer is forgotten either way.
+  commands_.cancel_queued();
+  commands_.forget();
   wake_at_.reset();
   status_.state = SessionState::stopping;
   if (step_ == Step::connected || step_ == Step::query_address || step_ == Step::query_dns) {
     step_ = Step::deactivate;
-    in_flight_ = channel_.submit("AT+CGACT=0," + std::to_string(options_.cid), now, std::chrono::seconds(5), 0);
-    if (in_flight_) return;
+    if (commands_.submit(Step::deactivate, "AT+CGACT=0," + std::to_string(options_.cid), now, std::chrono::seconds(5), 0))
+      return;
   }
   step_ = Step::stopped;
   status_.state = SessionState::stopped;
@@ -249,7 +253,9 @@ void Fm350Session::on_response(std::span<const std::uint8_t> bytes, Clock::time_
     else if (unlock_.state() == fcc::Fm350UnlockState::done) after_unlock(now);
     return;
   }
-  handle(channel_.feed(bytes, now), now);
+  commands_.feed(
+      bytes, now, [&](const std::string& line) { on_unsolicited(line, now); },
+      [&](Step, const at::AtResponse& r) { on_result(r, now); });
 }
 
 void Fm350Session::on_timer(Clock::time_point now) {
@@ -259,7 +265,9 @@ void Fm350Session::on_timer(Clock::time_point now) {
     else if (unlock_.state() == fcc::Fm350UnlockState::done) after_unlock(now);
     return;
   }
-  handle(channel_.on_timer(now), now);
+  commands_.on_timer(
+      now, [&](const std::string& line) { on_unsolicited(line, now); },
+      [&](Step, const at::AtResponse& r) { on_result(r, now); });
   if (wake_at_ && now >= *wake_at_) {
     wake_at_.reset();
     if (step_ == Step::redial_wait) activate(now);
@@ -269,22 +277,12 @@ void Fm350Session::on_timer(Clock::time_point now) {
 
 std::optional<Clock::time_point> Fm350Session::next_timer() const {
   if (step_ == Step::unlock) return unlock_.next_timer();
-  std::optional<Clock::time_point> t = channel_.next_timer();
-  if (wake_at_ && (!t || *wake_at_ < *t)) t = wake_at_;
-  return t;
+  return commands_.next_timer({wake_at_});
 }
 
 std::vector<ByteVector> Fm350Session::take_commands() {
   if (step_ == Step::unlock) return unlock_.take_commands();
-  return channel_.take_output();
-}
-
-void Fm350Session::handle(std::vector<at::AtEvent> events, Clock::time_point now) {
-  for (at::AtEvent& e : events) {
-    if (e.kind == at::AtEventKind::unsolicited) on_unsolicited(e.line, now);
-    else if (e.kind == at::AtEventKind::final_result && e.response && e.response->id == in_flight_) on_result(*e.response, now);
-    if (step_ == Step::failed) return;
-  }
+  return commands_.take_output();
 }
 
 void Fm350Session::on_unsolicited(std::string_view line, Clock::time_point now) {
@@ -292,8 +290,8 @@ void Fm350Session::on_unsolicited(std::string_view line, Clock::time_point now) 
   ++counters_.deactivation_urcs;
   if (step_ != Step::connected && step_ != Step::query_address && step_ != Step::query_dns) return;
   const bool was_connected = step_ == Step::connected;
-  (void)channel_.cancel_queued();
-  in_flight_.reset();
+  commands_.cancel_queued();
+  commands_.forget();
   status_.state = SessionState::disconnected;
   status_.ip = IpConfig{};
   status_.error = "the network ended the PDP context (" + std::string(trim(line)) + ")";
@@ -301,8 +299,8 @@ void Fm350Session::on_unsolicited(std::string_view line, Clock::time_point now) 
   schedule_redial(now);
 }
 
+// The one command awaited was submitted for step_ (submit() and stop() forget any other).
 void Fm350Session::on_result(const at::AtResponse& r, Clock::time_point now) {
-  in_flight_.reset();
   const std::string cid = std::to_string(options_.cid);
   switch (step_) {
     case Step::radio_on:

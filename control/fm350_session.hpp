@@ -34,7 +34,7 @@
 #include <string_view>
 #include <vector>
 
-#include "control/at_channel.hpp"
+#include "control/at_command_queue.hpp"
 #include "control/fcc_unlock_at.hpp"
 #include "control/session.hpp"
 
@@ -94,7 +94,6 @@ class Fm350Session final : public Session {
 
  private:
   void submit(Step step, std::string command, Clock::time_point now, std::uint8_t retries = 1);
-  void handle(std::vector<at::AtEvent> events, Clock::time_point now);
   void on_result(const at::AtResponse& r, Clock::time_point now);
   void on_unsolicited(std::string_view line, Clock::time_point now);
   void after_unlock(Clock::time_point now);
@@ -106,9 +105,9 @@ class Fm350Session final : public Session {
   SessionSettings settings_;
   Fm350SessionOptions options_;
   fcc::Fm350FccUnlock unlock_;
-  at::AtChannel channel_;
+  // One command awaited at a time, submitted for step_: every other answer is forgotten.
+  at::CommandQueue<Step> commands_;
   Step step_ = Step::idle;
-  std::optional<at::CommandId> in_flight_;
   std::optional<Clock::time_point> wake_at_;  // redial or the next address poll
   std::chrono::milliseconds backoff_{0};
   unsigned address_polls_ = 0;

@@ -8,27 +8,17 @@
 #include <charconv>
 #include <cstdio>
 
+#include "control/at_text.hpp"
+
 namespace wwan::control::huawei {
 namespace {
 
-constexpr char upper(char c) { return c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c; }
-
-bool starts_with_nocase(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i)
-    if (upper(s[i]) != upper(prefix[i])) return false;
-  return true;
-}
-bool equals_nocase(std::string_view a, std::string_view b) { return a.size() == b.size() && starts_with_nocase(a, b); }
-
-std::string_view trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
+using at::equals_nocase;
+using at::starts_with_nocase;
+using at::trim_blanks;
 
 std::string_view unquote(std::string_view s) {
-  s = trim(s);
+  s = trim_blanks(s);
   if (s.size() >= 2 && s.front() == '"' && s.back() == '"') return s.substr(1, s.size() - 2);
   return s;
 }
@@ -39,7 +29,7 @@ std::vector<std::string_view> lines_of(std::string_view text) {
   std::size_t start = 0;
   for (std::size_t i = 0; i <= text.size(); ++i) {
     if (i < text.size() && text[i] != '\r' && text[i] != '\n') continue;
-    const std::string_view l = trim(text.substr(start, i - start));
+    const std::string_view l = trim_blanks(text.substr(start, i - start));
     if (!l.empty()) out.push_back(l);
     start = i + 1;
   }
@@ -56,7 +46,7 @@ std::vector<std::string_view> params_of(std::string_view s) {
       if (s[i] == '"') quoted = !quoted;
       if (s[i] != ',' || quoted) continue;
     }
-    out.push_back(trim(s.substr(start, i - start)));
+    out.push_back(trim_blanks(s.substr(start, i - start)));
     start = i + 1;
   }
   return out;
@@ -65,7 +55,7 @@ std::vector<std::string_view> params_of(std::string_view s) {
 // The text after `prefix` on the first line that starts with it (case-insensitive), or nullopt.
 std::optional<std::string_view> value_after(std::string_view text, std::string_view prefix) {
   for (const std::string_view l : lines_of(text))
-    if (starts_with_nocase(l, prefix)) return trim(l.substr(prefix.size()));
+    if (starts_with_nocase(l, prefix)) return trim_blanks(l.substr(prefix.size()));
   return std::nullopt;
 }
 
@@ -356,6 +346,21 @@ const char* cme_error_name(std::uint16_t code) {
     case 149: return "PDP authentication failure";
     default: return nullptr;
   }
+}
+
+std::string describe(const at::AtResponse& r) {
+  if (r.result == at::FinalResult::timeout) return "no answer (timeout)";
+  if (r.result == at::FinalResult::cancelled) return "cancelled";
+  std::string s = r.final_line;
+  if (r.result == at::FinalResult::cme_error && r.error_code)
+    if (const char* name = cme_error_name(*r.error_code)) s += std::string(" (") + name + ")";
+  return s;
+}
+
+std::string join_lines(const std::vector<std::string>& lines) {
+  std::string s;
+  for (const std::string& l : lines) s += (s.empty() ? "" : " ") + l;
+  return s;
 }
 
 // ---- builders -------------------------------------------------------------------------------------

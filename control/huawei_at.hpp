@@ -30,6 +30,7 @@
 #include <string_view>
 #include <vector>
 
+#include "control/at_channel.hpp"
 #include "control/session.hpp"
 #include "datapath/ethernet.hpp"
 
@@ -108,6 +109,11 @@ std::optional<int> parse_cfun(std::string_view text);
 // 3GPP TS 27.007 §9.2.1 names for the codes a data session meets ("SIM PIN required"); nullptr for
 // codes without a name here.
 const char* cme_error_name(std::uint16_t code);
+// How a one-line error quotes a command's end: "+CME ERROR: 16 (incorrect password)", "ERROR",
+// "no answer (timeout)", "cancelled".
+std::string describe(const at::AtResponse& r);
+// A response's information lines joined by single spaces, for the parsers above that read text.
+std::string join_lines(const std::vector<std::string>& lines);
 inline constexpr std::uint16_t kCmeSimNotInserted = 10;
 inline constexpr std::uint16_t kCmeSimPinRequired = 11;
 inline constexpr std::uint16_t kCmeSimPukRequired = 12;

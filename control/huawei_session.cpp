@@ -4,30 +4,14 @@
 
 namespace wwan::control {
 
-using at::AtEventKind;
 using at::AtResponse;
 using at::FinalResult;
 using huawei::NdisState;
 using huawei::NdisStatus;
 using huawei::SimLock;
+using huawei::describe;
 
 namespace {
-
-// "+CME ERROR: 16 (incorrect password)", "ERROR", "timeout": what a one-line error quotes.
-std::string describe(const AtResponse& r) {
-  if (r.result == FinalResult::timeout) return "no answer (timeout)";
-  if (r.result == FinalResult::cancelled) return "cancelled";
-  std::string s = r.final_line;
-  if (r.result == FinalResult::cme_error && r.error_code)
-    if (const char* name = huawei::cme_error_name(*r.error_code)) s += std::string(" (") + name + ")";
-  return s;
-}
-
-std::string join(const std::vector<std::string>& lines) {
-  std::string s;
-  for (const std::string& l : lines) s += (s.empty() ? "" : " ") + l;
-  return s;
-}
 
 bool is_up(const std::optional<NdisState>& s) { return s && *s == NdisState::connected; }
 bool is_down(const std::optional<NdisState>& s) {
@@ -39,17 +23,16 @@ bool is_down(const std::optional<NdisState>& s) {
 HuaweiSession::HuaweiSession(SessionSettings settings, HuaweiSessionOptions options)
     : settings_(std::move(settings)),
       options_(options),
-      channel_(options_.channel),
+      commands_(options_.channel),
       backoff_(settings_.redial_initial) {}
 
 // ---- plumbing ----------------------------------------------------------------------------------------
 
 void HuaweiSession::submit(Step step, std::string command, Clock::time_point now, std::uint8_t retries) {
-  const std::optional<at::CommandId> id = channel_.submit(std::move(command), now, settings_.command_timeout, retries);
-  if (id) pending_.emplace_back(*id, step);
+  (void)commands_.submit(step, std::move(command), now, settings_.command_timeout, retries);
 }
 
-std::vector<ByteVector> HuaweiSession::take_commands() { return channel_.take_output(); }
+std::vector<ByteVector> HuaweiSession::take_commands() { return commands_.take_output(); }
 
 void HuaweiSession::set_timer(TimerKind kind, Clock::time_point at) {
   timer_kind_ = kind;
@@ -57,34 +40,19 @@ void HuaweiSession::set_timer(TimerKind kind, Clock::time_point at) {
 }
 
 std::optional<Clock::time_point> HuaweiSession::next_timer() const {
-  std::optional<Clock::time_point> t = channel_.next_timer();
-  for (const std::optional<Clock::time_point>& other : {timer_, connect_deadline_})
-    if (other && (!t || *other < *t)) t = other;
-  return t;
+  return commands_.next_timer({timer_, connect_deadline_});
 }
 
 void HuaweiSession::on_response(std::span<const std::uint8_t> bytes, Clock::time_point now) {
-  handle(channel_.feed(bytes, now), now);
-}
-
-void HuaweiSession::handle(std::vector<at::AtEvent> events, Clock::time_point now) {
-  for (at::AtEvent& e : events) {
-    if (e.kind == AtEventKind::unsolicited) {
-      on_unsolicited(e.line, now);
-      continue;
-    }
-    if (e.kind != AtEventKind::final_result || !e.response) continue;
-    const auto it = std::find_if(pending_.begin(), pending_.end(),
-                                 [&](const auto& p) { return p.first == e.response->id; });
-    if (it == pending_.end()) continue;
-    const Step step = it->second;
-    pending_.erase(it);
-    on_result(step, *e.response, now);
-  }
+  commands_.feed(
+      bytes, now, [&](const std::string& line) { on_unsolicited(line, now); },
+      [&](Step step, const AtResponse& r) { on_result(step, r, now); });
 }
 
 void HuaweiSession::on_timer(Clock::time_point now) {
-  handle(channel_.on_timer(now), now);
+  commands_.on_timer(
+      now, [&](const std::string& line) { on_unsolicited(line, now); },
+      [&](Step step, const AtResponse& r) { on_result(step, r, now); });
   if (connect_deadline_ && now >= *connect_deadline_ && status_.state == SessionState::connecting) {
     connect_deadline_.reset();
     attempt_failed("no connection within " + std::to_string(options_.connect_timeout.count() / 1000) +
@@ -117,7 +85,7 @@ void HuaweiSession::poll_now(Clock::time_point now) {
   const bool watching = status_.state == SessionState::connecting || status_.state == SessionState::connected;
   if (!watching) return;
   // One command at a time: a poll never queues behind the dial or the ^DHCP? read.
-  if (channel_.busy()) {
+  if (commands_.busy()) {
     set_timer(TimerKind::poll, now + options_.poll_interval);
     return;
   }
@@ -161,8 +129,7 @@ void HuaweiSession::stop(Clock::time_point now) {
   }
   // Queued steps are moot. The one in flight is answered first (its answer is ignored below), so
   // that answer is never taken for the hang-up's.
-  (void)channel_.cancel_queued();
-  std::erase_if(pending_, [&](const auto& p) { return p.first != channel_.in_flight(); });
+  commands_.cancel_queued();
   timer_.reset();
   timer_kind_ = TimerKind::none;
   connect_deadline_.reset();
@@ -183,8 +150,7 @@ void HuaweiSession::set_error(std::string why) {
 }
 
 void HuaweiSession::fail(std::string why) {
-  (void)channel_.cancel_all();
-  pending_.clear();
+  commands_.cancel_all();
   timer_.reset();
   timer_kind_ = TimerKind::none;
   connect_deadline_.reset();
@@ -206,7 +172,7 @@ void HuaweiSession::on_result(Step step, const AtResponse& r, Clock::time_point 
     case Step::cpin_enter:
       return on_cpin_enter(r, now);
     case Step::cfun_query: {
-      const std::optional<int> fun = r.ok() ? huawei::parse_cfun(join(r.lines)) : std::nullopt;
+      const std::optional<int> fun = r.ok() ? huawei::parse_cfun(huawei::join_lines(r.lines)) : std::nullopt;
       // Firmware that does not answer AT+CFUN? is dialled anyway: ^NDISDUP says if the radio is off.
       if (fun && *fun != 1) {
         submit(Step::cfun_set, "AT+CFUN=1", now);
@@ -257,7 +223,7 @@ void HuaweiSession::on_cpin(const AtResponse& r, Clock::time_point now) {
     // SIM busy (+CME ERROR: 14), plain ERROR or silence right after boot: ask again a few times.
     return retry_sim("AT+CPIN? failed: " + describe(r), now);
   }
-  const SimLock lock = huawei::parse_cpin(join(r.lines));
+  const SimLock lock = huawei::parse_cpin(huawei::join_lines(r.lines));
   switch (lock) {
     case SimLock::ready:
       submit(Step::cfun_query, "AT+CFUN?", now, 1);
@@ -271,7 +237,7 @@ void HuaweiSession::on_cpin(const AtResponse& r, Clock::time_point now) {
     case SimLock::sim_puk:
       return fail("SIM is PUK-locked; unlock it with the PUK first (wwan-dp never enters a PUK)");
     case SimLock::unknown:
-      return retry_sim("AT+CPIN? gave no usable answer: " + join(r.lines), now);
+      return retry_sim("AT+CPIN? gave no usable answer: " + huawei::join_lines(r.lines), now);
     default:
       return fail(std::string("SIM lock ") + huawei::to_string(lock) + " is not supported");
   }
@@ -382,7 +348,7 @@ void HuaweiSession::read_ip_config(Clock::time_point now) {
 void HuaweiSession::on_dhcp(Step step, const AtResponse& r, Clock::time_point now) {
   if (status_.state != SessionState::connecting) return;
   if (step == Step::dhcp) {
-    const std::optional<huawei::Dhcp> d = r.ok() ? huawei::parse_dhcp(join(r.lines)) : std::nullopt;
+    const std::optional<huawei::Dhcp> d = r.ok() ? huawei::parse_dhcp(huawei::join_lines(r.lines)) : std::nullopt;
     if (d && d->address != eth::Ipv4Address{}) {
       status_.ip.ipv4 = huawei::to_ipv4_config(*d);
     } else if (dhcp_attempts_left_ > 1) {
@@ -396,7 +362,7 @@ void HuaweiSession::on_dhcp(Step step, const AtResponse& r, Clock::time_point no
     ipv4_configured_ = true;
   } else {
     // ERROR is tolerated: IPv6 then comes from SLAAC on the interface, if at all.
-    if (const std::optional<huawei::Dhcpv6> d = r.ok() ? huawei::parse_dhcpv6(join(r.lines)) : std::nullopt)
+    if (const std::optional<huawei::Dhcpv6> d = r.ok() ? huawei::parse_dhcpv6(huawei::join_lines(r.lines)) : std::nullopt)
       status_.ip.ipv6 = huawei::to_ipv6_config(*d);
     ipv6_configured_ = true;
   }

@@ -36,13 +36,12 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "control/at_channel.hpp"
+#include "control/at_command_queue.hpp"
 #include "control/huawei_at.hpp"
 #include "control/session.hpp"
 
@@ -75,7 +74,7 @@ class HuaweiSession final : public Session {
   const SessionStatus& status() const override { return status_; }
 
   // For logs, `wwan-dp monitor` and tests.
-  const at::AtChannel& channel() const { return channel_; }
+  const at::AtChannel& channel() const { return commands_.channel(); }
   const std::optional<huawei::NdisStatus>& last_ndisstat() const { return last_ndisstat_; }
   std::chrono::milliseconds current_redial_delay() const { return backoff_; }
 
@@ -86,7 +85,6 @@ class HuaweiSession final : public Session {
   enum class TimerKind : std::uint8_t { none, poll, redial, sim_retry, dhcp_retry };
 
   void submit(Step step, std::string command, Clock::time_point now, std::uint8_t retries = 0);
-  void handle(std::vector<at::AtEvent> events, Clock::time_point now);
   void on_result(Step step, const at::AtResponse& r, Clock::time_point now);
   void on_unsolicited(const std::string& line, Clock::time_point now);
   void on_cpin(const at::AtResponse& r, Clock::time_point now);
@@ -113,9 +111,8 @@ class HuaweiSession final : public Session {
 
   SessionSettings settings_;
   HuaweiSessionOptions options_;
-  at::AtChannel channel_;
+  at::CommandQueue<Step> commands_;  // the AT channel and the step of each command not yet answered
   SessionStatus status_;
-  std::deque<std::pair<at::CommandId, Step>> pending_;  // submitted, not yet answered
 
   TimerKind timer_kind_ = TimerKind::none;
   std::optional<Clock::time_point> timer_;

@@ -1,56 +1,36 @@
 #include "control/quectel_session.hpp"
 
 #include <algorithm>
-#include <cctype>
 
+#include "control/at_text.hpp"
 #include "control/huawei_at.hpp"  // the 3GPP TS 27.007 helpers: +CPIN, +CFUN, +CGDCONT, +CME names
 
 namespace wwan::control {
 
-using at::AtEventKind;
 using at::AtResponse;
 using at::FinalResult;
 using huawei::SimLock;
+using huawei::describe;
 
 namespace {
 
-std::string describe(const AtResponse& r) {
-  if (r.result == FinalResult::timeout) return "no answer (timeout)";
-  if (r.result == FinalResult::cancelled) return "cancelled";
-  std::string s = r.final_line;
-  if (r.result == FinalResult::cme_error && r.error_code)
-    if (const char* name = huawei::cme_error_name(*r.error_code)) s += std::string(" (") + name + ")";
-  return s;
-}
-
-std::string join(const std::vector<std::string>& lines) {
-  std::string s;
-  for (const std::string& l : lines) s += (s.empty() ? "" : " ") + l;
-  return s;
-}
-
 bool is_status_line(std::string_view line) {
-  constexpr std::string_view kPrefix = "+QNETDEVSTATUS:";
   while (!line.empty() && line.front() == ' ') line.remove_prefix(1);
-  if (line.size() < kPrefix.size()) return false;
-  for (std::size_t i = 0; i < kPrefix.size(); ++i)
-    if (std::toupper(static_cast<unsigned char>(line[i])) != kPrefix[i]) return false;
-  return true;
+  return at::starts_with_nocase(line, "+QNETDEVSTATUS:");
 }
 
 }  // namespace
 
 QuectelSession::QuectelSession(SessionSettings settings, QuectelSessionOptions options)
-    : settings_(std::move(settings)), options_(options), channel_(options_.channel), backoff_(settings_.redial_initial) {}
+    : settings_(std::move(settings)), options_(options), commands_(options_.channel), backoff_(settings_.redial_initial) {}
 
 // ---- plumbing ----------------------------------------------------------------------------------------
 
 void QuectelSession::submit(Step step, std::string command, Clock::time_point now, std::uint8_t retries) {
-  const std::optional<at::CommandId> id = channel_.submit(std::move(command), now, settings_.command_timeout, retries);
-  if (id) pending_.emplace_back(*id, step);
+  (void)commands_.submit(step, std::move(command), now, settings_.command_timeout, retries);
 }
 
-std::vector<ByteVector> QuectelSession::take_commands() { return channel_.take_output(); }
+std::vector<ByteVector> QuectelSession::take_commands() { return commands_.take_output(); }
 
 void QuectelSession::set_timer(TimerKind kind, Clock::time_point at) {
   timer_kind_ = kind;
@@ -58,39 +38,29 @@ void QuectelSession::set_timer(TimerKind kind, Clock::time_point at) {
 }
 
 std::optional<Clock::time_point> QuectelSession::next_timer() const {
-  std::optional<Clock::time_point> t = channel_.next_timer();
-  for (const std::optional<Clock::time_point>& other : {timer_, connect_deadline_})
-    if (other && (!t || *other < *t)) t = other;
-  return t;
+  return commands_.next_timer({timer_, connect_deadline_});
 }
 
 void QuectelSession::on_response(std::span<const std::uint8_t> bytes, Clock::time_point now) {
-  handle(channel_.feed(bytes, now), now);
+  commands_.feed(
+      bytes, now, [&](const std::string& line) { on_unsolicited(line, now); },
+      [&](Step step, const AtResponse& r) { on_answer(step, r, now); });
 }
 
-void QuectelSession::handle(std::vector<at::AtEvent> events, Clock::time_point now) {
-  for (at::AtEvent& e : events) {
-    if (e.kind == AtEventKind::unsolicited) {
-      on_unsolicited(e.line, now);
-      continue;
-    }
-    if (e.kind != AtEventKind::final_result || !e.response) continue;
-    const auto it = std::find_if(pending_.begin(), pending_.end(), [&](const auto& p) { return p.first == e.response->id; });
-    if (it == pending_.end()) continue;
-    const Step step = it->second;
-    pending_.erase(it);
-    // +QNETDEVSTATUS is no URC prefix the channel knows: a URC that came while another command was
-    // in flight is among that command's lines (MM: "the unsolicited response to the connect
-    // request may come before the OK does"). The poll reads its own lines.
-    if (step != Step::poll)
-      for (const std::string& l : e.response->lines)
-        if (is_status_line(l)) on_unsolicited(l, now);
-    on_result(step, *e.response, now);
-  }
+void QuectelSession::on_answer(Step step, const AtResponse& r, Clock::time_point now) {
+  // +QNETDEVSTATUS is no URC prefix the channel knows: a URC that came while another command was
+  // in flight is among that command's lines (MM: "the unsolicited response to the connect
+  // request may come before the OK does"). The poll reads its own lines.
+  if (step != Step::poll)
+    for (const std::string& l : r.lines)
+      if (is_status_line(l)) on_unsolicited(l, now);
+  on_result(step, r, now);
 }
 
 void QuectelSession::on_timer(Clock::time_point now) {
-  handle(channel_.on_timer(now), now);
+  commands_.on_timer(
+      now, [&](const std::string& line) { on_unsolicited(line, now); },
+      [&](Step step, const AtResponse& r) { on_answer(step, r, now); });
   if (connect_deadline_ && now >= *connect_deadline_ && status_.state == SessionState::connecting) {
     connect_deadline_.reset();
     attempt_failed("no address within " + std::to_string(options_.connect_timeout.count() / 1000) +
@@ -114,7 +84,7 @@ void QuectelSession::on_timer(Clock::time_point now) {
 void QuectelSession::poll_now(Clock::time_point now) {
   const bool watching = (status_.state == SessionState::connecting && dial_ok_) || status_.state == SessionState::connected;
   if (!watching) return;
-  if (channel_.busy()) {  // one command at a time: never queue a poll behind another
+  if (commands_.busy()) {  // one command at a time: never queue a poll behind another
     set_timer(TimerKind::poll, now + options_.poll_interval);
     return;
   }
@@ -151,8 +121,7 @@ void QuectelSession::stop(Clock::time_point now) {
     case SessionState::stopped: return;
     default: break;
   }
-  (void)channel_.cancel_queued();
-  std::erase_if(pending_, [&](const auto& p) { return p.first != channel_.in_flight(); });
+  commands_.cancel_queued();
   timer_.reset();
   timer_kind_ = TimerKind::none;
   connect_deadline_.reset();
@@ -171,8 +140,7 @@ void QuectelSession::set_error(std::string why) {
 }
 
 void QuectelSession::fail(std::string why) {
-  (void)channel_.cancel_all();
-  pending_.clear();
+  commands_.cancel_all();
   timer_.reset();
   timer_kind_ = TimerKind::none;
   connect_deadline_.reset();
@@ -191,7 +159,7 @@ void QuectelSession::on_result(Step step, const AtResponse& r, Clock::time_point
     case Step::cpin_query: return on_cpin(r, now);
     case Step::cpin_enter: return on_cpin_enter(r, now);
     case Step::cfun_query: {
-      const std::optional<int> fun = r.ok() ? huawei::parse_cfun(join(r.lines)) : std::nullopt;
+      const std::optional<int> fun = r.ok() ? huawei::parse_cfun(huawei::join_lines(r.lines)) : std::nullopt;
       if (fun && *fun != 1) {
         submit(Step::cfun_set, "AT+CFUN=1", now);
         return;
@@ -241,7 +209,7 @@ void QuectelSession::on_cpin(const AtResponse& r, Clock::time_point now) {
     }
     return retry_sim("AT+CPIN? failed: " + describe(r), now);
   }
-  switch (huawei::parse_cpin(join(r.lines))) {
+  switch (huawei::parse_cpin(huawei::join_lines(r.lines))) {
     case SimLock::ready: submit(Step::cfun_query, "AT+CFUN?", now, 1); return;
     case SimLock::sim_pin:
       if (settings_.pin.empty()) return fail("SIM PIN required but no PIN was given (--pin)");
@@ -250,8 +218,8 @@ void QuectelSession::on_cpin(const AtResponse& r, Clock::time_point now) {
       submit(Step::cpin_enter, huawei::cpin_enter(settings_.pin), now);  // never retried
       return;
     case SimLock::sim_puk: return fail("SIM is PUK-locked; unlock it with the PUK first (wwan-dp never enters a PUK)");
-    case SimLock::unknown: return retry_sim("AT+CPIN? gave no usable answer: " + join(r.lines), now);
-    default: return fail("the SIM asks for an unlock wwan-dp does not support (AT+CPIN?: " + join(r.lines) + ")");
+    case SimLock::unknown: return retry_sim("AT+CPIN? gave no usable answer: " + huawei::join_lines(r.lines), now);
+    default: return fail("the SIM asks for an unlock wwan-dp does not support (AT+CPIN?: " + huawei::join_lines(r.lines) + ")");
   }
 }
 

@@ -41,13 +41,12 @@
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "control/at_channel.hpp"
+#include "control/at_command_queue.hpp"
 #include "control/quectel_at.hpp"
 #include "control/session.hpp"
 
@@ -79,7 +78,7 @@ class QuectelSession final : public Session {
   std::vector<ByteVector> take_commands() override;
   const SessionStatus& status() const override { return status_; }
 
-  const at::AtChannel& channel() const { return channel_; }
+  const at::AtChannel& channel() const { return commands_.channel(); }
   // The last addressing-form (or call-state line of our cid) +QNETDEVSTATUS the module gave (for logs).
   const std::optional<quectel::NetdevStatus>& last_status() const { return last_status_; }
   // true once AT+QNETDEVSTATUS=<cid> answered a bare OK: the status is read with AT+QNETDEVSTATUS?.
@@ -91,7 +90,7 @@ class QuectelSession final : public Session {
   enum class TimerKind : std::uint8_t { none, poll, redial, sim_retry };
 
   void submit(Step step, std::string command, Clock::time_point now, std::uint8_t retries = 0);
-  void handle(std::vector<at::AtEvent> events, Clock::time_point now);
+  void on_answer(Step step, const at::AtResponse& r, Clock::time_point now);
   void on_result(Step step, const at::AtResponse& r, Clock::time_point now);
   void on_cpin(const at::AtResponse& r, Clock::time_point now);
   void on_cpin_enter(const at::AtResponse& r, Clock::time_point now);
@@ -114,9 +113,8 @@ class QuectelSession final : public Session {
 
   SessionSettings settings_;
   QuectelSessionOptions options_;
-  at::AtChannel channel_;
+  at::CommandQueue<Step> commands_;  // the AT channel and the step of each command not yet answered
   SessionStatus status_;
-  std::deque<std::pair<at::CommandId, Step>> pending_;
 
   TimerKind timer_kind_ = TimerKind::none;
   std::optional<Clock::time_point> timer_;

@@ -8,17 +8,18 @@
 #include <charconv>
 #include <cstdio>
 
+#include "sim/at_responder.hpp"
 #include "sim/rndis_fm350.hpp"
 
 namespace wwan::sim {
 namespace {
 
-constexpr std::string_view kCrLf = "\r\n";
-std::string line(std::string_view text) { return std::string(kCrLf) + std::string(text) + std::string(kCrLf); }
-std::string ok() { return line("OK"); }
-std::string error() { return line("ERROR"); }
-// Information lines then OK (V.250 §5.7.1 with ATV1), as the vectors show every answer.
-std::string info(std::string_view text) { return line(text) + ok(); }
+using v250::dotted;
+using v250::error;
+using v250::line;
+using v250::ok;
+// One information line then OK (V.250 §5.7.1 with ATV1), as the vectors show every answer.
+std::string info(std::string_view text) { return v250::info({std::string(text)}); }
 
 constexpr int kCmeOperationNotAllowed = 3;  // 3GPP TS 27.007 §9.2
 
@@ -87,23 +88,12 @@ void Fm350At::set_active(std::optional<int> cid) {
 
 bool Fm350At::network_deactivate() {
   if (!active_cid_) return false;
-  unsolicited_.push_back(line("+CGEV: NW PDN DEACT " + std::to_string(*active_cid_)));
+  unsolicited_.push(line("+CGEV: NW PDN DEACT " + std::to_string(*active_cid_)));
   set_active(std::nullopt);
   return true;
 }
 
-std::string Fm350At::take_unsolicited() {
-  if (unsolicited_.empty()) return {};
-  std::string u = std::move(unsolicited_.front());
-  unsolicited_.pop_front();
-  return u;
-}
-
 namespace {
-std::string dotted(const eth::Ipv4Address& a) {
-  return std::to_string(a.bytes[0]) + "." + std::to_string(a.bytes[1]) + "." + std::to_string(a.bytes[2]) + "." +
-         std::to_string(a.bytes[3]);
-}
 std::string quoted(std::string_view s) { return "\"" + std::string(s) + "\""; }
 // "<cid>" or "<cid>,..." -> cid 1..15 (27.007: the range the module reports is not captured).
 std::optional<int> cid_of(std::string_view args) {
@@ -209,10 +199,9 @@ std::string Fm350At::run(std::string_view command) {
   if (c == "ATI")
     return line("Manufacturer: " + identity_.manufacturer) + line("Model: " + identity_.model) +
            line("Revision: " + identity_.revision) + ok();
-  if (c == "AT+CGMI" || c == "AT+GMI") return info(identity_.manufacturer);
-  if (c == "AT+CGMM" || c == "AT+GMM") return info(identity_.model);
-  if (c == "AT+CGMR" || c == "AT+GMR") return info(identity_.revision);
-  if (c == "AT+CGSN" || c == "AT+GSN") return info(identity_.imei);
+  if (auto id = v250::identification(v250::Command(std::string_view(c).substr(2)),
+                                     {identity_.manufacturer, identity_.model, identity_.revision, identity_.imei}))
+    return *id;
   if (c == "AT+CPIN?") return info("+CPIN: READY");
 
   if (c == "AT+GTFCCEFFSTATUS?") return info("+GTFCCEFFSTATUS: " + std::to_string(lock_.mode) + "," + (locked_ ? "0" : "1"));

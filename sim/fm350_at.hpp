@@ -50,7 +50,6 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <map>
 #include <optional>
@@ -59,6 +58,7 @@
 
 #include "datapath/ethernet.hpp"
 
+#include "sim/at_responder.hpp"
 #include "sim/device_model.hpp"
 #include "sim/serial_at_port.hpp"
 
@@ -106,9 +106,10 @@ class Fm350At {
   // The network ends the active context: "+CGEV: NW PDN DEACT <cid>". false when none was active.
   bool network_deactivate();
   bool context_active() const { return active_cid_.has_value(); }
-  // Unsolicited result codes waiting for the port (oldest first), each "\r\n<text>\r\n".
+  // Unsolicited result codes waiting for the port (oldest first), each "\r\n<text>\r\n"; at most
+  // UnsolicitedQueue::kMaxUnsolicited, the oldest dropped first.
   bool has_unsolicited() const { return !unsolicited_.empty(); }
-  std::string take_unsolicited();
+  std::string take_unsolicited() { return unsolicited_.take(); }
   // Called with the new state whenever the context comes up or goes down.
   void on_context_change(std::function<void(bool active)> f) { on_context_change_ = std::move(f); }
 
@@ -131,7 +132,7 @@ class Fm350At {
   Fm350Pdn pdn_;
   std::map<int, std::pair<std::string, std::string>> contexts_;  // cid -> (PDP type, APN)
   std::optional<int> active_cid_;
-  std::deque<std::string> unsolicited_;
+  UnsolicitedQueue unsolicited_;
   std::function<void(bool)> on_context_change_;
   bool locked_ = true;
   bool echo_ = true;

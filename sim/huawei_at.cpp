@@ -11,70 +11,13 @@
 namespace wwan::sim {
 namespace {
 
-constexpr std::string_view kCrLf = "\r\n";
+using namespace v250;  // line, ok, error, info, cme_error, split_params, to_int, unquote, ...
+
 // Link rates ^DHCP reports in its last two fields (bit/s): an LTE category 4 stick, as the E3372 is.
 constexpr std::string_view kMaxRxTx = "150000000,50000000";
-
-std::string line(std::string_view text) { return std::string(kCrLf) + std::string(text) + std::string(kCrLf); }
-std::string ok() { return line("OK"); }
-std::string error() { return line("ERROR"); }
-std::string cme_error(int code) { return line("+CME ERROR: " + std::to_string(code)); }
 // 3GPP TS 27.007 §9.2 codes used here.
 constexpr int kCmeOperationNotAllowed = 3, kCmeSimPinRequired = 11, kCmeIncorrectPassword = 16,
               kCmeNoNetworkService = 30, kCmeIncorrectParameters = 50;
-
-// Information text then OK: "\r\n<l1>\r\n<l2>\r\n\r\nOK\r\n" (V.250 §5.7.1 with ATV1).
-std::string info(const std::vector<std::string>& lines) {
-  std::string s(kCrLf);
-  for (std::size_t i = 0; i < lines.size(); ++i) {
-    if (i != 0) s += kCrLf;
-    s += lines[i];
-  }
-  return s + std::string(kCrLf) + ok();
-}
-
-std::string upper(std::string_view s) {
-  std::string u(s);
-  bool quoted = false;
-  for (char& c : u) {
-    if (c == '"') quoted = !quoted;
-    if (!quoted) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  }
-  return u;
-}
-
-// Comma-separated parameters; commas inside double quotes do not split.
-std::vector<std::string> split_params(std::string_view s) {
-  std::vector<std::string> out(1);
-  bool quoted = false;
-  for (char c : s) {
-    if (c == '"') quoted = !quoted;
-    if (c == ',' && !quoted) {
-      out.emplace_back();
-      continue;
-    }
-    out.back().push_back(c);
-  }
-  for (std::string& p : out) {
-    const auto b = p.find_first_not_of(' ');
-    const auto e = p.find_last_not_of(' ');
-    p = b == std::string::npos ? std::string() : p.substr(b, e - b + 1);
-  }
-  return out;
-}
-
-std::optional<int> to_int(std::string_view s) {
-  int v = 0;
-  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || ptr != s.data() + s.size() || s.empty()) return std::nullopt;
-  return v;
-}
-
-// A quoted string parameter without its quotes; nullopt when it is not quoted.
-std::optional<std::string> unquote(std::string_view s) {
-  if (s.size() < 2 || s.front() != '"' || s.back() != '"') return std::nullopt;
-  return std::string(s.substr(1, s.size() - 2));
-}
 
 // ^DHCP's address encoding (anchors §3.2, vectors §C): the four address bytes read as a
 // little-endian 32-bit number, in hex. 10.126.0.22 -> "16007e0a" (the Balong example).
@@ -130,22 +73,6 @@ std::string ndisstat_urc(bool connected, std::string_view family) {
 HuaweiAt::HuaweiAt(const NetworkConfig& network, std::string sim_pin, HuaweiAtIdentity identity)
     : network_(network), sim_pin_(std::move(sim_pin)), identity_(std::move(identity)) {
   sim_locked_ = !sim_pin_.empty();
-  contexts_[1] = {"IP", ""};
-}
-
-void HuaweiAt::queue_unsolicited(std::string text) {
-  if (unsolicited_.size() >= kMaxUnsolicited) {
-    unsolicited_.pop_front();
-    ++unsolicited_dropped_;
-  }
-  unsolicited_.push_back(std::move(text));
-}
-
-std::string HuaweiAt::take_unsolicited() {
-  if (unsolicited_.empty()) return {};
-  std::string s = std::move(unsolicited_.front());
-  unsolicited_.pop_front();
-  return s;
 }
 
 void HuaweiAt::power_on() {
@@ -170,41 +97,21 @@ void HuaweiAt::disconnect_with_urc() {
   ipv4_connected_ = ipv6_connected_ = false;
 }
 
-std::string HuaweiAt::execute(std::string_view raw) {
-  while (!raw.empty() && (raw.back() == '\r' || raw.back() == '\n' || raw.back() == '\0')) raw.remove_suffix(1);
-  while (!raw.empty() && (raw.front() == '\r' || raw.front() == '\n' || raw.front() == ' ')) raw.remove_prefix(1);
-  if (raw.empty()) return {};
-  // The modem echoes what it received, before it has parsed it: ATE0's own echo still appears.
-  std::string out = echo_ ? std::string(raw) + "\r" : std::string();
-  if (raw.size() > kMaxCommandLength || raw.size() < 2 ||
-      std::toupper(static_cast<unsigned char>(raw[0])) != 'A' ||
-      std::toupper(static_cast<unsigned char>(raw[1])) != 'T')
-    return out + error();
-  return out + run(raw.substr(2));
-}
-
 std::string HuaweiAt::run(std::string_view command) {
-  const std::string u = upper(command);
-  const auto is = [&](std::string_view name) { return u == name; };
-  const auto args_of = [&](std::string_view prefix) -> std::optional<std::string_view> {
-    if (u.size() < prefix.size() || std::string_view(u).substr(0, prefix.size()) != prefix) return std::nullopt;
-    return command.substr(prefix.size());  // original case: APNs and PINs are case-sensitive
-  };
+  const v250::Command c(command);  // matched upper-case; arguments in their case (APNs, PINs)
 
-  if (u.empty() || is("Q0") || is("V1") || is("&F")) return ok();
-  if (is("E") || is("E0")) { echo_ = false; return ok(); }
-  if (is("E1")) { echo_ = true; return ok(); }
-  if (is("Z")) { echo_ = true; return ok(); }
-  if (is("I"))
+  if (c.empty() || c.is("Q0") || c.is("V1") || c.is("&F")) return ok();
+  if (c.is("E") || c.is("E0")) { echo_ = false; return ok(); }
+  if (c.is("E1")) { echo_ = true; return ok(); }
+  if (c.is("Z")) { echo_ = true; return ok(); }
+  if (c.is("I"))
     return info({"Manufacturer: " + identity_.manufacturer, "Model: " + identity_.model,
                  "Revision: " + identity_.revision, "IMEI: " + identity_.imei, "+GCAP: +CGSM,+DS,+ES"});
-  if (is("+CGMI") || is("+GMI")) return info({identity_.manufacturer});
-  if (is("+CGMM") || is("+GMM")) return info({identity_.model});
-  if (is("+CGMR") || is("+GMR")) return info({identity_.revision});
-  if (is("+CGSN") || is("+GSN")) return info({identity_.imei});
+  if (auto id = v250::identification(c, {identity_.manufacturer, identity_.model, identity_.revision, identity_.imei}))
+    return *id;
 
-  if (is("+CPIN?")) return info({sim_locked_ ? "+CPIN: SIM PIN" : "+CPIN: READY"});
-  if (auto a = args_of("+CPIN=")) {
+  if (c.is("+CPIN?")) return info({sim_locked_ ? "+CPIN: SIM PIN" : "+CPIN: READY"});
+  if (auto a = c.args_of("+CPIN=")) {
     const std::vector<std::string> p = split_params(*a);
     const std::optional<std::string> pin = unquote(p[0]);
     if (!pin) return cme_error(kCmeIncorrectParameters);
@@ -214,8 +121,8 @@ std::string HuaweiAt::run(std::string_view command) {
     return ok();
   }
 
-  if (is("+CFUN?")) return info({"+CFUN: " + std::to_string(cfun_)});
-  if (auto a = args_of("+CFUN=")) {
+  if (c.is("+CFUN?")) return info({"+CFUN: " + std::to_string(cfun_)});
+  if (auto a = c.args_of("+CFUN=")) {
     const std::optional<int> fun = to_int(split_params(*a)[0]);
     if (!fun || (*fun != 0 && *fun != 1 && *fun != 4)) return cme_error(kCmeIncorrectParameters);
     cfun_ = *fun;
@@ -223,63 +130,35 @@ std::string HuaweiAt::run(std::string_view command) {
     return ok();
   }
 
-  if (is("+CGDCONT=?"))
+  if (c.is("+CGDCONT=?"))
     return info({"+CGDCONT: (1-16),\"IP\",,,(0-2),(0-4)", "+CGDCONT: (1-16),\"IPV6\",,,(0-2),(0-4)",
                  "+CGDCONT: (1-16),\"IPV4V6\",,,(0-2),(0-4)"});
-  if (is("+CGDCONT?")) {
-    std::vector<std::string> lines;
-    for (const auto& [cid, ctx] : contexts_)
-      lines.push_back("+CGDCONT: " + std::to_string(cid) + ",\"" + ctx.first + "\",\"" + ctx.second +
-                      "\",\"0.0.0.0\",0,0");
-    if (lines.empty()) return ok();
-    return info(lines);
-  }
-  if (auto a = args_of("+CGDCONT=")) return cgdcont(*a);
+  if (c.is("+CGDCONT?")) return contexts_.read();
+  if (auto a = c.args_of("+CGDCONT=")) return contexts_.define(*a);
 
-  if (is("+COPS?")) {
+  if (c.is("+COPS?")) {
     if (sim_locked_ || cfun_ != 1) return info({"+COPS: 0"});
     return info({"+COPS: 0,0,\"wwan-dp sim\",7"});
   }
-  if (is("^SYSINFOEX")) {
+  if (c.is("^SYSINFOEX")) {
     // vectors §E field order: srv_status, srv_domain, roam, sim_state, lock, sysmode, name, submode, name.
     if (sim_locked_ || cfun_ != 1) return info({"^SYSINFOEX:0,0,0,1,,0,\"NO SERVICE\",0,\"NO SERVICE\""});
     return info({"^SYSINFOEX:2,3,0,1,,6,\"LTE\",101,\"LTE\""});
   }
-  if (auto a = args_of("^CURC=")) {
+  if (auto a = c.args_of("^CURC=")) {
     const std::optional<int> v = to_int(*a);
     return v && (*v == 0 || *v == 1) ? ok() : cme_error(kCmeIncorrectParameters);
   }
 
-  if (auto a = args_of("^NDISDUP=")) return ndisdup(*a);
-  if (is("^NDISSTATQRY?")) {
+  if (auto a = c.args_of("^NDISDUP=")) return ndisdup(*a);
+  if (c.is("^NDISSTATQRY?")) {
     const std::string v4 = ipv4_connected_ ? "1,,,\"IPV4\"" : "0,,,\"IPV4\"";
     const std::string v6 = ipv6_connected_ ? "1,,,\"IPV6\"" : ipv4_connected_ ? "0,33,,\"IPV6\"" : "0,,,\"IPV6\"";
     return info({"^NDISSTATQRY: " + v4 + "," + v6});
   }
-  if (is("^DHCP?")) return dhcp();
-  if (is("^DHCPV6?")) return dhcpv6();
+  if (c.is("^DHCP?")) return dhcp();
+  if (c.is("^DHCPV6?")) return dhcpv6();
   return error();
-}
-
-std::string HuaweiAt::cgdcont(std::string_view args) {
-  const std::vector<std::string> p = split_params(args);
-  const std::optional<int> cid = to_int(p[0]);
-  if (!cid || *cid < 1 || *cid > 16) return cme_error(kCmeIncorrectParameters);
-  if (p.size() == 1) {  // AT+CGDCONT=<cid>: undefine the context
-    contexts_.erase(*cid);
-    return ok();
-  }
-  std::optional<std::string> type = unquote(p[1]);
-  if (type) type = upper(*type);
-  if (!type || (*type != "IP" && *type != "IPV6" && *type != "IPV4V6")) return cme_error(kCmeIncorrectParameters);
-  std::string apn;
-  if (p.size() > 2 && !p[2].empty()) {
-    const std::optional<std::string> q = unquote(p[2]);
-    if (!q) return cme_error(kCmeIncorrectParameters);
-    apn = *q;
-  }
-  contexts_[*cid] = {*type, apn};
-  return ok();
 }
 
 // ^NDISDUP=<cid>,<connect>[,<APN>[,<user>[,<pass>[,<authpref>]]]] (anchors §3.2, Balong table).
@@ -288,7 +167,7 @@ std::string HuaweiAt::ndisdup(std::string_view args) {
   const std::optional<int> cid = to_int(p[0]);
   // -1 for a missing or non-numeric value (a plain int: gcc 12 warns on optional<int> here).
   const int connect = p.size() > 1 ? to_int(p[1]).value_or(-1) : -1;
-  if (!cid || *cid < 1 || *cid > 16 || (connect != 0 && connect != 1))
+  if (!cid || *cid < 1 || *cid > kMaxCid || (connect != 0 && connect != 1))
     return cme_error(kCmeIncorrectParameters);
   if (p.size() > 2 && !p[2].empty() && !unquote(p[2])) return cme_error(kCmeIncorrectParameters);
   if (p.size() > 5 && !p[5].empty()) {
@@ -304,9 +183,10 @@ std::string HuaweiAt::ndisdup(std::string_view args) {
     return ok();
   }
   if (cfun_ != 1) return cme_error(kCmeNoNetworkService);
-  const auto ctx = contexts_.find(*cid);
-  const std::string type = ctx == contexts_.end() ? "IP" : ctx->second.first;
-  apn_ = p.size() > 2 && !p[2].empty() ? *unquote(p[2]) : ctx == contexts_.end() ? "" : ctx->second.second;
+  const auto ctx = contexts_.table().find(*cid);
+  const bool defined = ctx != contexts_.table().end();
+  const std::string type = defined ? ctx->second.first : "IP";
+  apn_ = p.size() > 2 && !p[2].empty() ? *unquote(p[2]) : defined ? ctx->second.second : "";
   // The PDN comes up right after OK, announced by ^NDISSTAT (modemmanager-devel 2014-10/001576).
   ipv4_connected_ = type != "IPV6";
   ipv6_connected_ = type != "IP";

@@ -28,13 +28,11 @@
 // Not modelled: several commands on one line separated by ';', S-registers, ATV0 numeric codes.
 #pragma once
 
-#include <cstddef>
 #include <cstdint>
-#include <deque>
-#include <map>
 #include <string>
 #include <string_view>
 
+#include "sim/at_responder.hpp"
 #include "sim/network.hpp"
 
 namespace wwan::sim {
@@ -49,12 +47,11 @@ struct HuaweiAtIdentity {
   bool answers_dhcp = true;
 };
 
-class HuaweiAt {
+// execute(), the unsolicited queue (at most kMaxUnsolicited, the oldest dropped first) and echo()
+// are sim::AtResponder's.
+class HuaweiAt final : public AtResponder {
  public:
-  // At most this many unsolicited lines wait; older ones are dropped first (a real modem's UART
-  // buffer overruns the same way) and counted.
-  static constexpr std::size_t kMaxUnsolicited = 64;
-  static constexpr std::size_t kMaxCommandLength = 512;
+  static constexpr int kMaxCid = 16;  // "+CGDCONT: (1-16),..." (AT+CGDCONT=?)
 
   HuaweiAt(const NetworkConfig& network, std::string sim_pin, HuaweiAtIdentity identity = {});
 
@@ -62,48 +59,33 @@ class HuaweiAt {
   // prefixes; the values here are plausible, not captured): ^BOOT, ^RSSI, ^MODE, ^SIMST, ^SRVST.
   void power_on();
 
-  // Executes one command line (trailing CR/LF optional) and returns the whole response text,
-  // echo included. An empty line returns "" (modems ignore an empty line).
-  std::string execute(std::string_view line);
-
   // The network ended the session (Faults::drop_session): the URC ^NDISSTAT:0,,,"IPV4" is queued.
   // Returns false when no session was up.
   bool network_disconnect();
-
-  // Unsolicited result codes, oldest first, each framed "\r\n...\r\n".
-  bool has_unsolicited() const { return !unsolicited_.empty(); }
-  std::string take_unsolicited();
-  std::uint64_t unsolicited_dropped() const { return unsolicited_dropped_; }
 
   bool connected() const { return ipv4_connected_ || ipv6_connected_; }
   bool ipv4_connected() const { return ipv4_connected_; }
   bool ipv6_connected() const { return ipv6_connected_; }
   bool sim_locked() const { return sim_locked_; }
-  bool echo() const { return echo_; }
   int cfun() const { return cfun_; }
   const std::string& apn() const { return apn_; }
 
  private:
-  std::string run(std::string_view command);  // without echo and framing; returns framed lines
+  std::string run(std::string_view command) override;  // without echo and framing; returns framed lines
   std::string ndisdup(std::string_view args);
-  std::string cgdcont(std::string_view args);
   std::string dhcp() const;
   std::string dhcpv6() const;
   void disconnect_with_urc();
-  void queue_unsolicited(std::string line);
 
   NetworkConfig network_;
   std::string sim_pin_;
   HuaweiAtIdentity identity_;
   bool sim_locked_ = false;
-  bool echo_ = true;  // V.250 default E1
   int cfun_ = 1;
-  std::map<int, std::pair<std::string, std::string>> contexts_;  // cid -> (PDP type, APN)
+  PdpContexts contexts_{kMaxCid};
   std::string apn_;
   bool ipv4_connected_ = false;
   bool ipv6_connected_ = false;
-  std::deque<std::string> unsolicited_;
-  std::uint64_t unsolicited_dropped_ = 0;
 };
 
 }  // namespace wwan::sim

@@ -206,12 +206,7 @@ NcmProfile generic_ncm_profile(const ModemOptions& options) {
                         endpoint(0x01, kBulk, 512, 0),
                     }),
   });
-  p.identity.strings = {{1, "Linux"},
-                        {2, "NCM Gadget"},
-                        {3, options.serial},
-                        {4, "CDC Network Control Model (NCM)"},
-                        {5, mac_string(p.mac_address)},
-                        {6, "CDC Network Data"}};
+  p.identity.strings = f_ncm_strings("Linux", "NCM Gadget", options.serial, p.mac_address);
   p.identity.kernel_drivers = {{0, "cdc_ncm"}, {1, "cdc_ncm"}};
   p.identity.speed_mbps = 480;
   p.control_interface = 0;
@@ -220,19 +215,33 @@ NcmProfile generic_ncm_profile(const ModemOptions& options) {
   p.interrupt_in_endpoint = 0x81;
   p.bulk_in_endpoint = 0x82;
   p.bulk_out_endpoint = 0x01;
+  set_f_ncm_parameters(p);
+  p.accepts_ndp_in_front_on_out = true;
+  p.speaks_at = false;
+  p.arps_host_before_forwarding = false;
+  p.relink_after_drop = std::chrono::seconds(1);
+  p.dhcp_server = true;  // no session to report an address: DHCP on the link (sim/dhcp_server.hpp)
+  return p;
+}
+
+std::map<std::uint8_t, std::string> f_ncm_strings(const std::string& manufacturer, const std::string& product,
+                                                  const std::string& serial, const eth::MacAddress& mac_address) {
+  return {{1, manufacturer},
+          {2, product},
+          {3, serial},
+          {4, "CDC Network Control Model (NCM)"},
+          {5, mac_string(mac_address)},
+          {6, "CDC Network Data"}};
+}
+
+void set_f_ncm_parameters(NcmProfile& p) {
   p.network_capabilities = cdc::kNcapEthernetPacketFilter | cdc::kNcapCrcMode;
   p.max_segment_size = 1514;
   p.ntb_parameters.ntb_formats_supported = cdc::kNtbFormatsSupported16 | cdc::kNtbFormatsSupported32;
   p.ntb_parameters.ntb_in_max_size = 16384;
   p.ntb_parameters.ntb_out_max_size = 16384;
   p.reset_ntb_format = NtbFormat::Ntb16;  // NCM 1.0 §7.2
-  p.accepts_ndp_in_front_on_out = true;
-  p.speaks_at = false;
-  p.arps_host_before_forwarding = false;
   p.speed = {425'984'000, 425'984'000};  // f_ncm's high-speed bit rate: 13 * 512 * 8 * 8000
-  p.relink_after_drop = std::chrono::seconds(1);
-  p.dhcp_server = true;  // no session to report an address: DHCP on the link (sim/dhcp_server.hpp)
-  return p;
 }
 
 std::unique_ptr<Modem> make_huawei_e3372(const ModemOptions& options) {

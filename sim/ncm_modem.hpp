@@ -45,6 +45,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <map>
 #include <optional>
 #include <random>
 #include <string>
@@ -242,5 +243,16 @@ class NcmModem final : public Modem {
 // The two profile rows (make_huawei_e3372 / make_generic_ncm wrap them in an NcmModem).
 NcmProfile huawei_e3372_profile(const ModemOptions& options);
 NcmProfile generic_ncm_profile(const ModemOptions& options);
+
+// What the rows of functions built like Linux's f_ncm share (generic-ncm; quectel-ncm, whose NCM
+// values are ASSUMED f_ncm's, sim/quectel_ncm.hpp). The string table: 1 iManufacturer, 2 iProduct,
+// 3 iSerialNumber, 4 the communication interface's, 5 iMACAddress (`mac_address`, 12 hex digits,
+// CDC ECM 1.2 §5.4), 6 the data interface's.
+std::map<std::uint8_t, std::string> f_ncm_strings(const std::string& manufacturer, const std::string& product,
+                                                  const std::string& serial, const eth::MacAddress& mac_address);
+// The function's parameters: bmNetworkCapabilities 0x11 (packet filter + CRC mode), wMaxSegmentSize
+// 1514, NTB16 + NTB32 with 16 KiB both ways, NTB16 after reset (NCM 1.0 §7.2), f_ncm's high-speed
+// bit rate as the connection speed.
+void set_f_ncm_parameters(NcmProfile& p);
 
 }  // namespace wwan::sim

@@ -11,69 +11,9 @@
 namespace wwan::sim {
 namespace {
 
-constexpr std::string_view kCrLf = "\r\n";
-constexpr std::size_t kMaxCommandLength = 512;
+using namespace v250;  // line, ok, error, info, cme_error, split_params, to_int, unquote, ...
+
 constexpr int kCmeOperationNotAllowed = 3, kCmeNoNetworkService = 30, kCmeIncorrectParameters = 50;
-
-std::string line(std::string_view text) { return std::string(kCrLf) + std::string(text) + std::string(kCrLf); }
-std::string ok() { return line("OK"); }
-std::string error() { return line("ERROR"); }
-std::string cme_error(int code) { return line("+CME ERROR: " + std::to_string(code)); }
-
-std::string info(const std::vector<std::string>& lines) {
-  std::string s(kCrLf);
-  for (std::size_t i = 0; i < lines.size(); ++i) {
-    if (i != 0) s += kCrLf;
-    s += lines[i];
-  }
-  return s + std::string(kCrLf) + ok();
-}
-
-std::string upper(std::string_view s) {
-  std::string u(s);
-  bool quoted = false;
-  for (char& c : u) {
-    if (c == '"') quoted = !quoted;
-    if (!quoted) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  }
-  return u;
-}
-
-std::vector<std::string> split_params(std::string_view s) {
-  std::vector<std::string> out(1);
-  bool quoted = false;
-  for (char c : s) {
-    if (c == '"') quoted = !quoted;
-    if (c == ',' && !quoted) {
-      out.emplace_back();
-      continue;
-    }
-    out.back().push_back(c);
-  }
-  for (std::string& p : out) {
-    const auto b = p.find_first_not_of(' ');
-    const auto e = p.find_last_not_of(' ');
-    p = b == std::string::npos ? std::string() : p.substr(b, e - b + 1);
-  }
-  return out;
-}
-
-std::optional<int> to_int(std::string_view s) {
-  int v = 0;
-  const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || ptr != s.data() + s.size() || s.empty()) return std::nullopt;
-  return v;
-}
-
-std::optional<std::string> unquote(std::string_view s) {
-  if (s.size() < 2 || s.front() != '"' || s.back() != '"') return std::nullopt;
-  return std::string(s.substr(1, s.size() - 2));
-}
-
-std::string dotted(const eth::Ipv4Address& a) {
-  return std::to_string(a.bytes[0]) + "." + std::to_string(a.bytes[1]) + "." + std::to_string(a.bytes[2]) + "." +
-         std::to_string(a.bytes[3]);
-}
 
 // The RM500U log writes every IPv6 group as four digits, no "::" (2409:8d05:0004:3b5e:...).
 std::string ipv6_full(const eth::Ipv6Address& a) {
@@ -90,24 +30,7 @@ std::string ipv6_full(const eth::Ipv6Address& a) {
 }  // namespace
 
 QuectelAt::QuectelAt(const NetworkConfig& network, QuectelAtIdentity identity)
-    : network_(network), identity_(std::move(identity)) {
-  contexts_[1] = {"IP", ""};
-}
-
-void QuectelAt::queue_unsolicited(std::string text) {
-  if (unsolicited_.size() >= kMaxUnsolicited) {
-    unsolicited_.pop_front();
-    ++unsolicited_dropped_;
-  }
-  unsolicited_.push_back(std::move(text));
-}
-
-std::string QuectelAt::take_unsolicited() {
-  if (unsolicited_.empty()) return {};
-  std::string s = std::move(unsolicited_.front());
-  unsolicited_.pop_front();
-  return s;
-}
+    : network_(network), identity_(std::move(identity)) {}
 
 QuectelAtIdentity rm500u_identity() {
   QuectelAtIdentity id;
@@ -119,8 +42,8 @@ QuectelAtIdentity rm500u_identity() {
 
 const std::string& QuectelAt::apn(int cid) const {
   static const std::string kNone;
-  const auto it = contexts_.find(cid);
-  return it == contexts_.end() ? kNone : it->second.second;
+  const auto it = contexts_.table().find(cid);
+  return it == contexts_.table().end() ? kNone : it->second.second;
 }
 
 bool QuectelAt::network_disconnect() {
@@ -135,38 +58,20 @@ void QuectelAt::disconnect(bool urc) {
   if (urc) queue_unsolicited(line("+QNETDEVSTATUS: 0"));
 }
 
-std::string QuectelAt::execute(std::string_view raw) {
-  while (!raw.empty() && (raw.back() == '\r' || raw.back() == '\n' || raw.back() == '\0')) raw.remove_suffix(1);
-  while (!raw.empty() && (raw.front() == '\r' || raw.front() == '\n' || raw.front() == ' ')) raw.remove_prefix(1);
-  if (raw.empty()) return {};
-  std::string out = echo_ ? std::string(raw) + "\r" : std::string();
-  if (raw.size() > kMaxCommandLength || raw.size() < 2 || std::toupper(static_cast<unsigned char>(raw[0])) != 'A' ||
-      std::toupper(static_cast<unsigned char>(raw[1])) != 'T')
-    return out + error();
-  return out + run(raw.substr(2));
-}
-
 std::string QuectelAt::run(std::string_view command) {
-  const std::string u = upper(command);
-  const auto is = [&](std::string_view name) { return u == name; };
-  const auto args_of = [&](std::string_view prefix) -> std::optional<std::string_view> {
-    if (u.size() < prefix.size() || std::string_view(u).substr(0, prefix.size()) != prefix) return std::nullopt;
-    return command.substr(prefix.size());  // original case: APNs are case-sensitive
-  };
+  const v250::Command c(command);  // matched upper-case; arguments in their case (APNs)
 
-  if (u.empty() || is("Q0") || is("V1") || is("&F")) return ok();
-  if (is("E0") || is("E")) { echo_ = false; return ok(); }
-  if (is("E1") || is("Z")) { echo_ = true; return ok(); }
-  if (is("E0Q0V1")) { echo_ = false; return ok(); }  // quectel-CM's handshake
-  if (is("I")) return info({identity_.manufacturer, identity_.model, "Revision: " + identity_.revision});
-  if (is("+CGMI") || is("+GMI")) return info({identity_.manufacturer});
-  if (is("+CGMM") || is("+GMM")) return info({identity_.model});
-  if (is("+CGMR") || is("+GMR")) return info({identity_.revision});
-  if (is("+CGSN") || is("+GSN")) return info({identity_.imei});
-  if (is("+CPIN?")) return info({"+CPIN: READY"});
+  if (c.empty() || c.is("Q0") || c.is("V1") || c.is("&F")) return ok();
+  if (c.is("E0") || c.is("E")) { echo_ = false; return ok(); }
+  if (c.is("E1") || c.is("Z")) { echo_ = true; return ok(); }
+  if (c.is("E0Q0V1")) { echo_ = false; return ok(); }  // quectel-CM's handshake
+  if (c.is("I")) return info({identity_.manufacturer, identity_.model, "Revision: " + identity_.revision});
+  if (auto id = v250::identification(c, {identity_.manufacturer, identity_.model, identity_.revision, identity_.imei}))
+    return *id;
+  if (c.is("+CPIN?")) return info({"+CPIN: READY"});
 
-  if (is("+CFUN?")) return info({"+CFUN: " + std::to_string(cfun_)});
-  if (auto a = args_of("+CFUN=")) {
+  if (c.is("+CFUN?")) return info({"+CFUN: " + std::to_string(cfun_)});
+  if (auto a = c.args_of("+CFUN=")) {
     const std::optional<int> fun = to_int(split_params(*a)[0]);
     if (!fun || (*fun != 0 && *fun != 1 && *fun != 4)) return cme_error(kCmeIncorrectParameters);
     cfun_ = *fun;
@@ -174,56 +79,33 @@ std::string QuectelAt::run(std::string_view command) {
     return ok();
   }
 
-  if (is("+CGDCONT?")) {
-    std::vector<std::string> lines;
-    for (const auto& [cid, ctx] : contexts_)
-      lines.push_back("+CGDCONT: " + std::to_string(cid) + ",\"" + ctx.first + "\",\"" + ctx.second + "\",\"0.0.0.0\",0,0");
-    return lines.empty() ? ok() : info(lines);
-  }
-  if (auto a = args_of("+CGDCONT=")) {
-    const std::vector<std::string> p = split_params(*a);
-    const std::optional<int> cid = to_int(p[0]);
-    if (!cid || *cid < 1 || *cid > kMaxCid) return cme_error(kCmeIncorrectParameters);
-    if (p.size() == 1) {
-      contexts_.erase(*cid);
-      return ok();
-    }
-    std::optional<std::string> type = unquote(p[1]);
-    if (type) type = upper(*type);
-    if (!type || (*type != "IP" && *type != "IPV6" && *type != "IPV4V6")) return cme_error(kCmeIncorrectParameters);
-    std::string apn;
-    if (p.size() > 2 && !p[2].empty()) {
-      const std::optional<std::string> q = unquote(p[2]);
-      if (!q) return cme_error(kCmeIncorrectParameters);
-      apn = *q;
-    }
-    contexts_[*cid] = {*type, apn};
-    return ok();
-  }
-  if (auto a = args_of("+QICSGP=")) {
+  if (c.is("+CGDCONT?")) return contexts_.read();
+  if (auto a = c.args_of("+CGDCONT=")) return contexts_.define(*a);
+  if (auto a = c.args_of("+QICSGP=")) {
     const std::vector<std::string> p = split_params(*a);
     const std::optional<int> cid = to_int(p[0]);
     if (!cid || *cid < 1 || *cid > kMaxCid || p.size() < 3) return cme_error(kCmeIncorrectParameters);
     const std::optional<std::string> apn = unquote(p[2]);
     if (!apn) return cme_error(kCmeIncorrectParameters);
-    contexts_[*cid].second = *apn;
-    if (contexts_[*cid].first.empty()) contexts_[*cid].first = "IP";
+    auto& ctx = contexts_.table()[*cid];
+    ctx.second = *apn;
+    if (ctx.first.empty()) ctx.first = "IP";
     return ok();
   }
 
-  if (is("+QCFG=\"USBNET\"")) return info({"+QCFG: \"usbnet\",5"});
-  if (args_of("+QCFG=\"USBNET\",")) return ok();  // takes effect after a reset: not modelled
+  if (c.is("+QCFG=\"USBNET\"")) return info({"+QCFG: \"usbnet\",5"});
+  if (c.args_of("+QCFG=\"USBNET\",")) return ok();  // takes effect after a reset: not modelled
 
-  if (is("+QNETDEVCTL=?"))
+  if (c.is("+QNETDEVCTL=?"))
     return info({identity_.unisoc ? "+QNETDEVCTL: (1-8),(0-3),(0,1)" : "+QNETDEVCTL: (0,1,3),(1-15),(0,1)"});
-  if (is("+QNETDEVCTL?"))
+  if (c.is("+QNETDEVCTL?"))
     return info({"+QNETDEVCTL: " + std::to_string(op_) + "," + std::to_string(cid_) + "," + (urc_ ? "1" : "0") + "," +
                  (connected_ ? "1" : "0")});
-  if (auto a = args_of("+QNETDEVCTL=")) return qnetdevctl(*a);
+  if (auto a = c.args_of("+QNETDEVCTL=")) return qnetdevctl(*a);
 
-  if (is("+QNETDEVSTATUS=?")) return info({"+QNETDEVSTATUS: (1-8)"});
-  if (is("+QNETDEVSTATUS?")) return qnetdevstatus();
-  if (auto a = args_of("+QNETDEVSTATUS=")) {
+  if (c.is("+QNETDEVSTATUS=?")) return info({"+QNETDEVSTATUS: (1-8)"});
+  if (c.is("+QNETDEVSTATUS?")) return qnetdevstatus();
+  if (auto a = c.args_of("+QNETDEVSTATUS=")) {
     const std::optional<int> cid = to_int(*a);
     if (!cid || *cid < 1 || *cid > kMaxCid) return cme_error(kCmeIncorrectParameters);
     if (!connected_ || *cid != cid_) return error();
@@ -265,8 +147,8 @@ std::string QuectelAt::qnetdevctl(std::string_view args) {
 // The twelve fields of the RM500U line; the mask field of IPv6 is empty there, as here.
 std::string QuectelAt::qnetdevstatus() const {
   if (!connected_) return error();
-  const auto& ctx = contexts_.find(cid_);
-  const std::string type = ctx == contexts_.end() ? "IP" : ctx->second.first;
+  const auto ctx = contexts_.table().find(cid_);
+  const std::string type = ctx == contexts_.table().end() ? "IP" : ctx->second.first;
   std::string v4 = ",,,,,", v6 = ",,,,,";
   if (type != "IPV6")
     v4 = dotted(identity_.wan_ipv4) + ",255.255.255.0," + dotted(identity_.wan_gateway_ipv4) + ",," +

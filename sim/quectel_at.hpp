@@ -32,13 +32,11 @@
 // Responses "\r\n<line>\r\n" per line, final result last; echo on (E1) until ATE0.
 #pragma once
 
-#include <cstddef>
 #include <cstdint>
-#include <deque>
-#include <map>
 #include <string>
 #include <string_view>
 
+#include "sim/at_responder.hpp"
 #include "sim/network.hpp"
 
 namespace wwan::sim {
@@ -58,50 +56,38 @@ struct QuectelAtIdentity {
 // The RM500U-CN's: the revision string of quectel-CM's RM500U NCM log.
 QuectelAtIdentity rm500u_identity();
 
-class QuectelAt {
+// execute(), the unsolicited queue and echo() are sim::AtResponder's.
+class QuectelAt final : public AtResponder {
  public:
-  static constexpr std::size_t kMaxUnsolicited = 64;
   static constexpr int kMaxCid = 15;
   static constexpr int kMaxUnisocCid = 8;  // "+QNETDEVCTL: (1-8),..." (RM500U)
 
   explicit QuectelAt(const NetworkConfig& network, QuectelAtIdentity identity = {});
 
-  // Executes one command line (trailing CR/LF optional); the whole answer, echo included.
-  std::string execute(std::string_view line);
-
   // The network ended the data call: "+QNETDEVSTATUS: 0" when URCs are on. false when none was up.
   bool network_disconnect();
-
-  bool has_unsolicited() const { return !unsolicited_.empty(); }
-  std::string take_unsolicited();
-  std::uint64_t unsolicited_dropped() const { return unsolicited_dropped_; }
 
   bool connected() const { return connected_; }
   int connected_cid() const { return cid_; }
   const std::string& apn(int cid) const;
-  bool echo() const { return echo_; }
   int cfun() const { return cfun_; }
   std::uint64_t dials() const { return dials_; }
   std::uint64_t hangups() const { return hangups_; }
 
  private:
-  std::string run(std::string_view command);
+  std::string run(std::string_view command) override;
   std::string qnetdevctl(std::string_view args);
   std::string qnetdevstatus() const;
   void disconnect(bool urc);
-  void queue_unsolicited(std::string line);
 
   NetworkConfig network_;
   QuectelAtIdentity identity_;
-  bool echo_ = true;
   int cfun_ = 1;
-  std::map<int, std::pair<std::string, std::string>> contexts_;  // cid -> (PDP type, APN)
+  PdpContexts contexts_{kMaxCid};
   bool connected_ = false;
   int op_ = 0, cid_ = 0;
   bool urc_ = false;
   std::uint64_t dials_ = 0, hangups_ = 0;
-  std::deque<std::string> unsolicited_;
-  std::uint64_t unsolicited_dropped_ = 0;
 };
 
 }  // namespace wwan::sim

@@ -1,8 +1,5 @@
 #include "sim/quectel_ncm.hpp"
 
-#include <array>
-#include <cstdio>
-
 #include "sim/descriptor_builder.hpp"
 #include "sim/profiles.hpp"
 
@@ -14,16 +11,6 @@ namespace {
 // ACM caps 02, Union 0 -> 0: the option driver ignores them; they are copied as dumped).
 const std::vector<ByteVector> kD7SerialFds = {
     {0x05, 0x24, 0x00, 0x10, 0x01}, {0x05, 0x24, 0x01, 0x00, 0x00}, {0x04, 0x24, 0x02, 0x02}, {0x05, 0x24, 0x06, 0x00, 0x00}};
-
-std::string mac_string(const eth::MacAddress& m) {
-  std::string s;
-  std::array<char, 3> b{};
-  for (std::uint8_t v : m.bytes) {
-    std::snprintf(b.data(), b.size(), "%02X", v);
-    s += b.data();
-  }
-  return s;
-}
 
 // One serial interface of D7: ff/00/00, the four FDs, interrupt IN 10 bytes, then the bulk pair.
 std::vector<ByteVector> serial_interface(std::uint8_t number, std::uint8_t interrupt_in, std::uint8_t bulk_in,
@@ -69,12 +56,7 @@ void rm500u_composition(NcmProfile& p, const ModemOptions& options) {
       device_descriptor(0x0210, 0x00, 0x00, 0x00, 0x2c7c, 0x0900, 0x0404, 1, 2, 3, 1),
       configuration(1, 0xc0, 250, parts),
   });
-  p.identity.strings = {{1, "Quectel"},
-                        {2, "RM500U-CN"},
-                        {3, options.serial},
-                        {4, "CDC Network Control Model (NCM)"},
-                        {5, mac_string(p.mac_address)},
-                        {6, "CDC Network Data"}};
+  p.identity.strings = f_ncm_strings("Quectel", "RM500U-CN", options.serial, p.mac_address);
   p.identity.kernel_drivers = {{0, "cdc_ncm"}, {1, "cdc_ncm"}, {2, "option"}, {3, "option"},
                                {4, "option"},  {5, "option"},  {6, "option"}};
   p.control_interface = 0;
@@ -106,12 +88,7 @@ NcmProfile quectel_ncm_profile(const ModemOptions& options) {
       device_descriptor(0x0200, 0xef, 0x02, 0x01, 0x2c7c, 0x0800, 0x0414, 1, 2, 3, 1),
       configuration(1, 0xa0, 112, parts),
   });
-  p.identity.strings = {{1, "Quectel"},
-                        {2, "LTE-A Module"},
-                        {3, options.serial},
-                        {4, "CDC Network Control Model (NCM)"},
-                        {5, mac_string(p.mac_address)},
-                        {6, "CDC Network Data"}};
+  p.identity.strings = f_ncm_strings("Quectel", "LTE-A Module", options.serial, p.mac_address);
   p.identity.kernel_drivers = {{0, "option"}, {1, "option"}, {2, "option"}, {3, "option"}, {4, "cdc_ncm"}, {5, "cdc_ncm"}};
   p.identity.speed_mbps = 480;
   p.control_interface = 4;
@@ -120,14 +97,8 @@ NcmProfile quectel_ncm_profile(const ModemOptions& options) {
   p.interrupt_in_endpoint = 0x88;
   p.bulk_in_endpoint = 0x8e;
   p.bulk_out_endpoint = 0x0f;
-  p.network_capabilities = cdc::kNcapEthernetPacketFilter | cdc::kNcapCrcMode;
-  p.max_segment_size = 1514;
-  p.ntb_parameters.ntb_formats_supported = cdc::kNtbFormatsSupported16 | cdc::kNtbFormatsSupported32;
-  p.ntb_parameters.ntb_in_max_size = 16384;
-  p.ntb_parameters.ntb_out_max_size = 16384;
-  p.reset_ntb_format = ntb::NtbFormat::Ntb16;
+  set_f_ncm_parameters(p);  // ASSUMED: f_ncm's (see the header)
   p.speaks_at = false;  // no encapsulated AT: the AT port is the wrapper's
-  p.speed = {425'984'000, 425'984'000};
   p.relink_after_drop = std::chrono::seconds(1);  // the link returns; the call waits for a redial
   p.dhcp_server = true;
   if (options.quectel_unisoc) {

@@ -17,6 +17,7 @@
 #include "control/huawei_session.hpp"
 #include "sim/modem.hpp"
 #include "sim/ncm_modem.hpp"
+#include "tests/control/at_session_script.hpp"
 
 namespace wwan::control {
 namespace {
@@ -35,38 +36,18 @@ SessionSettings internet() {
 
 // ---- scripted ------------------------------------------------------------------------------------------
 
-class Scripted : public ::testing::Test {
+class Scripted : public AtSessionScript<HuaweiSession> {
  protected:
   void make(SessionSettings settings = internet(), HuaweiSessionOptions options = {}) {
     session = std::make_unique<HuaweiSession>(std::move(settings), options);
   }
-  // What the session sent since the last call, concatenated.
-  std::string sent() {
-    std::string s;
-    for (const ByteVector& c : session->take_commands()) s.append(c.begin(), c.end());
-    return s;
-  }
-  void reply(std::string_view text) {
-    session->on_response(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()), now);
-  }
-  void at(Clock::time_point t) {
-    now = t;
-    session->on_timer(now);
-  }
-  void advance(std::chrono::milliseconds d) { at(now + d); }
-  SessionState state() const { return session->status().state; }
 
   // ATE0 .. ^NDISDUP, answered READY / radio on; the dial's OK not yet given.
   void up_to_dial(std::string_view dial = "AT^NDISDUP=1,1,\"internet\"\r") {
     session->start(now);
     EXPECT_EQ(sent(), "ATE0\r");
     reply("ATE0\r\r\nOK\r\n");
-    EXPECT_EQ(sent(), "AT+CPIN?\r");
-    reply("\r\n+CPIN: READY\r\n\r\nOK\r\n");
-    EXPECT_EQ(sent(), "AT+CFUN?\r");
-    reply("\r\n+CFUN: 1\r\n\r\nOK\r\n");
-    EXPECT_EQ(sent(), "AT+CGDCONT=1,\"IP\",\"internet\"\r");
-    reply("\r\nOK\r\n");
+    answer_sim_radio_and_context();
     EXPECT_EQ(sent(), dial);
     EXPECT_EQ(state(), SessionState::connecting);
   }
@@ -80,8 +61,6 @@ class Scripted : public ::testing::Test {
 
   static constexpr std::string_view kDhcp =
       "\r\n^DHCP: 0240400a,fcffffff,0140400a,0140400a,0d0c0b0a,0e0c0b0a,150000000,50000000\r\n\r\nOK\r\n";
-  std::unique_ptr<HuaweiSession> session;
-  Clock::time_point now = t0;
 };
 
 TEST_F(Scripted, ConnectsByPollingNdisstatqry) {

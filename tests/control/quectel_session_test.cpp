@@ -10,6 +10,7 @@
 #include "control/quectel_at.hpp"
 #include "control/quectel_session.hpp"
 #include "sim/quectel_ncm.hpp"
+#include "tests/control/at_session_script.hpp"
 
 namespace wwan::control {
 namespace {
@@ -197,7 +198,7 @@ TEST(QuectelCommands, TheQuirkTableNamesTheOrder) {
 constexpr std::string_view kStatus =
     "\r\n+QNETDEVSTATUS: 100.72.3.4,255.255.255.0,100.72.3.1,,10.11.12.13,10.11.12.14,,,,,,\r\n\r\nOK\r\n";
 
-class QuectelScripted : public ::testing::Test {
+class QuectelScripted : public AtSessionScript<QuectelSession> {
  protected:
   void make(SessionSettings settings = internet(), QuectelSessionOptions options = {}) {
     session = std::make_unique<QuectelSession>(std::move(settings), options);
@@ -207,32 +208,13 @@ class QuectelScripted : public ::testing::Test {
     s.apn = "internet";
     return s;
   }
-  std::string sent() {
-    std::string s;
-    for (const ByteVector& c : session->take_commands()) s.append(c.begin(), c.end());
-    return s;
-  }
-  void reply(std::string_view text) {
-    session->on_response(std::span(reinterpret_cast<const std::uint8_t*>(text.data()), text.size()), now);
-  }
-  void advance(std::chrono::milliseconds d) {
-    now += d;
-    session->on_timer(now);
-  }
-  SessionState state() const { return session->status().state; }
-
   void up_to_dial(bool first = true) {
     if (first) {
       session->start(now);
       EXPECT_EQ(sent(), "ATE0\r");
       reply("ATE0\r\r\nOK\r\n");
     }
-    EXPECT_EQ(sent(), "AT+CPIN?\r");
-    reply("\r\n+CPIN: READY\r\n\r\nOK\r\n");
-    EXPECT_EQ(sent(), "AT+CFUN?\r");
-    reply("\r\n+CFUN: 1\r\n\r\nOK\r\n");
-    EXPECT_EQ(sent(), "AT+CGDCONT=1,\"IP\",\"internet\"\r");
-    reply("\r\nOK\r\n");
+    answer_sim_radio_and_context();
     EXPECT_EQ(sent(), "AT+QNETDEVCTL=1,1,1\r");
     EXPECT_EQ(state(), SessionState::connecting);
   }
@@ -246,12 +228,7 @@ class QuectelScripted : public ::testing::Test {
 
   // After a drop with cid 2 / Unisoc order: the redial's commands.
   void up_to_dial_unisoc_redial() {
-    EXPECT_EQ(sent(), "AT+CPIN?\r");
-    reply("\r\n+CPIN: READY\r\n\r\nOK\r\n");
-    EXPECT_EQ(sent(), "AT+CFUN?\r");
-    reply("\r\n+CFUN: 1\r\n\r\nOK\r\n");
-    EXPECT_EQ(sent(), "AT+CGDCONT=2,\"IP\",\"internet\"\r");
-    reply("\r\nOK\r\n");
+    answer_sim_radio_and_context("AT+CGDCONT=2,\"IP\",\"internet\"\r");
     EXPECT_EQ(sent(), "AT+QNETDEVCTL=2,1,1\r") << "the redial keeps the order";
     session->stop(now);
     EXPECT_EQ(sent(), "");  // the dial is in flight: the stop's hang-up waits for it
@@ -260,9 +237,6 @@ class QuectelScripted : public ::testing::Test {
     reply("\r\nOK\r\n");
     EXPECT_EQ(state(), SessionState::stopped);
   }
-
-  std::unique_ptr<QuectelSession> session;
-  Clock::time_point now = t0;
 };
 
 TEST_F(QuectelScripted, DialsPollsThroughErrorsAndConnectsWithoutAnAddressOfItsOwn) {
@@ -375,12 +349,7 @@ TEST_F(QuectelScripted, CredentialsGoThroughQicsgp) {
   session->start(now);
   EXPECT_EQ(sent(), "ATE0\r");
   reply("\r\nOK\r\n");
-  EXPECT_EQ(sent(), "AT+CPIN?\r");
-  reply("\r\n+CPIN: READY\r\n\r\nOK\r\n");
-  EXPECT_EQ(sent(), "AT+CFUN?\r");
-  reply("\r\n+CFUN: 1\r\n\r\nOK\r\n");
-  EXPECT_EQ(sent(), "AT+CGDCONT=1,\"IP\",\"internet\"\r");
-  reply("\r\nOK\r\n");
+  answer_sim_radio_and_context();
   EXPECT_EQ(sent(), "AT+QICSGP=1,1,\"internet\",\"web\",\"web\",1\r");
   reply("\r\nOK\r\n");
   EXPECT_EQ(sent(), "AT+QNETDEVCTL=1,1,1\r");
@@ -396,12 +365,7 @@ TEST_F(QuectelScripted, UnisocOrderDialsAndHangsUpWithTheCidFirst) {
   session->start(now);
   EXPECT_EQ(sent(), "ATE0\r");
   reply("\r\nOK\r\n");
-  EXPECT_EQ(sent(), "AT+CPIN?\r");
-  reply("\r\n+CPIN: READY\r\n\r\nOK\r\n");
-  EXPECT_EQ(sent(), "AT+CFUN?\r");
-  reply("\r\n+CFUN: 1\r\n\r\nOK\r\n");
-  EXPECT_EQ(sent(), "AT+CGDCONT=2,\"IP\",\"internet\"\r");
-  reply("\r\nOK\r\n");
+  answer_sim_radio_and_context("AT+CGDCONT=2,\"IP\",\"internet\"\r");
   EXPECT_EQ(sent(), "AT+QNETDEVCTL=2,1,1\r");
   reply("\r\nOK\r\n");
   EXPECT_EQ(sent(), "AT+QNETDEVSTATUS=2\r");
@@ -469,6 +433,35 @@ TEST_F(QuectelScripted, CallStateFirmwareAPollWithoutOurCallIsADrop) {
   EXPECT_THAT(session->status().error, HasSubstr("no call on cid 1"));
 }
 
+// What the runner does for a serial AT port: commands out, whatever the port has back in, until
+// neither moves (at most 16 rounds).
+void pump_at_port(sim::QuectelNcmModem& modem, QuectelSession& session, Clock::time_point now) {
+  for (int round = 0; round < 16; ++round) {
+    bool moved = false;
+    for (const ByteVector& c : session.take_commands()) {
+      ASSERT_EQ(modem.out(modem.at_bulk_out(), c), sim::EndpointResult::ok);
+      moved = true;
+    }
+    std::array<std::uint8_t, 512> buf{};
+    for (sim::InResult r; (r = modem.in(modem.at_bulk_in(), buf)).result == sim::EndpointResult::ok;) {
+      session.on_response(std::span(buf).first(r.bytes), now);
+      moved = true;
+    }
+    if (!moved) return;
+  }
+}
+
+// `d` of fake time in 100 ms steps, the session's timers and the port pumped at each.
+void run_at_port_for(sim::QuectelNcmModem& modem, QuectelSession& session, Clock::time_point& now,
+                     std::chrono::milliseconds d) {
+  const Clock::time_point end = now + d;
+  while (now < end) {
+    now += 100ms;
+    session.on_timer(now);
+    pump_at_port(modem, session, now);
+  }
+}
+
 struct Rm500q : ::testing::Test {
   sim::QuectelNcmModem modem{sim::ModemOptions{}};
   QuectelSession session{[] {
@@ -478,30 +471,8 @@ struct Rm500q : ::testing::Test {
   }()};
   Clock::time_point now = t0;
 
-  // What the runner does for a serial AT port: commands out, whatever the port has back in.
-  void pump() {
-    for (int round = 0; round < 16; ++round) {
-      bool moved = false;
-      for (const ByteVector& c : session.take_commands()) {
-        ASSERT_EQ(modem.out(sim::QuectelNcmModem::kAtBulkOut, c), sim::EndpointResult::ok);
-        moved = true;
-      }
-      std::array<std::uint8_t, 512> buf{};
-      for (sim::InResult r; (r = modem.in(sim::QuectelNcmModem::kAtBulkIn, buf)).result == sim::EndpointResult::ok;) {
-        session.on_response(std::span(buf).first(r.bytes), now);
-        moved = true;
-      }
-      if (!moved) return;
-    }
-  }
-  void run_for(std::chrono::milliseconds d) {
-    const Clock::time_point end = now + d;
-    while (now < end) {
-      now += 100ms;
-      session.on_timer(now);
-      pump();
-    }
-  }
+  void pump() { pump_at_port(modem, session, now); }
+  void run_for(std::chrono::milliseconds d) { run_at_port_for(modem, session, now, d); }
 };
 
 TEST_F(Rm500q, ConnectsDropsAndRedials) {
@@ -566,29 +537,8 @@ struct Rm500u : ::testing::Test {
   sim::QuectelNcmModem modem{unisoc()};
   Clock::time_point now = t0;
 
-  void pump(QuectelSession& session) {
-    for (int round = 0; round < 16; ++round) {
-      bool moved = false;
-      for (const ByteVector& c : session.take_commands()) {
-        ASSERT_EQ(modem.out(modem.at_bulk_out(), c), sim::EndpointResult::ok);
-        moved = true;
-      }
-      std::array<std::uint8_t, 512> buf{};
-      for (sim::InResult r; (r = modem.in(modem.at_bulk_in(), buf)).result == sim::EndpointResult::ok;) {
-        session.on_response(std::span(buf).first(r.bytes), now);
-        moved = true;
-      }
-      if (!moved) return;
-    }
-  }
-  void run_for(QuectelSession& session, std::chrono::milliseconds d) {
-    const Clock::time_point end = now + d;
-    while (now < end) {
-      now += 100ms;
-      session.on_timer(now);
-      pump(session);
-    }
-  }
+  void pump(QuectelSession& session) { pump_at_port(modem, session, now); }
+  void run_for(QuectelSession& session, std::chrono::milliseconds d) { run_at_port_for(modem, session, now, d); }
 };
 
 TEST_F(Rm500u, ConnectsDropsRedialsAndStopsWithTheCidFirst) {
