@@ -11,6 +11,7 @@
 #include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <latch>
 #include <memory>
 #include <optional>
 #include <random>
@@ -482,16 +483,23 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
     // Named so per-thread CPU (top -H, /proc/PID/task/TID/comm, the end-to-end benchmark) tells
     // the workers apart from the control/USB thread, which keeps the process name.
     const char* names[2] = {config_.threads == 1 ? "wwan-dp rx+tx" : "wwan-dp rx", "wwan-dp tx"};
+    // This thread waits until every worker is named and holds what it may hold before going on
+    // (and, later, announcing "connected"): a worker that has not run yet would otherwise still
+    // carry the process name and, under --user, this thread's CAP_NET_ADMIN (seen under ASan in
+    // CI: /proc listed no worker right after "connected").
+    // Shared, not on this stack: a count_down() may still be inside its notify when wait() returns.
+    const auto ready = std::make_shared<std::latch>(static_cast<std::ptrdiff_t>(workers_.size()));
     for (std::size_t i = 0; i < workers_.size(); ++i) {
-      threads_.emplace_back([w = workers_[i].get(), name = names[i], drop = config_.workers_without_capabilities] {
-        // The name first, from the thread itself, so nothing ever sees a nameless worker.
+      threads_.emplace_back([w = workers_[i].get(), name = names[i], drop = config_.workers_without_capabilities, ready] {
         ::pthread_setname_np(::pthread_self(), name);
         // Capabilities are per thread: the workers only move packets on descriptors they were
         // handed, so under --user they hold none (the control thread keeps CAP_NET_ADMIN).
         if (drop) (void)drop_thread_capabilities();
+        ready->count_down();
         w->run();
       });
     }
+    ready->wait();
     if (!in_pipe_->start()) {
       error = std::string("cannot start the bulk-IN transfers: ") + usb::to_string(in_pipe_->state());
       return false;
