@@ -621,8 +621,10 @@ std::string stats_json(const char* session_state, const DataPlane& plane, sim::M
     << ',';
   drops(rx);
   // TUN offload: what the coalescers built (rx.packets counts their segments), docs/offload.md.
+  // batches: coalescer runs, each over the IN transfers found waiting together (transfers /
+  // batches = transfers per batch).
   o << R"(,"gro":{"super_packets":)" << rx.gro.super_packets << R"(,"coalesced":)" << rx.gro.coalesced
-    << R"(,"plain":)" << rx.gro.plain << R"(,"plain_by_reason":{)";
+    << R"(,"batches":)" << rx.gro_batches << R"(,"plain":)" << rx.gro.plain << R"(,"plain_by_reason":{)";
   for (std::size_t i = 0; i < offload::kGroPlainCount; ++i)
     o << (i ? "," : "") << '"' << offload::to_string(static_cast<offload::GroPlain>(i)) << "\":" << rx.gro.plain_by_reason[i];
   o << "}}";

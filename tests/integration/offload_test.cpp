@@ -417,6 +417,9 @@ TEST_P(OffloadTest, ADownloadFromTheNetworksTcpSenderArrivesExactlyOverIpv4AndIp
     if (on) {
       EXPECT_GT(super_packets, 0u) << "offload on, but RX wrote no super-packet" << describe();
       EXPECT_GT(coalesced, 2 * super_packets) << "super-packets of more than two segments on average";
+      const std::uint64_t batches = delta(*before, *after, "rx.gro.batches");
+      EXPECT_GT(batches, 0u) << "the stats event counts the coalescer's batches";
+      EXPECT_LE(batches, delta(*before, *after, "rx.transfers")) << "a batch is one or more IN transfers";
     } else {
       EXPECT_EQ(super_packets, 0u) << describe();
     }
