@@ -321,6 +321,14 @@ std::vector<std::uint64_t> offsets_of(const Parsed& parsed) {
   return v;
 }
 
+// The largest datagram the builder claims room for is the largest it takes: `max_bytes`, one
+// byte more is TooLarge, and `max_bytes` itself is appended.
+void expect_largest_datagram(NtbBuilder& b, std::size_t max_bytes) {
+  EXPECT_EQ(b.max_datagram_bytes(), max_bytes);
+  EXPECT_EQ(b.append(pattern(max_bytes + 1, 0)), AppendResult::TooLarge);
+  ASSERT_EQ(b.append(pattern(max_bytes, 0)), AppendResult::Appended);
+}
+
 // ---- one test per rule ----------------------------------------------------------------------
 
 // NCM 1.0 §3.3.4 aligns the Ethernet payload: with divisor 8 / remainder 2 an NCM frame starts
@@ -430,9 +438,7 @@ TEST(NtbBuildRules, ExactFitAtBoundaryNdpAtEnd) {
   ByteVector buf(2048, 0xAA);
   NtbBuilder b(buf, p, {NtbFormat::Ntb16, DatagramKind::Ips, 0});
   // One datagram: [12, 12 + L), NDP of 8 + 2 * 4 = 16 at 2048 - 16 = 2032 -> L <= 2020.
-  EXPECT_EQ(b.max_datagram_bytes(), 2020u);
-  EXPECT_EQ(b.append(pattern(2021, 0)), AppendResult::TooLarge);
-  ASSERT_EQ(b.append(pattern(2020, 0)), AppendResult::Appended);
+  ASSERT_NO_FATAL_FAILURE(expect_largest_datagram(b, 2020));
   EXPECT_TRUE(b.full());
   EXPECT_EQ(b.finish().size(), 2048u);
 
@@ -460,9 +466,7 @@ TEST(NtbBuildRules, BoundaryAccountsForNdpAlignment) {
   p.ndp_out_alignment = 16;
   ByteVector buf(4088, 0xAA);
   NtbBuilder b(buf, p, {NtbFormat::Ntb32, DatagramKind::Ips, 0});
-  EXPECT_EQ(b.max_datagram_bytes(), 4032u);
-  EXPECT_EQ(b.append(pattern(4033, 0)), AppendResult::TooLarge);
-  ASSERT_EQ(b.append(pattern(4032, 0)), AppendResult::Appended);
+  ASSERT_NO_FATAL_FAILURE(expect_largest_datagram(b, 4032));
   const Bytes ntb = b.finish();
   EXPECT_EQ(ndp_index_of(ntb), 4048u);
   EXPECT_EQ(ntb.size(), 4080u);
@@ -476,9 +480,7 @@ TEST(NtbBuildRules, ExactFitAtBoundaryNdpAtFront) {
   ByteVector buf(2048, 0xAA);
   NtbBuilder b(buf, p, {NtbFormat::Ntb16, DatagramKind::Ips, 0});
   // NDP at 12, reserved 8 + 2 * 4 = 16 bytes -> datagram at 28, up to 2048 - 28 = 2020 bytes.
-  EXPECT_EQ(b.max_datagram_bytes(), 2020u);
-  EXPECT_EQ(b.append(pattern(2021, 0)), AppendResult::TooLarge);
-  ASSERT_EQ(b.append(pattern(2020, 0)), AppendResult::Appended);
+  ASSERT_NO_FATAL_FAILURE(expect_largest_datagram(b, 2020));
   const Bytes ntb = b.finish();
   EXPECT_EQ(ntb.size(), 2048u);
   EXPECT_EQ(parse(ntb, FunctionKind::Mbim).summary.errors, 0u);
@@ -763,37 +765,35 @@ TEST(NtbOutParamsSanitize, MaxSizeClampedTo2048Through65536) {
   EXPECT_TRUE(sanitize_out_params(p).overridden.ntb_out_max_size);
 }
 
-TEST(NtbOutParamsSanitize, DivisorMustBePowerOfTwoAtLeast4BelowMaxSize) {
-  NtbOutParams p = sane();
-  p.ndp_out_payload_remainder = 0;
+// wNdpOutDivisor and wNdpOutAlignment obey the same rule: a power of two, at least 4, below
+// dwNtbOutMaxSize (16384 in sane()). Any other value in `field` becomes 4 and sets its own
+// `overridden` flag only (`other_overridden`, the other field's flag, stays clear).
+void expect_power_of_two_rule(NtbOutParams p, std::uint16_t NtbOutParams::*field, bool OutParamOverrides::*overridden,
+                              bool OutParamOverrides::*other_overridden) {
   for (const std::uint16_t bad : std::initializer_list<std::uint16_t>{0, 1, 2, 3, 6, 12, 16384, 32768}) {  // 16384: not below max
-    p.ndp_out_divisor = bad;
+    p.*field = bad;
     const SanitizedOutParams s = sanitize_out_params(p);
-    EXPECT_EQ(s.params.ndp_out_divisor, 4) << bad;
-    EXPECT_TRUE(s.overridden.ndp_out_divisor) << bad;
-    EXPECT_FALSE(s.overridden.ndp_out_alignment) << bad;
+    EXPECT_EQ(s.params.*field, 4) << bad;
+    EXPECT_TRUE(s.overridden.*overridden) << bad;
+    EXPECT_FALSE(s.overridden.*other_overridden) << bad;
   }
   for (const std::uint16_t good : std::initializer_list<std::uint16_t>{4, 8, 512, 8192}) {
-    p.ndp_out_divisor = good;
-    EXPECT_EQ(sanitize_out_params(p).params.ndp_out_divisor, good);
+    p.*field = good;
+    EXPECT_EQ(sanitize_out_params(p).params.*field, good);
     EXPECT_FALSE(sanitize_out_params(p).overridden.any()) << good;
   }
 }
 
-TEST(NtbOutParamsSanitize, AlignmentMustBePowerOfTwoAtLeast4BelowMaxSize) {
+TEST(NtbOutParamsSanitize, DivisorMustBePowerOfTwoAtLeast4BelowMaxSize) {
   NtbOutParams p = sane();
-  for (const std::uint16_t bad : std::initializer_list<std::uint16_t>{0, 1, 2, 3, 6, 12, 16384, 32768}) {
-    p.ndp_out_alignment = bad;
-    const SanitizedOutParams s = sanitize_out_params(p);
-    EXPECT_EQ(s.params.ndp_out_alignment, 4) << bad;
-    EXPECT_TRUE(s.overridden.ndp_out_alignment) << bad;
-    EXPECT_FALSE(s.overridden.ndp_out_divisor) << bad;
-  }
-  for (const std::uint16_t good : std::initializer_list<std::uint16_t>{4, 8, 512, 8192}) {
-    p.ndp_out_alignment = good;
-    EXPECT_EQ(sanitize_out_params(p).params.ndp_out_alignment, good);
-    EXPECT_FALSE(sanitize_out_params(p).overridden.any()) << good;
-  }
+  p.ndp_out_payload_remainder = 0;  // below every divisor tried, so that only the divisor is overridden
+  expect_power_of_two_rule(p, &NtbOutParams::ndp_out_divisor, &OutParamOverrides::ndp_out_divisor,
+                           &OutParamOverrides::ndp_out_alignment);
+}
+
+TEST(NtbOutParamsSanitize, AlignmentMustBePowerOfTwoAtLeast4BelowMaxSize) {
+  expect_power_of_two_rule(sane(), &NtbOutParams::ndp_out_alignment, &OutParamOverrides::ndp_out_alignment,
+                           &OutParamOverrides::ndp_out_divisor);
 }
 
 TEST(NtbOutParamsSanitize, RemainderNotBelowDivisorBecomesZero) {

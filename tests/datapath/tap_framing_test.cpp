@@ -7,11 +7,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <algorithm>
-#include <array>
 #include <cstdint>
-#include <deque>
-#include <optional>
 #include <stdexcept>
 #include <vector>
 
@@ -23,109 +19,19 @@
 #include "datapath/packet_io.hpp"
 #include "datapath/rx_path.hpp"
 #include "datapath/tx_path.hpp"
+#include "tests/datapath/stage_harness.hpp"
 
 namespace wwan::dp {
 namespace {
 
-using ByteVector = std::vector<std::uint8_t>;
-
-// ---- fakes (only what the two stages need) --------------------------------------------------------
-
-// Writes complete at the next reap with their bytes as they are then; reads complete from
-// `arriving`, the frames the system's stack wrote to the TAP.
-class TapIo final : public PacketIo {
- public:
-  struct Op {
-    bool write;
-    std::span<const std::uint8_t> out;
-    std::span<std::uint8_t> in;
-    std::uint64_t tag;
-  };
-  std::vector<Op> prepared, in_flight;
-  std::deque<ByteVector> arriving;
-  std::vector<ByteVector> written;
-  std::vector<const std::uint8_t*> written_from;
-
-  std::size_t free_slots() const override { return 1024 - prepared.size() - in_flight.size(); }
-  bool prepare_write(std::span<const std::uint8_t> frame, std::uint64_t tag) override {
-    prepared.push_back(Op{true, frame, {}, tag});
-    return true;
-  }
-  bool prepare_read(std::span<std::uint8_t> buffer, std::uint64_t tag) override {
-    prepared.push_back(Op{false, {}, buffer, tag});
-    return true;
-  }
-  bool prepare_writev(const iovec*, unsigned, std::uint64_t) override {
-    ADD_FAILURE() << "a writev (offload) in TAP mode";
-    return false;
-  }
-  void submit() override {
-    in_flight.insert(in_flight.end(), prepared.begin(), prepared.end());
-    prepared.clear();
-  }
-  std::size_t reap(std::span<IoCompletion> out, int) override {
-    std::size_t n = 0;
-    for (auto it = in_flight.begin(); it != in_flight.end() && n < out.size();) {
-      if (it->write) {
-        written.emplace_back(it->out.begin(), it->out.end());
-        written_from.push_back(it->out.data());
-        out[n++] = IoCompletion{it->tag, static_cast<std::int32_t>(it->out.size())};
-        it = in_flight.erase(it);
-      } else if (!arriving.empty()) {
-        const ByteVector f = arriving.front();
-        arriving.pop_front();
-        EXPECT_LE(f.size(), it->in.size()) << "a TAP read buffer too small for a frame";
-        const std::size_t len = std::min(f.size(), it->in.size());
-        std::copy_n(f.begin(), len, it->in.begin());
-        out[n++] = IoCompletion{it->tag, static_cast<std::int32_t>(len)};
-        it = in_flight.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    return n;
-  }
-  void cancel_all() override {}
-  void wake() override {}
-};
-
-class TapInLink final : public InLink {
- public:
-  std::vector<unsigned> released;
-  void release(unsigned slot) override { released.push_back(slot); }
-};
-
-class TapOutLink final : public OutLink {
- public:
-  std::array<ByteVector, 2> buffers{ByteVector(16384), ByteVector(16384)};
-  std::array<bool, 2> free{true, true};
-  std::vector<ByteVector> sent;
-  std::optional<unsigned> acquire() override {
-    for (unsigned i = 0; i < free.size(); ++i)
-      if (free[i]) {
-        free[i] = false;
-        return i;
-      }
-    return std::nullopt;
-  }
-  std::span<std::uint8_t> buffer(unsigned slot) override { return buffers.at(slot); }
-  bool submit(unsigned slot, std::size_t length) override {
-    sent.emplace_back(buffers.at(slot).begin(), buffers.at(slot).begin() + static_cast<std::ptrdiff_t>(length));
-    return true;
-  }
-  void give_back(unsigned slot) override { free.at(slot) = true; }
-  std::size_t max_packet_bytes() const override { return 512; }
-};
-
-void reap_into(TapIo& io, RxStage* rx, TxStage* tx) {
-  std::array<IoCompletion, 64> c{};
-  io.submit();
-  const std::size_t n = io.reap(c, 0);
-  for (std::size_t i = 0; i < n; ++i) {
-    if ((c[i].tag & kTagStageMask) == kRxWriteTag && rx != nullptr) rx->on_completion(c[i]);
-    if ((c[i].tag & kTagStageMask) == kTxReadTag && tx != nullptr) tx->on_completion(c[i]);
-  }
-}
+using stage_test::ByteVector;
+using stage_test::FakeInLink;
+using stage_test::FakeIo;
+using stage_test::FakeOutLink;
+using stage_test::parse_ntb;
+using stage_test::ParsedNtb;
+using stage_test::RxHarness;
+using stage_test::TxHarness;
 
 // ---- golden frames ----------------------------------------------------------------------------------
 
@@ -225,32 +131,29 @@ TEST(TapFraming, TheRowPassesEthernetThroughOnNcmNtbs) {
 TEST(TapFraming, RxWritesEveryFrameOfTheNtbToTheTapByteForByte) {
   const ByteVector ntb = golden_ntb();
   ASSERT_EQ(ntb.size(), 176u);
-  TapIo io;
-  TapInLink in;
-  LinkState state;
+  RxHarness h(rx_config(Framing::ncm_tap), /*with_replies=*/true);
   // An address, so that NCM mode would answer the ARP: TAP mode must not.
-  state.set_host_addresses(HostAddresses{eth::Ipv4Address{{10, 64, 64, 2}}, {}});
-  ReplyRing replies(8);
-  RxStage rx(rx_config(Framing::ncm_tap), io, in, state, &replies, &io);
-  ASSERT_TRUE(rx.post(RxBuffer{ntb.data(), static_cast<std::uint32_t>(ntb.size()), 1}));
-  EXPECT_TRUE(rx.pump());
-  reap_into(io, &rx, nullptr);
+  h.state.set_host_addresses(HostAddresses{eth::Ipv4Address{{10, 64, 64, 2}}, {}});
+  ASSERT_TRUE(h.post(ntb, 1));
+  EXPECT_TRUE(h.rx.pump());
+  h.reap();
 
-  ASSERT_EQ(io.written.size(), 3u);
-  EXPECT_EQ(io.written[0], kArpFromModem);
-  EXPECT_EQ(io.written[1], kDhcpFromModem) << "the Ethernet padding stays: the frame is unchanged";
-  EXPECT_EQ(io.written[2], kTaggedFromModem);
-  EXPECT_EQ(io.written_from[0], ntb.data() + 36) << "written from inside the NTB buffer, not a copy";
-  EXPECT_EQ(io.written_from[1], ntb.data() + 78);
-  EXPECT_EQ(io.written_from[2], ntb.data() + 138);
-  EXPECT_THAT(in.released, ::testing::ElementsAre(1u));
+  ASSERT_EQ(h.io.written.size(), 3u);
+  EXPECT_EQ(h.io.writevs, 0u) << "a writev (offload) in TAP mode";
+  EXPECT_EQ(h.io.written[0], kArpFromModem);
+  EXPECT_EQ(h.io.written[1], kDhcpFromModem) << "the Ethernet padding stays: the frame is unchanged";
+  EXPECT_EQ(h.io.written[2], kTaggedFromModem);
+  EXPECT_EQ(h.io.written_from[0], ntb.data() + 36) << "written from inside the NTB buffer, not a copy";
+  EXPECT_EQ(h.io.written_from[1], ntb.data() + 78);
+  EXPECT_EQ(h.io.written_from[2], ntb.data() + 138);
+  EXPECT_THAT(h.in.released, ::testing::ElementsAre(1u));
 
   ReplyFrame reply;
-  EXPECT_FALSE(replies.try_pop(reply)) << "the system's stack answers ARP on a TAP";
+  EXPECT_FALSE(h.replies.try_pop(reply)) << "the system's stack answers ARP on a TAP";
   ControlPacket control;
-  EXPECT_FALSE(rx.control_packets().try_pop(control)) << "the system's DHCP client gets the reply";
-  rx.publish();
-  const RxCounters c = rx.counters();
+  EXPECT_FALSE(h.rx.control_packets().try_pop(control)) << "the system's DHCP client gets the reply";
+  h.rx.publish();
+  const RxCounters c = h.rx.counters();
   EXPECT_EQ(c.packets, 3u);
   EXPECT_EQ(c.bytes, 42u + 60u + 38u);
   EXPECT_EQ(c.ntb.datagrams, 3u);
@@ -258,36 +161,33 @@ TEST(TapFraming, RxWritesEveryFrameOfTheNtbToTheTapByteForByte) {
   EXPECT_EQ(c.control_diverted, 0u);
   EXPECT_EQ(c.padding_trimmed, 0u);
   EXPECT_EQ(c.dropped(), 0u);
-  EXPECT_FALSE(state.modem_mac().is_unicast()) << "no MAC learning: nothing in TAP mode uses it";
+  EXPECT_FALSE(h.state.modem_mac().is_unicast()) << "no MAC learning: nothing in TAP mode uses it";
 }
 
 // The same NTB through the NCM framing: what the TAP row turns off (so the test above can fail).
 TEST(TapFraming, TheNcmFramingWouldHaveAnsweredDivertedAndDroppedThem) {
   const ByteVector ntb = golden_ntb();
-  TapIo io;
-  TapInLink in;
-  LinkState state;
-  state.set_host_addresses(HostAddresses{eth::Ipv4Address{{10, 64, 64, 2}}, {}});
-  ReplyRing replies(8);
-  RxStage rx(rx_config(Framing::ncm), io, in, state, &replies, &io);
-  ASSERT_TRUE(rx.post(RxBuffer{ntb.data(), static_cast<std::uint32_t>(ntb.size()), 0}));
-  rx.pump();
-  reap_into(io, &rx, nullptr);
+  RxHarness h(rx_config(Framing::ncm), /*with_replies=*/true);
+  h.state.set_host_addresses(HostAddresses{eth::Ipv4Address{{10, 64, 64, 2}}, {}});
+  ASSERT_TRUE(h.post(ntb, 0));
+  h.rx.pump();
+  h.reap();
   // Only the tagged frame's IP packet reaches the "TUN", without its Ethernet header and tag.
-  ASSERT_EQ(io.written.size(), 1u);
-  EXPECT_EQ(io.written[0], ByteVector(kTaggedFromModem.begin() + 18, kTaggedFromModem.end()));
-  rx.publish();
-  const RxCounters c = rx.counters();
+  ASSERT_EQ(h.io.written.size(), 1u);
+  EXPECT_EQ(h.io.writevs, 0u) << "a writev (offload) without a virtio_net_hdr";
+  EXPECT_EQ(h.io.written[0], ByteVector(kTaggedFromModem.begin() + 18, kTaggedFromModem.end()));
+  h.rx.publish();
+  const RxCounters c = h.rx.counters();
   EXPECT_EQ(c.arp_replies, 1u);
   EXPECT_EQ(c.control_diverted, 1u);
   ReplyFrame reply;
-  EXPECT_TRUE(replies.try_pop(reply));
+  EXPECT_TRUE(h.replies.try_pop(reply));
 }
 
 TEST(TapFraming, OffloadIsRefusedOnATap) {
-  TapIo io;
-  TapInLink in;
-  TapOutLink out;
+  FakeIo io;
+  FakeInLink in;
+  FakeOutLink out(2, 16384);
   LinkState state;
   RxConfig rc = rx_config(Framing::ncm_tap);
   rc.vnet_hdr = true;
@@ -342,40 +242,24 @@ TxConfig tx_config() {
   return c;
 }
 
-struct ParsedNtb {
-  std::vector<ntb::DatagramView> views;
-  std::vector<ntb::NtbError> errors;
-  void datagram(const ntb::DatagramView& d) { views.push_back(d); }
-  void error(std::uint32_t, ntb::NtbError e) { errors.push_back(e); }
-};
-
 TEST(TapFraming, TxPutsEveryFrameFromTheTapIntoTheNtbByteForByte) {
-  TapIo io;
-  TapOutLink out;
-  LinkState state;
-  state.set_modem_mac(kModemMac);  // would be the destination in NCM mode; unused here
-  TxStage tx(tx_config(), io, out, state);
-  tx.start();
+  TxHarness h(tx_config());
+  h.state.set_modem_mac(kModemMac);  // would be the destination in NCM mode; unused here
   const ByteVector tagged = largest_tagged_frame();
   ASSERT_EQ(tagged.size(), 14u + 4u + 1500u);
-  io.arriving = {kArpFromHost, ByteVector(10, 0xEE) /* a runt */, tagged};
-  reap_into(io, nullptr, &tx);
-  EXPECT_TRUE(tx.pump(false));
+  h.io.arriving = {kArpFromHost, ByteVector(10, 0xEE) /* a runt */, tagged};
+  h.reap();
+  EXPECT_TRUE(h.tx.pump(false));
 
-  ASSERT_EQ(out.sent.size(), 1u);
-  const ByteVector& ntb = out.sent[0];
-  ParsedNtb parsed;
-  (void)ntb::parse_transfer(ntb, ntb::ParseOptions{ntb::FunctionKind::Ncm, false}, parsed);
+  ASSERT_EQ(h.out.sent.size(), 1u);
+  EXPECT_TRUE(h.io.written.empty()) << "TX writes nothing to the TAP";
+  const ParsedNtb parsed = parse_ntb(h.out.sent[0], ntb::FunctionKind::Ncm);
   EXPECT_TRUE(parsed.errors.empty());
-  ASSERT_EQ(parsed.views.size(), 2u);
-  const auto datagram = [&](std::size_t i) {
-    return ByteVector(ntb.begin() + static_cast<std::ptrdiff_t>(parsed.views[i].offset),
-                      ntb.begin() + static_cast<std::ptrdiff_t>(parsed.views[i].offset + parsed.views[i].length));
-  };
-  EXPECT_EQ(datagram(0), kArpFromHost) << "an ARP request is sent as the kernel wrote it";
-  EXPECT_EQ(datagram(1), tagged) << "no Ethernet header prepended, the VLAN tag kept";
-  tx.publish();
-  const TxCounters c = tx.counters();
+  ASSERT_EQ(parsed.datagrams.size(), 2u);
+  EXPECT_EQ(parsed.datagrams[0], kArpFromHost) << "an ARP request is sent as the kernel wrote it";
+  EXPECT_EQ(parsed.datagrams[1], tagged) << "no Ethernet header prepended, the VLAN tag kept";
+  h.tx.publish();
+  const TxCounters c = h.tx.counters();
   EXPECT_EQ(c.tun_reads, 3u);
   EXPECT_EQ(c.packets, 2u);
   EXPECT_EQ(c.bytes, kArpFromHost.size() + tagged.size());

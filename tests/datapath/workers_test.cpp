@@ -2,7 +2,8 @@
 // packets written to the "TUN" out (and written from inside the NTB buffer, not from a copy);
 // packets read from the "TUN" in, NTBs that parse back to the exact frames out. Plus the rules
 // around them: ARP/NS answered and handed to TX, the buffer released only after its last write,
-// back-pressure in both directions, the pad byte, MBIM sessions.
+// back-pressure in both directions, the pad byte, MBIM sessions. The fakes and the wiring of a
+// stage to them are tests/datapath/stage_harness.hpp.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -11,8 +12,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
-#include <deque>
-#include <optional>
 #include <vector>
 
 #include "datapath/ethernet.hpp"
@@ -24,142 +23,18 @@
 #include "datapath/rndis_packet.hpp"
 #include "datapath/rx_path.hpp"
 #include "datapath/tx_path.hpp"
+#include "tests/datapath/stage_harness.hpp"
 #include "tests/support/hex.hpp"
 
 namespace wwan::dp {
 namespace {
 
-using ByteVector = std::vector<std::uint8_t>;
-
-// ---- fakes ------------------------------------------------------------------------------------
-
-// Completes every write at the next reap (recording its bytes as they are *then*, so a buffer
-// reused too early would show), and completes reads from a queue of packets "arriving at the TUN".
-class FakeIo final : public PacketIo {
- public:
-  struct Op {
-    bool write;
-    std::span<const std::uint8_t> out;
-    std::span<std::uint8_t> in;
-    std::uint64_t tag;
-    const iovec* iov = nullptr;  // a writev: gathered at completion, like `out`
-    unsigned iov_count = 0;
-  };
-  std::size_t capacity = 1024;
-  std::vector<Op> prepared, in_flight;
-  std::deque<ByteVector> arriving;     // packets the TUN will give to reads
-  std::vector<ByteVector> written;     // packets written, in completion order
-  std::vector<const std::uint8_t*> written_from;  // where each write pointed (a writev: its last piece)
-  std::vector<std::vector<const std::uint8_t*>> written_pieces;  // a writev's pieces, in order
-  unsigned writevs = 0;
-  unsigned submits = 0, wakes = 0, cancels = 0;
-
-  std::size_t free_slots() const override {
-    const std::size_t used = prepared.size() + in_flight.size();
-    return used < capacity ? capacity - used : 0;
-  }
-  bool prepare_write(std::span<const std::uint8_t> packet, std::uint64_t tag) override {
-    if (free_slots() == 0) return false;
-    prepared.push_back(Op{true, packet, {}, tag});
-    return true;
-  }
-  bool prepare_read(std::span<std::uint8_t> buffer, std::uint64_t tag) override {
-    if (free_slots() == 0) return false;
-    prepared.push_back(Op{false, {}, buffer, tag});
-    return true;
-  }
-  bool prepare_writev(const iovec* iov, unsigned count, std::uint64_t tag) override {
-    if (free_slots() == 0 || count == 0 || count > 1024) return false;
-    prepared.push_back(Op{true, {}, {}, tag, iov, count});
-    ++writevs;
-    return true;
-  }
-  void submit() override {
-    ++submits;
-    in_flight.insert(in_flight.end(), prepared.begin(), prepared.end());
-    prepared.clear();
-  }
-  std::size_t reap(std::span<IoCompletion> out, int) override {
-    std::size_t n = 0;
-    for (auto it = in_flight.begin(); it != in_flight.end() && n < out.size();) {
-      if (it->write && it->iov != nullptr) {
-        // Read through the iovecs only now, as the kernel would: storage reused or freed before
-        // the completion shows up as wrong bytes here (or under ASan).
-        ByteVector bytes;
-        std::vector<const std::uint8_t*> pieces;
-        for (unsigned i = 0; i < it->iov_count; ++i) {
-          const auto* base = static_cast<const std::uint8_t*>(it->iov[i].iov_base);
-          bytes.insert(bytes.end(), base, base + it->iov[i].iov_len);
-          pieces.push_back(base);
-        }
-        written.push_back(bytes);
-        written_from.push_back(pieces.back());
-        written_pieces.push_back(pieces);
-        out[n++] = IoCompletion{it->tag, static_cast<std::int32_t>(bytes.size())};
-        it = in_flight.erase(it);
-      } else if (it->write) {
-        written.emplace_back(it->out.begin(), it->out.end());
-        written_from.push_back(it->out.data());
-        written_pieces.push_back({it->out.data()});
-        out[n++] = IoCompletion{it->tag, static_cast<std::int32_t>(it->out.size())};
-        it = in_flight.erase(it);
-      } else if (!arriving.empty()) {
-        const ByteVector p = arriving.front();
-        arriving.pop_front();
-        const std::size_t len = std::min(p.size(), it->in.size());
-        std::copy_n(p.begin(), len, it->in.begin());
-        out[n++] = IoCompletion{it->tag, static_cast<std::int32_t>(len)};
-        it = in_flight.erase(it);
-      } else {
-        ++it;
-      }
-    }
-    return n;
-  }
-  void cancel_all() override { ++cancels; }
-  void wake() override { ++wakes; }
-  std::size_t reads_waiting() const {
-    return static_cast<std::size_t>(std::count_if(in_flight.begin(), in_flight.end(), [](const Op& o) { return !o.write; }));
-  }
-};
-
-class FakeInLink final : public InLink {
- public:
-  std::vector<unsigned> released;
-  void release(unsigned slot) override { released.push_back(slot); }
-};
-
-class FakeOutLink final : public OutLink {
- public:
-  explicit FakeOutLink(unsigned slots, std::size_t bytes, std::size_t max_packet = 512)
-      : buffers(slots, ByteVector(bytes)), free(slots, true), mps(max_packet) {}
-  std::vector<ByteVector> buffers;
-  std::vector<bool> free;
-  std::vector<ByteVector> sent;
-  std::size_t mps;
-  bool refuse_submit = false;
-
-  std::optional<unsigned> acquire() override {
-    for (unsigned i = 0; i < free.size(); ++i)
-      if (free[i]) {
-        free[i] = false;
-        return i;
-      }
-    return std::nullopt;
-  }
-  std::span<std::uint8_t> buffer(unsigned slot) override { return buffers[slot]; }
-  bool submit(unsigned slot, std::size_t length) override {
-    if (refuse_submit) {
-      free[slot] = true;  // OutLink: not sent, and the slot is free again
-      return false;
-    }
-    sent.emplace_back(buffers[slot].begin(), buffers[slot].begin() + static_cast<std::ptrdiff_t>(length));
-    return true;  // the slot stays busy until complete_all() (a transfer in flight)
-  }
-  void give_back(unsigned slot) override { free[slot] = true; }
-  std::size_t max_packet_bytes() const override { return mps; }
-  void complete_all() { std::fill(free.begin(), free.end(), true); }
-};
+using stage_test::ByteVector;
+using stage_test::FakeOutLink;
+using stage_test::parse_ntb;
+using stage_test::ParsedNtb;
+using stage_test::RxHarness;
+using stage_test::TxHarness;
 
 // ---- packets ------------------------------------------------------------------------------------
 
@@ -216,34 +91,6 @@ ByteVector build_ntb(const std::vector<ByteVector>& datagrams, ntb::NdpSignature
   return ByteVector(out.begin(), out.end());
 }
 
-struct Parsed {
-  std::vector<ByteVector> datagrams;
-  std::vector<ntb::DatagramView> views;
-  std::vector<ntb::NtbError> errors;
-  void datagram(const ntb::DatagramView& d) { views.push_back(d); }
-  void error(std::uint32_t, ntb::NtbError e) { errors.push_back(e); }
-};
-Parsed parse(const ByteVector& xfer, ntb::FunctionKind function) {
-  Parsed p;
-  (void)ntb::parse_transfer(xfer, ntb::ParseOptions{function, false}, p);
-  for (const auto& v : p.views)
-    p.datagrams.emplace_back(xfer.begin() + static_cast<std::ptrdiff_t>(v.offset),
-                             xfer.begin() + static_cast<std::ptrdiff_t>(v.offset + v.length));
-  return p;
-}
-
-// Runs one reap of the fake and hands the completions to the stages, as the worker loop does.
-std::size_t reap_into(FakeIo& io, RxStage* rx, TxStage* tx) {
-  std::array<IoCompletion, 64> c{};
-  io.submit();
-  const std::size_t n = io.reap(c, 0);
-  for (std::size_t i = 0; i < n; ++i) {
-    if ((c[i].tag & kTagStageMask) == kRxWriteTag && rx != nullptr) rx->on_completion(c[i]);
-    if ((c[i].tag & kTagStageMask) == kTxReadTag && tx != nullptr) tx->on_completion(c[i]);
-  }
-  return n;
-}
-
 RxConfig ncm_rx_config() {
   RxConfig c;
   c.framing = Framing::ncm;
@@ -257,12 +104,8 @@ RxConfig ncm_rx_config() {
 // ---- RX ------------------------------------------------------------------------------------------
 
 TEST(RxStage, NcmWritesEachIpPacketFromInsideTheNtbAndReleasesAfterTheLastWrite) {
-  FakeIo io;
-  FakeInLink in;
-  LinkState state;
-  ReplyRing replies(8);
-  state.set_host_addresses(HostAddresses{kHostIp, {}});
-  RxStage rx(ncm_rx_config(), io, in, state, &replies, &io);
+  RxHarness h(ncm_rx_config(), /*with_replies=*/true);
+  h.state.set_host_addresses(HostAddresses{kHostIp, {}});
 
   const ByteVector p1 = ipv4_udp(100, 0xA1);
   const ByteVector p2 = ipv4_udp(3, 0xA2);  // 31-byte IP packet: Ethernet pads it to 46 bytes
@@ -273,21 +116,21 @@ TEST(RxStage, NcmWritesEachIpPacketFromInsideTheNtbAndReleasesAfterTheLastWrite)
                                     ethernet(kHostMac, kModemMac, eth::kEtherTypeIpv4, padded)},
                                    {ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ncm, 0});
 
-  ASSERT_TRUE(rx.post(RxBuffer{ntb.data(), static_cast<std::uint32_t>(ntb.size()), 2}));
-  EXPECT_TRUE(rx.pump());
-  EXPECT_TRUE(in.released.empty()) << "released while its writes are still in flight";
-  EXPECT_EQ(rx.writes_in_flight(), 2u);
-  reap_into(io, &rx, nullptr);
+  ASSERT_TRUE(h.post(ntb, 2));
+  EXPECT_TRUE(h.rx.pump());
+  EXPECT_TRUE(h.in.released.empty()) << "released while its writes are still in flight";
+  EXPECT_EQ(h.rx.writes_in_flight(), 2u);
+  h.reap();
 
-  ASSERT_EQ(io.written.size(), 2u);
-  EXPECT_EQ(io.written[0], p1);
-  EXPECT_EQ(io.written[1], p2) << "the Ethernet padding is cut off at the IP total length";
-  for (const std::uint8_t* from : io.written_from)
+  ASSERT_EQ(h.io.written.size(), 2u);
+  EXPECT_EQ(h.io.written[0], p1);
+  EXPECT_EQ(h.io.written[1], p2) << "the Ethernet padding is cut off at the IP total length";
+  for (const std::uint8_t* from : h.io.written_from)
     EXPECT_TRUE(from >= ntb.data() && from < ntb.data() + ntb.size()) << "a write must point into the NTB buffer";
-  EXPECT_THAT(in.released, ::testing::ElementsAre(2u));
+  EXPECT_THAT(h.in.released, ::testing::ElementsAre(2u));
 
-  rx.publish();
-  const RxCounters c = rx.counters();
+  h.rx.publish();
+  const RxCounters c = h.rx.counters();
   EXPECT_EQ(c.packets, 2u);
   EXPECT_EQ(c.bytes, p1.size() + p2.size());
   EXPECT_EQ(c.ntb.datagrams, 4u);
@@ -298,105 +141,89 @@ TEST(RxStage, NcmWritesEachIpPacketFromInsideTheNtbAndReleasesAfterTheLastWrite)
 
   // The ARP reply went to TX: to the modem, from us, "10.64.64.2 is at 02:00:00:00:00:02".
   ReplyFrame reply;
-  ASSERT_TRUE(replies.try_pop(reply));
+  ASSERT_TRUE(h.replies.try_pop(reply));
   ASSERT_EQ(reply.length, eth::kArpReplyFrameSize);
   EXPECT_TRUE(std::equal(kModemMac.bytes.begin(), kModemMac.bytes.end(), reply.bytes.begin()));
   EXPECT_TRUE(std::equal(kHostMac.bytes.begin(), kHostMac.bytes.end(), reply.bytes.begin() + 6));
   EXPECT_EQ(reply.bytes[21], 2) << "ARP opcode: reply";
   // And the modem's MAC was learned for TX.
-  EXPECT_EQ(state.modem_mac(), kModemMac);
+  EXPECT_EQ(h.state.modem_mac(), kModemMac);
 }
 
 TEST(RxStage, ArpIsNotAnsweredBeforeTheSessionGaveUsAnAddress) {
-  FakeIo io;
-  FakeInLink in;
-  LinkState state;
-  ReplyRing replies(8);
-  RxStage rx(ncm_rx_config(), io, in, state, &replies, &io);
+  RxHarness h(ncm_rx_config(), /*with_replies=*/true);
   const ByteVector ntb = build_ntb({arp_request_for_host()}, {ntb::NtbFormat::Ntb32, ntb::DatagramKind::Ncm, 0});
-  ASSERT_TRUE(rx.post(RxBuffer{ntb.data(), static_cast<std::uint32_t>(ntb.size()), 0}));
-  rx.pump();
+  ASSERT_TRUE(h.post(ntb, 0));
+  h.rx.pump();
   ReplyFrame reply;
-  EXPECT_FALSE(replies.try_pop(reply));
-  EXPECT_THAT(in.released, ::testing::ElementsAre(0u)) << "nothing to write: released at once";
-  rx.publish();
-  EXPECT_EQ(rx.counters().arp_ignored, 1u);
+  EXPECT_FALSE(h.replies.try_pop(reply));
+  EXPECT_THAT(h.in.released, ::testing::ElementsAre(0u)) << "nothing to write: released at once";
+  h.rx.publish();
+  EXPECT_EQ(h.rx.counters().arp_ignored, 1u);
 }
 
 TEST(RxStage, GarbageIsCountedByReasonAndTheBufferComesBack) {
-  FakeIo io;
-  FakeInLink in;
-  LinkState state;
-  RxStage rx(ncm_rx_config(), io, in, state, nullptr, nullptr);
+  RxHarness h(ncm_rx_config());
   ByteVector garbage(512, 0x5A);
-  ASSERT_TRUE(rx.post(RxBuffer{garbage.data(), static_cast<std::uint32_t>(garbage.size()), 1}));
-  rx.pump();
-  EXPECT_THAT(in.released, ::testing::ElementsAre(1u));
-  EXPECT_TRUE(io.prepared.empty());
-  rx.publish();
-  EXPECT_EQ(rx.counters().ntb[ntb::NtbError::NthBadSignature], 1u);
+  ASSERT_TRUE(h.post(garbage, 1));
+  h.rx.pump();
+  EXPECT_THAT(h.in.released, ::testing::ElementsAre(1u));
+  EXPECT_TRUE(h.io.prepared.empty());
+  h.rx.publish();
+  EXPECT_EQ(h.rx.counters().ntb[ntb::NtbError::NthBadSignature], 1u);
 }
 
 TEST(RxStage, WhenTheTunSideIsFullItStopsAndResumesInOrder) {
-  FakeIo io;
-  io.capacity = 1;  // one write in flight at a time
-  FakeInLink in;
-  LinkState state;
-  RxStage rx(ncm_rx_config(), io, in, state, nullptr, nullptr);
+  RxHarness h(ncm_rx_config());
+  h.io.capacity = 1;  // one write in flight at a time
   std::vector<ByteVector> packets, frames;
   for (std::uint8_t i = 0; i < 3; ++i) {
     packets.push_back(ipv4_udp(40 + i, i));
     frames.push_back(ethernet(kHostMac, kModemMac, eth::kEtherTypeIpv4, packets.back()));
   }
   const ByteVector ntb = build_ntb(frames, {ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ncm, 0});
-  ASSERT_TRUE(rx.post(RxBuffer{ntb.data(), static_cast<std::uint32_t>(ntb.size()), 3}));
+  ASSERT_TRUE(h.post(ntb, 3));
   for (int round = 0; round < 3; ++round) {
-    rx.pump();
-    EXPECT_EQ(rx.writes_in_flight(), 1u);
-    EXPECT_TRUE(in.released.empty() || round == 3);
-    reap_into(io, &rx, nullptr);
+    h.rx.pump();
+    EXPECT_EQ(h.rx.writes_in_flight(), 1u);
+    EXPECT_TRUE(h.in.released.empty() || round == 3);
+    h.reap();
   }
-  rx.pump();
-  EXPECT_EQ(io.written, packets);
-  EXPECT_THAT(in.released, ::testing::ElementsAre(3u));
-  EXPECT_TRUE(rx.idle());
+  h.rx.pump();
+  EXPECT_EQ(h.io.written, packets);
+  EXPECT_THAT(h.in.released, ::testing::ElementsAre(3u));
+  EXPECT_TRUE(h.rx.idle());
 }
 
 TEST(RxStage, MbimDeliversSessionZeroAndCountsTheRest) {
-  FakeIo io;
-  FakeInLink in;
-  LinkState state;
   RxConfig c = ncm_rx_config();
   c.framing = Framing::mbim;
-  RxStage rx(c, io, in, state, nullptr, nullptr);
+  RxHarness h(c);
   const ByteVector p = ipv4_udp(64, 7);
   const ByteVector ips0 = build_ntb({p, ByteVector{0x00, 0x01, 0x08, 0x00}}, {ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ips, 0}, false);
   const ByteVector ips1 = build_ntb({p}, {ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ips, 1}, false);
-  ASSERT_TRUE(rx.post(RxBuffer{ips0.data(), static_cast<std::uint32_t>(ips0.size()), 0}));
-  ASSERT_TRUE(rx.post(RxBuffer{ips1.data(), static_cast<std::uint32_t>(ips1.size()), 1}));
-  rx.pump();
-  reap_into(io, &rx, nullptr);
-  EXPECT_THAT(io.written, ::testing::ElementsAre(p));
-  EXPECT_THAT(in.released, ::testing::UnorderedElementsAre(0u, 1u));
-  rx.publish();
-  EXPECT_EQ(rx.counters().other_session, 1u);
-  EXPECT_EQ(rx.counters().not_ip, 1u) << "the K5160's header-less ARP in an IPS session";
+  ASSERT_TRUE(h.post(ips0, 0));
+  ASSERT_TRUE(h.post(ips1, 1));
+  h.rx.pump();
+  h.reap();
+  EXPECT_THAT(h.io.written, ::testing::ElementsAre(p));
+  EXPECT_THAT(h.in.released, ::testing::UnorderedElementsAre(0u, 1u));
+  h.rx.publish();
+  EXPECT_EQ(h.rx.counters().other_session, 1u);
+  EXPECT_EQ(h.rx.counters().not_ip, 1u) << "the K5160's header-less ARP in an IPS session";
 }
 
 TEST(RxStage, AFullRingIsRefusedAndCounted) {
-  FakeIo io;
-  FakeInLink in;
-  LinkState state;
   RxConfig c = ncm_rx_config();
   c.in_slots = 1;
   c.ring_capacity = 1;
-  RxStage rx(c, io, in, state, nullptr, nullptr);
+  RxHarness h(c);
   const ByteVector b(64, 0);
   // moodycamel rounds the capacity up; push until it refuses, which it must within a few.
   bool refused = false;
-  for (int i = 0; i < 64 && !refused; ++i) refused = !rx.post(RxBuffer{b.data(), 64, 0});
+  for (int i = 0; i < 64 && !refused; ++i) refused = !h.post(b, 0);
   EXPECT_TRUE(refused);
-  EXPECT_EQ(rx.counters().ring_full, 1u);
+  EXPECT_EQ(h.rx.counters().ring_full, 1u);
 }
 
 // ---- TX ------------------------------------------------------------------------------------------
@@ -415,105 +242,95 @@ TxConfig ncm_tx_config(std::size_t out_bytes = 16384) {
   return c;
 }
 
+// `c` turned into an MBIM function's: raw IP datagrams, NTB16, in an IPS NDP of session 0.
+TxConfig as_mbim(TxConfig c) {
+  c.framing = Framing::mbim;
+  c.out.ethernet_framing = false;
+  c.signature = {ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ips, 0};
+  c.out.format = ntb::NtbFormat::Ntb16;
+  return c;
+}
+
 TEST(TxStage, PacketsFromTheTunLeaveAsOneNtbOfEthernetFramesToTheLearnedMac) {
-  FakeIo io;
-  FakeOutLink out(2, 16384);
-  LinkState state;
-  state.set_modem_mac(kModemMac);
-  TxStage tx(ncm_tx_config(), io, out, state);
-  tx.start();
-  io.submit();
-  EXPECT_EQ(io.reads_waiting(), 8u);
+  TxHarness h(ncm_tx_config());
+  h.state.set_modem_mac(kModemMac);
+  h.io.submit();
+  EXPECT_EQ(h.io.reads_waiting(), 8u);
 
   const std::vector<ByteVector> packets = {ipv4_udp(10, 1), ipv4_udp(1400, 2), ipv4_udp(0, 3)};
-  for (const auto& p : packets) io.arriving.push_back(p);
-  EXPECT_EQ(reap_into(io, nullptr, &tx), 3u);
-  EXPECT_TRUE(tx.pump(false));  // the TUN has nothing more: send now
+  for (const auto& p : packets) h.io.arriving.push_back(p);
+  EXPECT_EQ(h.reap(), 3u);
+  EXPECT_TRUE(h.tx.pump(false));  // the TUN has nothing more: send now
 
-  ASSERT_EQ(out.sent.size(), 1u);
-  const Parsed p = parse(out.sent[0], ntb::FunctionKind::Ncm);
+  ASSERT_EQ(h.out.sent.size(), 1u);
+  const ParsedNtb p = parse_ntb(h.out.sent[0], ntb::FunctionKind::Ncm);
   EXPECT_TRUE(p.errors.empty());
   ASSERT_EQ(p.datagrams.size(), 3u);
   for (std::size_t i = 0; i < 3; ++i)
     EXPECT_EQ(p.datagrams[i], ethernet(kModemMac, kHostMac, eth::kEtherTypeIpv4, packets[i])) << "datagram " << i;
-  io.submit();
-  EXPECT_EQ(io.reads_waiting(), 8u) << "every read buffer goes back to the TUN";
-  tx.publish();
-  EXPECT_EQ(tx.counters().packets, 3u);
-  EXPECT_EQ(tx.counters().ntbs, 1u);
+  h.io.submit();
+  EXPECT_EQ(h.io.reads_waiting(), 8u) << "every read buffer goes back to the TUN";
+  h.tx.publish();
+  EXPECT_EQ(h.tx.counters().packets, 3u);
+  EXPECT_EQ(h.tx.counters().ntbs, 1u);
 }
 
 TEST(TxStage, AnNtbWaitsWhileMoreIsComingButNotLongerThanMaxHold) {
-  FakeIo io;
-  FakeOutLink out(2, 16384);
-  LinkState state;
   TxConfig c = ncm_tx_config();
   c.max_hold = std::chrono::hours(1);
-  TxStage tx(c, io, out, state);
-  tx.start();
-  io.arriving.push_back(ipv4_udp(20, 1));
-  reap_into(io, nullptr, &tx);
-  tx.pump(true);
-  EXPECT_TRUE(out.sent.empty()) << "more completions are waiting: keep filling the NTB";
-  io.arriving.push_back(ipv4_udp(20, 2));
-  reap_into(io, nullptr, &tx);
-  tx.pump(false);
-  ASSERT_EQ(out.sent.size(), 1u);
-  EXPECT_EQ(parse(out.sent[0], ntb::FunctionKind::Ncm).datagrams.size(), 2u);
+  TxHarness h(c);
+  h.io.arriving.push_back(ipv4_udp(20, 1));
+  h.reap();
+  h.tx.pump(true);
+  EXPECT_TRUE(h.out.sent.empty()) << "more completions are waiting: keep filling the NTB";
+  h.io.arriving.push_back(ipv4_udp(20, 2));
+  h.reap();
+  h.tx.pump(false);
+  ASSERT_EQ(h.out.sent.size(), 1u);
+  EXPECT_EQ(parse_ntb(h.out.sent[0], ntb::FunctionKind::Ncm).datagrams.size(), 2u);
 
   // With max_hold 0 nothing waits, even when more is coming.
-  FakeIo io2;
-  FakeOutLink out2(2, 16384);
   c.max_hold = std::chrono::microseconds(0);
-  TxStage tx2(c, io2, out2, state);
-  tx2.start();
-  io2.arriving.push_back(ipv4_udp(20, 1));
-  reap_into(io2, nullptr, &tx2);
-  tx2.pump(true);
-  EXPECT_EQ(out2.sent.size(), 1u);
+  TxHarness no_hold(c);
+  no_hold.io.arriving.push_back(ipv4_udp(20, 1));
+  no_hold.reap();
+  no_hold.tx.pump(true);
+  EXPECT_EQ(no_hold.out.sent.size(), 1u);
 }
 
 TEST(TxStage, NoFreeOutBufferHoldsThePacketsAndTheirReadsThenSendsThemTogether) {
-  FakeIo io;
-  FakeOutLink out(1, 16384);
-  LinkState state;
-  TxStage tx(ncm_tx_config(), io, out, state);
-  tx.start();
-  io.arriving.push_back(ipv4_udp(30, 1));
-  reap_into(io, nullptr, &tx);
-  tx.pump(false);
-  ASSERT_EQ(out.sent.size(), 1u);  // the only OUT buffer is now in flight
+  TxHarness h(ncm_tx_config(), /*out_slots=*/1);
+  h.io.arriving.push_back(ipv4_udp(30, 1));
+  h.reap();
+  h.tx.pump(false);
+  ASSERT_EQ(h.out.sent.size(), 1u);  // the only OUT buffer is now in flight
 
-  for (std::uint8_t i = 2; i < 6; ++i) io.arriving.push_back(ipv4_udp(30, i));
-  reap_into(io, nullptr, &tx);
-  tx.pump(false);
-  EXPECT_EQ(out.sent.size(), 1u);
-  EXPECT_TRUE(tx.backpressured());
-  io.submit();
-  EXPECT_EQ(io.reads_waiting(), 4u) << "held packets keep their read buffers: the TUN queue absorbs the rest";
+  for (std::uint8_t i = 2; i < 6; ++i) h.io.arriving.push_back(ipv4_udp(30, i));
+  h.reap();
+  h.tx.pump(false);
+  EXPECT_EQ(h.out.sent.size(), 1u);
+  EXPECT_TRUE(h.tx.backpressured());
+  h.io.submit();
+  EXPECT_EQ(h.io.reads_waiting(), 4u) << "held packets keep their read buffers: the TUN queue absorbs the rest";
 
-  out.complete_all();  // the transfer completed (the pipe's on_free wakes the worker)
-  tx.pump(false);
-  ASSERT_EQ(out.sent.size(), 2u);
-  EXPECT_EQ(parse(out.sent[1], ntb::FunctionKind::Ncm).datagrams.size(), 4u);
-  tx.publish();
-  EXPECT_EQ(tx.counters().out_buffer_waits, 1u);
-  EXPECT_EQ(tx.counters().dropped(), 0u);
+  h.out.complete_all();  // the transfer completed (the pipe's on_free wakes the worker)
+  h.tx.pump(false);
+  ASSERT_EQ(h.out.sent.size(), 2u);
+  EXPECT_EQ(parse_ntb(h.out.sent[1], ntb::FunctionKind::Ncm).datagrams.size(), 4u);
+  h.tx.publish();
+  EXPECT_EQ(h.tx.counters().out_buffer_waits, 1u);
+  EXPECT_EQ(h.tx.counters().dropped(), 0u);
 }
 
 TEST(TxStage, AnNtbThatEndsOnAPacketBoundaryGetsOneZeroByte) {
   // Find a packet size whose NTB is a multiple of 64 bytes (full-speed wMaxPacketSize).
   for (std::size_t payload = 0; payload < 200; ++payload) {
-    FakeIo io;
-    FakeOutLink out(1, 16384, 64);
-    LinkState state;
-    TxStage tx(ncm_tx_config(), io, out, state);
-    tx.start();
-    io.arriving.push_back(ipv4_udp(payload, 9));
-    reap_into(io, nullptr, &tx);
-    tx.pump(false);
-    ASSERT_EQ(out.sent.size(), 1u);
-    const ByteVector& sent = out.sent[0];
+    TxHarness h(ncm_tx_config(), /*out_slots=*/1, /*out_bytes=*/16384, /*max_packet=*/64);
+    h.io.arriving.push_back(ipv4_udp(payload, 9));
+    h.reap();
+    h.tx.pump(false);
+    ASSERT_EQ(h.out.sent.size(), 1u);
+    const ByteVector& sent = h.out.sent[0];
     const std::uint32_t block = ntb::load_le32(sent, 8);  // NTH32 dwBlockLength
     if (block % 64 != 0) {
       EXPECT_EQ(sent.size(), block);
@@ -521,74 +338,57 @@ TEST(TxStage, AnNtbThatEndsOnAPacketBoundaryGetsOneZeroByte) {
     }
     EXPECT_EQ(sent.size(), block + 1u) << "NCM 1.0 §3.2.2: end with a short packet";
     EXPECT_EQ(sent.back(), 0);
-    EXPECT_EQ(parse(sent, ntb::FunctionKind::Ncm).errors.size(), 0u) << "a trailing zero is not garbage";
+    EXPECT_EQ(parse_ntb(sent, ntb::FunctionKind::Ncm).errors.size(), 0u) << "a trailing zero is not garbage";
     return;
   }
   FAIL() << "no payload size gave a block length that is a multiple of 64";
 }
 
 TEST(TxStage, MbimSendsRawIpInIps0AndDropsWhatIsNotIp) {
-  FakeIo io;
-  FakeOutLink out(2, 16384);
-  LinkState state;
-  TxConfig c = ncm_tx_config();
-  c.framing = Framing::mbim;
-  c.out.ethernet_framing = false;
-  c.signature = {ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ips, 0};
-  c.out.format = ntb::NtbFormat::Ntb16;
-  TxStage tx(c, io, out, state);
-  tx.start();
+  TxHarness h(as_mbim(ncm_tx_config()));
   const ByteVector p = ipv4_udp(77, 4);
-  io.arriving.push_back(p);
-  io.arriving.push_back(ByteVector{0x20, 0x00, 0x00});  // version 2: not IP
-  reap_into(io, nullptr, &tx);
-  tx.pump(false);
-  ASSERT_EQ(out.sent.size(), 1u);
-  const Parsed parsed = parse(out.sent[0], ntb::FunctionKind::Mbim);
+  h.io.arriving.push_back(p);
+  h.io.arriving.push_back(ByteVector{0x20, 0x00, 0x00});  // version 2: not IP
+  h.reap();
+  h.tx.pump(false);
+  ASSERT_EQ(h.out.sent.size(), 1u);
+  const ParsedNtb parsed = parse_ntb(h.out.sent[0], ntb::FunctionKind::Mbim);
   ASSERT_EQ(parsed.views.size(), 1u);
   EXPECT_EQ(parsed.views[0].kind, ntb::DatagramKind::Ips);
   EXPECT_EQ(parsed.views[0].session, 0);
   EXPECT_EQ(parsed.datagrams[0], p);
-  tx.publish();
-  EXPECT_EQ(tx.counters().not_ip, 1u);
+  h.tx.publish();
+  EXPECT_EQ(h.tx.counters().not_ip, 1u);
 }
 
 TEST(TxStage, RepliesFromRxGoOutFirst) {
-  FakeIo io;
-  FakeOutLink out(2, 16384);
-  LinkState state;
-  TxStage tx(ncm_tx_config(), io, out, state);
-  tx.start();
+  TxHarness h(ncm_tx_config());
   ReplyFrame r;
   r.length = 60;
   std::fill_n(r.bytes.begin(), 60, std::uint8_t{0x77});
-  ASSERT_TRUE(tx.replies().try_push(r));
-  io.arriving.push_back(ipv4_udp(5, 1));
-  reap_into(io, nullptr, &tx);
-  tx.pump(false);
-  ASSERT_EQ(out.sent.size(), 1u);
-  const Parsed parsed = parse(out.sent[0], ntb::FunctionKind::Ncm);
+  ASSERT_TRUE(h.tx.replies().try_push(r));
+  h.io.arriving.push_back(ipv4_udp(5, 1));
+  h.reap();
+  h.tx.pump(false);
+  ASSERT_EQ(h.out.sent.size(), 1u);
+  const ParsedNtb parsed = parse_ntb(h.out.sent[0], ntb::FunctionKind::Ncm);
   ASSERT_EQ(parsed.datagrams.size(), 2u);
   EXPECT_EQ(parsed.datagrams[0], ByteVector(60, 0x77));
-  tx.publish();
-  EXPECT_EQ(tx.counters().replies, 1u);
-  EXPECT_EQ(tx.counters().packets, 1u) << "replies are not counted as TUN packets";
+  h.tx.publish();
+  EXPECT_EQ(h.tx.counters().replies, 1u);
+  EXPECT_EQ(h.tx.counters().packets, 1u) << "replies are not counted as TUN packets";
 }
 
 TEST(TxStage, ASubmitTheDeviceRefusesCountsItsPacketsAsDropped) {
-  FakeIo io;
-  FakeOutLink out(2, 16384);
-  out.refuse_submit = true;
-  LinkState state;
-  TxStage tx(ncm_tx_config(), io, out, state);
-  tx.start();
-  io.arriving.push_back(ipv4_udp(5, 1));
-  io.arriving.push_back(ipv4_udp(6, 1));
-  reap_into(io, nullptr, &tx);
-  tx.pump(false);
-  tx.publish();
-  EXPECT_EQ(tx.counters().submit_failed, 2u);
-  EXPECT_EQ(tx.counters().packets, 0u);
+  TxHarness h(ncm_tx_config());
+  h.out.refuse_submit = true;
+  h.io.arriving.push_back(ipv4_udp(5, 1));
+  h.io.arriving.push_back(ipv4_udp(6, 1));
+  h.reap();
+  h.tx.pump(false);
+  h.tx.publish();
+  EXPECT_EQ(h.tx.counters().submit_failed, 2u);
+  EXPECT_EQ(h.tx.counters().packets, 0u);
 }
 
 }  // namespace
@@ -635,70 +435,59 @@ TEST(ControlPlanePackets, OnlyDhcpToTheClientAndRouterAdvertisementsAreControlPl
 }
 
 TEST(ControlPlanePackets, RxDivertsACopyToTheControlRingInsteadOfTheTun) {
-  FakeIo io;
-  FakeInLink in;
-  LinkState state;
   RxConfig c = ncm_rx_config();
   c.divert_control = true;
-  RxStage rx(c, io, in, state, nullptr, nullptr);
+  RxHarness h(c);
   const ByteVector data = ipv4_udp(20, 3);
   const ByteVector ntb = build_ntb({ethernet(kHostMac, kModemMac, eth::kEtherTypeIpv4, dhcp_reply()),
                                     ethernet(kHostMac, kModemMac, eth::kEtherTypeIpv4, data),
                                     ethernet(eth::ipv6_multicast_mac(eth::Ipv6Address::all_nodes()), kModemMac,
                                              eth::kEtherTypeIpv6, router_advertisement())},
                                    {ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ncm, 0});
-  ASSERT_TRUE(rx.post(RxBuffer{ntb.data(), static_cast<std::uint32_t>(ntb.size()), 1}));
-  rx.pump();
-  reap_into(io, &rx, nullptr);
-  EXPECT_THAT(io.written, ::testing::ElementsAre(data)) << "only the ordinary packet reaches the TUN";
+  ASSERT_TRUE(h.post(ntb, 1));
+  h.rx.pump();
+  h.reap();
+  EXPECT_THAT(h.io.written, ::testing::ElementsAre(data)) << "only the ordinary packet reaches the TUN";
   ControlPacket p;
-  ASSERT_TRUE(rx.control_packets().try_pop(p));
+  ASSERT_TRUE(h.rx.control_packets().try_pop(p));
   EXPECT_EQ(ByteVector(p.bytes.begin(), p.bytes.begin() + p.length), dhcp_reply());
-  ASSERT_TRUE(rx.control_packets().try_pop(p));
+  ASSERT_TRUE(h.rx.control_packets().try_pop(p));
   EXPECT_EQ(ByteVector(p.bytes.begin(), p.bytes.begin() + p.length), router_advertisement());
-  EXPECT_FALSE(rx.control_packets().try_pop(p));
-  rx.publish();
-  EXPECT_EQ(rx.counters().control_diverted, 2u);
-  EXPECT_EQ(rx.counters().packets, 1u);
-  EXPECT_THAT(in.released, ::testing::ElementsAre(1u)) << "the copies do not hold the IN buffer";
+  EXPECT_FALSE(h.rx.control_packets().try_pop(p));
+  h.rx.publish();
+  EXPECT_EQ(h.rx.counters().control_diverted, 2u);
+  EXPECT_EQ(h.rx.counters().packets, 1u);
+  EXPECT_THAT(h.in.released, ::testing::ElementsAre(1u)) << "the copies do not hold the IN buffer";
 }
 
 TEST(ControlPlanePackets, WithoutDivertingTheyGoToTheTunAndAFullRingIsADrop) {
-  FakeIo io;
-  FakeInLink in;
-  LinkState state;
-  RxStage plain(ncm_rx_config(), io, in, state, nullptr, nullptr);
+  RxHarness plain(ncm_rx_config());
   const ByteVector one = build_ntb({ethernet(kHostMac, kModemMac, eth::kEtherTypeIpv4, dhcp_reply())},
                                    {ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ncm, 0});
-  ASSERT_TRUE(plain.post(RxBuffer{one.data(), static_cast<std::uint32_t>(one.size()), 0}));
-  plain.pump();
-  reap_into(io, &plain, nullptr);
-  EXPECT_EQ(io.written.size(), 1u);
+  ASSERT_TRUE(plain.post(one, 0));
+  plain.rx.pump();
+  plain.reap();
+  EXPECT_EQ(plain.io.written.size(), 1u);
 
-  FakeIo io2;
   RxConfig c = ncm_rx_config();
   c.divert_control = true;
   c.control_ring_capacity = 1;
-  RxStage rx(c, io2, in, state, nullptr, nullptr);
+  RxHarness diverting(c);
   std::vector<ByteVector> frames(40, ethernet(kHostMac, kModemMac, eth::kEtherTypeIpv4, dhcp_reply()));
   const ByteVector many = build_ntb(frames, {ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ncm, 0});
-  ASSERT_TRUE(rx.post(RxBuffer{many.data(), static_cast<std::uint32_t>(many.size()), 2}));
-  rx.pump();
-  rx.publish();
-  const RxCounters k = rx.counters();
+  ASSERT_TRUE(diverting.post(many, 2));
+  diverting.rx.pump();
+  diverting.rx.publish();
+  const RxCounters k = diverting.rx.counters();
   EXPECT_GT(k.control_ring_full, 0u) << "nobody drains the ring: drops, counted";
   EXPECT_EQ(k.control_diverted + k.control_ring_full, 40u);
   EXPECT_EQ(k.dropped(), k.control_ring_full);
-  EXPECT_TRUE(io2.written.empty());
+  EXPECT_TRUE(diverting.io.written.empty());
 }
 
 TEST(ControlPlanePackets, TxSendsTheControlThreadsPacketsFirstToTheirDestination) {
-  FakeIo io;
-  FakeOutLink out(1, 16384);
-  LinkState state;
-  state.set_modem_mac(kModemMac);
-  TxStage tx(ncm_tx_config(), io, out, state);
-  tx.start();
+  TxHarness h(ncm_tx_config(), /*out_slots=*/1);
+  h.state.set_modem_mac(kModemMac);
   ControlPacket discover;
   const ByteVector d = ipv4_udp(300, 5);
   std::copy(d.begin(), d.end(), discover.bytes.begin());
@@ -707,45 +496,41 @@ TEST(ControlPlanePackets, TxSendsTheControlThreadsPacketsFirstToTheirDestination
   discover.destination = eth::MacAddress::broadcast();
   ControlPacket renew = discover;
   renew.has_destination = false;  // unicast: to the modem
-  ASSERT_TRUE(tx.control_packets().try_push(discover));
-  ASSERT_TRUE(tx.control_packets().try_push(renew));
-  io.arriving.push_back(ipv4_udp(5, 1));
-  reap_into(io, nullptr, &tx);
-  tx.pump(false);
-  ASSERT_EQ(out.sent.size(), 1u);
-  const Parsed p = parse(out.sent[0], ntb::FunctionKind::Ncm);
+  ASSERT_TRUE(h.tx.control_packets().try_push(discover));
+  ASSERT_TRUE(h.tx.control_packets().try_push(renew));
+  h.io.arriving.push_back(ipv4_udp(5, 1));
+  h.reap();
+  h.tx.pump(false);
+  ASSERT_EQ(h.out.sent.size(), 1u);
+  const ParsedNtb p = parse_ntb(h.out.sent[0], ntb::FunctionKind::Ncm);
   ASSERT_EQ(p.datagrams.size(), 3u);
   EXPECT_EQ(p.datagrams[0], ethernet(eth::MacAddress::broadcast(), kHostMac, eth::kEtherTypeIpv4, d));
   EXPECT_EQ(p.datagrams[1], ethernet(kModemMac, kHostMac, eth::kEtherTypeIpv4, d));
-  tx.publish();
-  EXPECT_EQ(tx.counters().control_packets, 2u);
-  EXPECT_EQ(tx.counters().packets, 1u) << "control packets are not TUN packets";
+  h.tx.publish();
+  EXPECT_EQ(h.tx.counters().control_packets, 2u);
+  EXPECT_EQ(h.tx.counters().packets, 1u) << "control packets are not TUN packets";
 }
 
 TEST(ControlPlanePackets, AControlPacketWaitsForAnOutBufferInsteadOfBeingDropped) {
-  FakeIo io;
-  FakeOutLink out(1, 16384);
-  LinkState state;
-  TxStage tx(ncm_tx_config(), io, out, state);
-  tx.start();
-  io.arriving.push_back(ipv4_udp(30, 1));
-  reap_into(io, nullptr, &tx);
-  tx.pump(false);
-  ASSERT_EQ(out.sent.size(), 1u);  // the only OUT buffer is in flight
-  io.arriving.push_back(ipv4_udp(30, 2));
-  reap_into(io, nullptr, &tx);
-  tx.pump(false);  // back-pressured now
+  TxHarness h(ncm_tx_config(), /*out_slots=*/1);
+  h.io.arriving.push_back(ipv4_udp(30, 1));
+  h.reap();
+  h.tx.pump(false);
+  ASSERT_EQ(h.out.sent.size(), 1u);  // the only OUT buffer is in flight
+  h.io.arriving.push_back(ipv4_udp(30, 2));
+  h.reap();
+  h.tx.pump(false);  // back-pressured now
   ControlPacket rs;
   const ByteVector r = router_advertisement();  // any IPv6 packet
   std::copy(r.begin(), r.end(), rs.bytes.begin());
   rs.length = static_cast<std::uint16_t>(r.size());
-  ASSERT_TRUE(tx.control_packets().try_push(rs));
-  tx.pump(false);
-  EXPECT_EQ(out.sent.size(), 1u);
-  out.complete_all();
-  tx.pump(false);
-  ASSERT_EQ(out.sent.size(), 2u);
-  const Parsed p = parse(out.sent[1], ntb::FunctionKind::Ncm);
+  ASSERT_TRUE(h.tx.control_packets().try_push(rs));
+  h.tx.pump(false);
+  EXPECT_EQ(h.out.sent.size(), 1u);
+  h.out.complete_all();
+  h.tx.pump(false);
+  ASSERT_EQ(h.out.sent.size(), 2u);
+  const ParsedNtb p = parse_ntb(h.out.sent[1], ntb::FunctionKind::Ncm);
   ASSERT_EQ(p.datagrams.size(), 2u);
   EXPECT_EQ(p.datagrams[0], ethernet(eth::MacAddress::broadcast(), kHostMac, eth::kEtherTypeIpv6, r))
       << "no modem MAC learned: broadcast, and the EtherType follows the version";
@@ -801,12 +586,18 @@ ByteVector payload_of(const ByteVector& ip) {
   return ByteVector(ip.begin() + static_cast<std::ptrdiff_t>(ot::l4_offset(ip) + (ip[9] == 6 || ip[6] == 6 ? 20 : 8)),
                     ip.end());
 }
+// The payloads of `packets` back to back: what a super-packet of them carries behind its headers.
+ByteVector joined_payloads(const std::vector<ByteVector>& packets) {
+  ByteVector joined;
+  for (const ByteVector& p : packets) {
+    const ByteVector payload = payload_of(p);
+    joined.insert(joined.end(), payload.begin(), payload.end());
+  }
+  return joined;
+}
 
 TEST(RxStageOffload, TcpSegmentsOfOneNtbLeaveAsOneSuperPacketWrittenFromTheNtbAndOddPacketsPlain) {
-  FakeIo io;
-  FakeInLink in;
-  LinkState state;
-  RxStage rx(vnet_rx_config(false), io, in, state, nullptr, nullptr);
+  RxHarness h(vnet_rx_config(false));
 
   std::vector<ByteVector> packets = tcp_train(kDown, 3, 1000, 7000, 0x100, 0);
   const ByteVector udp = ot::udp_packet(kDown, {}, ot::pattern(200));
@@ -816,48 +607,43 @@ TEST(RxStageOffload, TcpSegmentsOfOneNtbLeaveAsOneSuperPacketWrittenFromTheNtbAn
   packets.push_back(corrupted);
   const ByteVector ntb = ncm_ntb_of(packets);
 
-  ASSERT_TRUE(rx.post(RxBuffer{ntb.data(), static_cast<std::uint32_t>(ntb.size()), 1}));
-  rx.pump();
-  EXPECT_EQ(rx.writes_in_flight(), 3u) << "one super-packet and two plain packets";
-  EXPECT_TRUE(in.released.empty()) << "released while its writes are in flight";
-  reap_into(io, &rx, nullptr);
-  ASSERT_EQ(io.written.size(), 3u);
-  EXPECT_EQ(io.writevs, 3u) << "every write carries a virtio_net_hdr: all are writev";
+  ASSERT_TRUE(h.post(ntb, 1));
+  h.rx.pump();
+  EXPECT_EQ(h.rx.writes_in_flight(), 3u) << "one super-packet and two plain packets";
+  EXPECT_TRUE(h.in.released.empty()) << "released while its writes are in flight";
+  h.reap();
+  ASSERT_EQ(h.io.written.size(), 3u);
+  EXPECT_EQ(h.io.writevs, 3u) << "every write carries a virtio_net_hdr: all are writev";
 
   // 1: the super-packet. The header says TCPV4, gso_size 1000, checksum to be completed from the
   // TCP header on; behind it the first segment's headers (Total Length of the whole) and every
   // segment's payload, the payloads read from inside the NTB.
-  const VirtioNetHdr h = header_of(io.written[0]);
-  EXPECT_EQ(h.flags, offload::kVirtioNetHdrFNeedsCsum);
-  EXPECT_EQ(h.gso_type, offload::kVirtioNetHdrGsoTcpv4);
-  EXPECT_EQ(h.gso_size, 1000);
-  EXPECT_EQ(h.hdr_len, 40);
-  EXPECT_EQ(h.csum_start, 20);
-  EXPECT_EQ(h.csum_offset, 16);
-  const ByteVector super = after_header(io.written[0]);
+  const VirtioNetHdr header = header_of(h.io.written[0]);
+  EXPECT_EQ(header.flags, offload::kVirtioNetHdrFNeedsCsum);
+  EXPECT_EQ(header.gso_type, offload::kVirtioNetHdrGsoTcpv4);
+  EXPECT_EQ(header.gso_size, 1000);
+  EXPECT_EQ(header.hdr_len, 40);
+  EXPECT_EQ(header.csum_start, 20);
+  EXPECT_EQ(header.csum_offset, 16);
+  const ByteVector super = after_header(h.io.written[0]);
   ASSERT_EQ(super.size(), 40u + 3000u);
   EXPECT_EQ(eth::load_be16(super, 2), 3040) << "IPv4 Total Length of the super-packet";
   EXPECT_TRUE(ot::naive_ipv4_ok(super)) << "the IPv4 header checksum follows the new length";
-  ByteVector expected_payload;
-  for (int i = 0; i < 3; ++i) {
-    const ByteVector p = payload_of(packets[static_cast<std::size_t>(i)]);
-    expected_payload.insert(expected_payload.end(), p.begin(), p.end());
-  }
-  EXPECT_EQ(ByteVector(super.begin() + 40, super.end()), expected_payload);
-  ASSERT_EQ(io.written_pieces[0].size(), 4u) << "headers + 3 payloads";
+  EXPECT_EQ(ByteVector(super.begin() + 40, super.end()), joined_payloads({packets[0], packets[1], packets[2]}));
+  ASSERT_EQ(h.io.written_pieces[0].size(), 4u) << "headers + 3 payloads";
   for (std::size_t i = 1; i < 4; ++i)
-    EXPECT_TRUE(io.written_pieces[0][i] >= ntb.data() && io.written_pieces[0][i] < ntb.data() + ntb.size())
+    EXPECT_TRUE(h.io.written_pieces[0][i] >= ntb.data() && h.io.written_pieces[0][i] < ntb.data() + ntb.size())
         << "payload " << i << " must be written from the NTB, not a copy";
 
   // 2, 3: plain, behind a zero header, exactly as they came (UDP coalescing is off; the
   // corrupted segment is never merged: the kernel drops it).
-  EXPECT_EQ(ByteVector(io.written[1].begin(), io.written[1].begin() + 10), ByteVector(10, 0));
-  EXPECT_EQ(after_header(io.written[1]), udp);
-  EXPECT_EQ(after_header(io.written[2]), corrupted);
-  EXPECT_THAT(in.released, ::testing::ElementsAre(1u));
+  EXPECT_EQ(ByteVector(h.io.written[1].begin(), h.io.written[1].begin() + 10), ByteVector(10, 0));
+  EXPECT_EQ(after_header(h.io.written[1]), udp);
+  EXPECT_EQ(after_header(h.io.written[2]), corrupted);
+  EXPECT_THAT(h.in.released, ::testing::ElementsAre(1u));
 
-  rx.publish();
-  const RxCounters c = rx.counters();
+  h.rx.publish();
+  const RxCounters c = h.rx.counters();
   EXPECT_EQ(c.packets, 5u) << "IP packets, segments of super-packets included";
   std::uint64_t bytes = 0;
   for (const auto& p : packets) bytes += p.size();
@@ -870,37 +656,28 @@ TEST(RxStageOffload, TcpSegmentsOfOneNtbLeaveAsOneSuperPacketWrittenFromTheNtbAn
 }
 
 TEST(RxStageOffload, EachBufferInFlightKeepsItsOwnCoalescerUntilItsWritesComplete) {
-  FakeIo io;
-  FakeInLink in;
-  LinkState state;
-  RxStage rx(vnet_rx_config(false), io, in, state, nullptr, nullptr);
+  RxHarness h(vnet_rx_config(false));
   const std::vector<ByteVector> a = tcp_train(kDown, 4, 500, 1, 0x10, 0);
   const std::vector<ByteVector> b = tcp_train(kDown, 2, 700, 2001, 0x14, 100);
   const ByteVector ntb_a = ncm_ntb_of(a), ntb_b = ncm_ntb_of(b);
   // The worker gets to each buffer alone (a batch of one each), and both are queued before any
   // write completes (buffers on the ring together would share one batch: the tests below).
-  ASSERT_TRUE(rx.post(RxBuffer{ntb_a.data(), static_cast<std::uint32_t>(ntb_a.size()), 0}));
-  rx.pump();
-  ASSERT_TRUE(rx.post(RxBuffer{ntb_b.data(), static_cast<std::uint32_t>(ntb_b.size()), 2}));
-  rx.pump();
-  EXPECT_EQ(rx.writes_in_flight(), 2u);
-  reap_into(io, &rx, nullptr);  // the fake reads the iovecs only now
-  ASSERT_EQ(io.written.size(), 2u);
-  EXPECT_EQ(header_of(io.written[0]).gso_size, 500);
-  EXPECT_EQ(after_header(io.written[0]).size(), 40u + 2000u);
-  EXPECT_EQ(header_of(io.written[1]).gso_size, 700);
-  EXPECT_EQ(after_header(io.written[1]).size(), 40u + 1400u);
-  EXPECT_EQ(ByteVector(io.written[1].begin() + 50, io.written[1].end()),
-            [&] {
-              ByteVector p = payload_of(b[0]);
-              const ByteVector q = payload_of(b[1]);
-              p.insert(p.end(), q.begin(), q.end());
-              return p;
-            }())
+  ASSERT_TRUE(h.post(ntb_a, 0));
+  h.rx.pump();
+  ASSERT_TRUE(h.post(ntb_b, 2));
+  h.rx.pump();
+  EXPECT_EQ(h.rx.writes_in_flight(), 2u);
+  h.reap();  // the fake reads the iovecs only now
+  ASSERT_EQ(h.io.written.size(), 2u);
+  EXPECT_EQ(header_of(h.io.written[0]).gso_size, 500);
+  EXPECT_EQ(after_header(h.io.written[0]).size(), 40u + 2000u);
+  EXPECT_EQ(header_of(h.io.written[1]).gso_size, 700);
+  EXPECT_EQ(after_header(h.io.written[1]).size(), 40u + 1400u);
+  EXPECT_EQ(ByteVector(h.io.written[1].begin() + 50, h.io.written[1].end()), joined_payloads(b))
       << "the first buffer's coalescer must not have been reused for the second";
-  EXPECT_THAT(in.released, ::testing::UnorderedElementsAre(0u, 2u));
-  rx.publish();
-  EXPECT_EQ(rx.counters().packets, 6u);
+  EXPECT_THAT(h.in.released, ::testing::UnorderedElementsAre(0u, 2u));
+  h.rx.publish();
+  EXPECT_EQ(h.rx.counters().packets, 6u);
 }
 
 TEST(RxStageOffload, UdpDatagramsOfOneFlowAndSizeCoalesceOnlyWhenUsoWasGranted) {
@@ -909,34 +686,31 @@ TEST(RxStageOffload, UdpDatagramsOfOneFlowAndSizeCoalesceOnlyWhenUsoWasGranted) 
     datagrams.push_back(ot::udp_packet(kDown, {.id = static_cast<std::uint16_t>(0x200 + i)}, ot::pattern(1200, i * 1200)));
   const ByteVector ntb = ncm_ntb_of(datagrams);
   for (const bool uso : {true, false}) {
-    FakeIo io;
-    FakeInLink in;
-    LinkState state;
-    RxStage rx(vnet_rx_config(uso), io, in, state, nullptr, nullptr);
-    ASSERT_TRUE(rx.post(RxBuffer{ntb.data(), static_cast<std::uint32_t>(ntb.size()), 3}));
-    rx.pump();
-    reap_into(io, &rx, nullptr);
-    rx.publish();
-    EXPECT_EQ(rx.counters().packets, 5u);
+    RxHarness h(vnet_rx_config(uso));
+    ASSERT_TRUE(h.post(ntb, 3));
+    h.rx.pump();
+    h.reap();
+    h.rx.publish();
+    EXPECT_EQ(h.rx.counters().packets, 5u);
     if (uso) {
-      ASSERT_EQ(io.written.size(), 1u);
-      EXPECT_EQ(header_of(io.written[0]).gso_type, offload::kVirtioNetHdrGsoUdpL4);
-      EXPECT_EQ(header_of(io.written[0]).gso_size, 1200);
-      EXPECT_EQ(header_of(io.written[0]).csum_offset, 6);
+      ASSERT_EQ(h.io.written.size(), 1u);
+      EXPECT_EQ(header_of(h.io.written[0]).gso_type, offload::kVirtioNetHdrGsoUdpL4);
+      EXPECT_EQ(header_of(h.io.written[0]).gso_size, 1200);
+      EXPECT_EQ(header_of(h.io.written[0]).csum_offset, 6);
     } else {
-      ASSERT_EQ(io.written.size(), 5u);
-      for (std::size_t i = 0; i < 5; ++i) EXPECT_EQ(after_header(io.written[i]), datagrams[i]);
+      ASSERT_EQ(h.io.written.size(), 5u);
+      for (std::size_t i = 0; i < 5; ++i) EXPECT_EQ(after_header(h.io.written[i]), datagrams[i]);
     }
   }
 }
 
 // Completes the prepared writes one at a time (the fake completes in order): `n` of them.
-void complete_writes(FakeIo& io, RxStage& rx, std::size_t n) {
-  io.submit();
+void complete_writes(RxHarness& h, std::size_t n) {
+  h.io.submit();
   for (std::size_t i = 0; i < n; ++i) {
     std::array<IoCompletion, 1> c{};
-    ASSERT_EQ(io.reap(c, 0), 1u);
-    rx.on_completion(c[0]);
+    ASSERT_EQ(h.io.reap(c, 0), 1u);
+    h.rx.on_completion(c[0]);
   }
 }
 
@@ -950,55 +724,44 @@ TEST(RxStageOffload, ASuperPacketGathersOneFlowAcrossTheTransfersAlreadyOnTheRin
   const ByteVector ntb_b = ncm_ntb_of({train.begin() + 3, train.end()});
   for (const unsigned batch_transfers : {8u, 1u}) {
     SCOPED_TRACE(batch_transfers);
-    FakeIo io;
-    FakeInLink in;
-    LinkState state;
     RxConfig config = vnet_rx_config(false);
     config.gro_batch_transfers = batch_transfers;
-    RxStage rx(config, io, in, state, nullptr, nullptr);
-    ASSERT_TRUE(rx.post(RxBuffer{ntb_a.data(), static_cast<std::uint32_t>(ntb_a.size()), 0}));
-    ASSERT_TRUE(rx.post(RxBuffer{ntb_b.data(), static_cast<std::uint32_t>(ntb_b.size()), 2}));
-    rx.pump();
-    EXPECT_TRUE(in.released.empty()) << "released while a write points into it";
-    reap_into(io, &rx, nullptr);
-    EXPECT_THAT(in.released, ::testing::ElementsAre(0u, 2u));
-    rx.publish();
-    const RxCounters c = rx.counters();
+    RxHarness h(config);
+    ASSERT_TRUE(h.post(ntb_a, 0));
+    ASSERT_TRUE(h.post(ntb_b, 2));
+    h.rx.pump();
+    EXPECT_TRUE(h.in.released.empty()) << "released while a write points into it";
+    h.reap();
+    EXPECT_THAT(h.in.released, ::testing::ElementsAre(0u, 2u));
+    h.rx.publish();
+    const RxCounters c = h.rx.counters();
     EXPECT_EQ(c.packets, 6u);
     if (batch_transfers == 1) {  // each transfer alone: a super-packet of 3 from each
       EXPECT_EQ(c.gro_batches, 2u);
-      ASSERT_EQ(io.written.size(), 2u);
-      EXPECT_EQ(header_of(io.written[0]).gso_size, 1000);
-      EXPECT_EQ(after_header(io.written[0]).size(), 40u + 3000u);
+      ASSERT_EQ(h.io.written.size(), 2u);
+      EXPECT_EQ(header_of(h.io.written[0]).gso_size, 1000);
+      EXPECT_EQ(after_header(h.io.written[0]).size(), 40u + 3000u);
       continue;
     }
     EXPECT_EQ(c.gro_batches, 1u);
-    ASSERT_EQ(io.written.size(), 1u) << "one super-packet of all six segments";
-    EXPECT_EQ(header_of(io.written[0]).gso_type, offload::kVirtioNetHdrGsoTcpv4);
-    EXPECT_EQ(header_of(io.written[0]).gso_size, 1000);
-    const ByteVector super = after_header(io.written[0]);
+    ASSERT_EQ(h.io.written.size(), 1u) << "one super-packet of all six segments";
+    EXPECT_EQ(header_of(h.io.written[0]).gso_type, offload::kVirtioNetHdrGsoTcpv4);
+    EXPECT_EQ(header_of(h.io.written[0]).gso_size, 1000);
+    const ByteVector super = after_header(h.io.written[0]);
     ASSERT_EQ(super.size(), 40u + 6000u);
     EXPECT_EQ(eth::load_be16(super, 2), 6040);
     EXPECT_TRUE(ot::naive_ipv4_ok(super));
-    ByteVector expected;
-    for (const ByteVector& p : train) {
-      const ByteVector q = payload_of(p);
-      expected.insert(expected.end(), q.begin(), q.end());
-    }
-    EXPECT_EQ(ByteVector(super.begin() + 40, super.end()), expected);
-    ASSERT_EQ(io.written_pieces[0].size(), 7u);
-    for (std::size_t i = 1; i <= 3; ++i) EXPECT_TRUE(points_into(io.written_pieces[0][i], ntb_a)) << i;
-    for (std::size_t i = 4; i <= 6; ++i) EXPECT_TRUE(points_into(io.written_pieces[0][i], ntb_b)) << i;
+    EXPECT_EQ(ByteVector(super.begin() + 40, super.end()), joined_payloads(train));
+    ASSERT_EQ(h.io.written_pieces[0].size(), 7u);
+    for (std::size_t i = 1; i <= 3; ++i) EXPECT_TRUE(points_into(h.io.written_pieces[0][i], ntb_a)) << i;
+    for (std::size_t i = 4; i <= 6; ++i) EXPECT_TRUE(points_into(h.io.written_pieces[0][i], ntb_b)) << i;
     EXPECT_EQ(c.gro.super_packets, 1u);
     EXPECT_EQ(c.gro.coalesced, 6u);
   }
 }
 
 TEST(RxStageOffload, TheBuffersOfABatchGoBackOnlyWhenItsLastWriteCompletesInArrivalOrder) {
-  FakeIo io;
-  FakeInLink in;
-  LinkState state;
-  RxStage rx(vnet_rx_config(false), io, in, state, nullptr, nullptr);
+  RxHarness h(vnet_rx_config(false));
   // A: three segments of a flow; B: the rest of it and a UDP datagram (plain: USO off); C: one
   // more segment. One batch, two writes: the super-packet (pointing into A, B and C) and the UDP.
   const std::vector<ByteVector> train = tcp_train(kDown, 5, 800, 1, 0x10, 0);
@@ -1006,54 +769,45 @@ TEST(RxStageOffload, TheBuffersOfABatchGoBackOnlyWhenItsLastWriteCompletesInArri
   const ByteVector ntb_a = ncm_ntb_of({train[0], train[1], train[2]});
   const ByteVector ntb_b = ncm_ntb_of({train[3], udp});
   const ByteVector ntb_c = ncm_ntb_of({train[4]});
-  ASSERT_TRUE(rx.post(RxBuffer{ntb_a.data(), static_cast<std::uint32_t>(ntb_a.size()), 3}));
-  ASSERT_TRUE(rx.post(RxBuffer{ntb_b.data(), static_cast<std::uint32_t>(ntb_b.size()), 1}));
-  ASSERT_TRUE(rx.post(RxBuffer{ntb_c.data(), static_cast<std::uint32_t>(ntb_c.size()), 0}));
-  rx.pump();
-  ASSERT_EQ(rx.writes_in_flight(), 2u);
-  complete_writes(io, rx, 1);
-  EXPECT_TRUE(in.released.empty()) << "the batch's second write still points into its buffers";
-  EXPECT_FALSE(rx.idle());
-  complete_writes(io, rx, 1);
-  EXPECT_THAT(in.released, ::testing::ElementsAre(3u, 1u, 0u)) << "all three, in the order they came";
-  EXPECT_TRUE(rx.idle());
-  ASSERT_EQ(io.written.size(), 2u);
-  EXPECT_EQ(after_header(io.written[0]).size(), 40u + 5u * 800u);
-  EXPECT_TRUE(points_into(io.written_pieces[0][4], ntb_b));
-  EXPECT_TRUE(points_into(io.written_pieces[0][5], ntb_c));
-  EXPECT_EQ(after_header(io.written[1]), udp);
+  ASSERT_TRUE(h.post(ntb_a, 3));
+  ASSERT_TRUE(h.post(ntb_b, 1));
+  ASSERT_TRUE(h.post(ntb_c, 0));
+  h.rx.pump();
+  ASSERT_EQ(h.rx.writes_in_flight(), 2u);
+  complete_writes(h, 1);
+  EXPECT_TRUE(h.in.released.empty()) << "the batch's second write still points into its buffers";
+  EXPECT_FALSE(h.rx.idle());
+  complete_writes(h, 1);
+  EXPECT_THAT(h.in.released, ::testing::ElementsAre(3u, 1u, 0u)) << "all three, in the order they came";
+  EXPECT_TRUE(h.rx.idle());
+  ASSERT_EQ(h.io.written.size(), 2u);
+  EXPECT_EQ(after_header(h.io.written[0]).size(), 40u + 5u * 800u);
+  EXPECT_TRUE(points_into(h.io.written_pieces[0][4], ntb_b));
+  EXPECT_TRUE(points_into(h.io.written_pieces[0][5], ntb_c));
+  EXPECT_EQ(after_header(h.io.written[1]), udp);
 
   // The slots are free again: the next buffers start a new batch (the coalescer reset), and a
   // batch still in flight keeps its own coalescer while the next one is queued.
   const std::vector<ByteVector> more = tcp_train(kDown, 2, 800, 4001, 0x15, 4000);
   const std::vector<ByteVector> other = tcp_train(kUp, 2, 300, 9, 0x70, 77);
   const ByteVector ntb_d = ncm_ntb_of(more), ntb_e = ncm_ntb_of(other);
-  ASSERT_TRUE(rx.post(RxBuffer{ntb_d.data(), static_cast<std::uint32_t>(ntb_d.size()), 3}));
-  rx.pump();
-  ASSERT_TRUE(rx.post(RxBuffer{ntb_e.data(), static_cast<std::uint32_t>(ntb_e.size()), 1}));
-  rx.pump();
-  reap_into(io, &rx, nullptr);
-  ASSERT_EQ(io.written.size(), 4u);
-  EXPECT_EQ(header_of(io.written[2]).gso_size, 800);
-  EXPECT_EQ(ByteVector(io.written[2].begin() + 50, io.written[2].end()),
-            [&] {
-              ByteVector p = payload_of(more[0]);
-              const ByteVector q = payload_of(more[1]);
-              p.insert(p.end(), q.begin(), q.end());
-              return p;
-            }());
-  EXPECT_EQ(header_of(io.written[3]).gso_size, 300);
-  EXPECT_THAT(in.released, ::testing::ElementsAre(3u, 1u, 0u, 3u, 1u));
-  rx.publish();
-  EXPECT_EQ(rx.counters().gro_batches, 3u);
-  EXPECT_EQ(rx.counters().packets, 10u);
+  ASSERT_TRUE(h.post(ntb_d, 3));
+  h.rx.pump();
+  ASSERT_TRUE(h.post(ntb_e, 1));
+  h.rx.pump();
+  h.reap();
+  ASSERT_EQ(h.io.written.size(), 4u);
+  EXPECT_EQ(header_of(h.io.written[2]).gso_size, 800);
+  EXPECT_EQ(ByteVector(h.io.written[2].begin() + 50, h.io.written[2].end()), joined_payloads(more));
+  EXPECT_EQ(header_of(h.io.written[3]).gso_size, 300);
+  EXPECT_THAT(h.in.released, ::testing::ElementsAre(3u, 1u, 0u, 3u, 1u));
+  h.rx.publish();
+  EXPECT_EQ(h.rx.counters().gro_batches, 3u);
+  EXPECT_EQ(h.rx.counters().packets, 10u);
 }
 
 TEST(RxStageOffload, AFlowInterruptedAtATransferBoundaryKeepsItsOrder) {
-  FakeIo io;
-  FakeInLink in;
-  LinkState state;
-  RxStage rx(vnet_rx_config(false), io, in, state, nullptr, nullptr);
+  RxHarness h(vnet_rx_config(false));
   // Flow X: two segments in A; in B a pure ACK of X (it closes X's super-packet), then two more
   // segments. Flow Y: one segment in A and its next in B (one super-packet across the boundary).
   const std::vector<ByteVector> x = tcp_train(kDown, 4, 600, 100, 0x20, 0);
@@ -1062,23 +816,23 @@ TEST(RxStageOffload, AFlowInterruptedAtATransferBoundaryKeepsItsOrder) {
   const std::vector<ByteVector> y = tcp_train(y_flow, 2, 900, 7, 0x90, 500);
   const ByteVector ntb_a = ncm_ntb_of({x[0], x[1], y[0]});
   const ByteVector ntb_b = ncm_ntb_of({x_ack, x[2], x[3], y[1]});
-  ASSERT_TRUE(rx.post(RxBuffer{ntb_a.data(), static_cast<std::uint32_t>(ntb_a.size()), 0}));
-  ASSERT_TRUE(rx.post(RxBuffer{ntb_b.data(), static_cast<std::uint32_t>(ntb_b.size()), 1}));
-  rx.pump();
-  reap_into(io, &rx, nullptr);
+  ASSERT_TRUE(h.post(ntb_a, 0));
+  ASSERT_TRUE(h.post(ntb_b, 1));
+  h.rx.pump();
+  h.reap();
   // Writes in the order their first packet came: X's first super-packet, Y's, X's ACK, X's
   // second super-packet. X's three writes are in X's order.
-  ASSERT_EQ(io.written.size(), 4u);
+  ASSERT_EQ(h.io.written.size(), 4u);
   const auto seq_of = [](const ByteVector& w) { return eth::load_be32(after_header(w), 24); };
-  EXPECT_EQ(header_of(io.written[0]).gso_type, offload::kVirtioNetHdrGsoTcpv4);
-  EXPECT_EQ(seq_of(io.written[0]), 100u);
-  EXPECT_EQ(after_header(io.written[0]).size(), 40u + 1200u);
-  EXPECT_EQ(header_of(io.written[1]).gso_size, 900);
-  EXPECT_EQ(after_header(io.written[1]).size(), 40u + 1800u) << "Y across the boundary";
-  EXPECT_EQ(after_header(io.written[2]), x_ack) << "the ACK plain, after what came before it";
-  EXPECT_EQ(seq_of(io.written[3]), 1300u);
-  EXPECT_EQ(after_header(io.written[3]).size(), 40u + 1200u);
-  EXPECT_THAT(in.released, ::testing::ElementsAre(0u, 1u));
+  EXPECT_EQ(header_of(h.io.written[0]).gso_type, offload::kVirtioNetHdrGsoTcpv4);
+  EXPECT_EQ(seq_of(h.io.written[0]), 100u);
+  EXPECT_EQ(after_header(h.io.written[0]).size(), 40u + 1200u);
+  EXPECT_EQ(header_of(h.io.written[1]).gso_size, 900);
+  EXPECT_EQ(after_header(h.io.written[1]).size(), 40u + 1800u) << "Y across the boundary";
+  EXPECT_EQ(after_header(h.io.written[2]), x_ack) << "the ACK plain, after what came before it";
+  EXPECT_EQ(seq_of(h.io.written[3]), 1300u);
+  EXPECT_EQ(after_header(h.io.written[3]).size(), 40u + 1200u);
+  EXPECT_THAT(h.in.released, ::testing::ElementsAre(0u, 1u));
 }
 
 TEST(RxStageOffload, ABatchTakesAnotherTransferOnlyWhileItsWorstCaseStillFits) {
@@ -1087,14 +841,11 @@ TEST(RxStageOffload, ABatchTakesAnotherTransferOnlyWhileItsWorstCaseStillFits) {
   // bytes. A transfer of 1784 bytes could hold 1784 / 14 + 1 = 128 datagrams, so a batch takes
   // another one while the packets it has + 128 <= 294: after five (140) a sixth, after six (168)
   // not the seventh, which starts the next batch. Nothing is dropped or reordered.
-  FakeIo io;
-  FakeInLink in;
-  LinkState state;
   RxConfig config = vnet_rx_config(false);
   config.transfer_bytes = 2048;
   config.in_slots = 8;
   config.ring_capacity = 8;
-  RxStage rx(config, io, in, state, nullptr, nullptr);
+  RxHarness h(config);
   std::vector<ByteVector> ntbs;
   std::vector<ByteVector> sent;
   for (unsigned t = 0; t < 8; ++t) {
@@ -1105,20 +856,20 @@ TEST(RxStageOffload, ABatchTakesAnotherTransferOnlyWhileItsWorstCaseStillFits) {
     ASSERT_EQ(ntbs.back().size(), 1784u);
   }
   for (unsigned t = 0; t < 8; ++t)
-    ASSERT_TRUE(rx.post(RxBuffer{ntbs[t].data(), static_cast<std::uint32_t>(ntbs[t].size()), t}));
-  rx.pump();
-  EXPECT_FALSE(rx.idle());
-  while (reap_into(io, &rx, nullptr) > 0) {  // 64 completions per reap
+    ASSERT_TRUE(h.post(ntbs[t], t));
+  h.rx.pump();
+  EXPECT_FALSE(h.rx.idle());
+  while (h.reap() > 0) {  // 64 completions per reap
   }
-  EXPECT_TRUE(rx.idle());
-  rx.publish();
-  const RxCounters c = rx.counters();
+  EXPECT_TRUE(h.rx.idle());
+  h.rx.publish();
+  const RxCounters c = h.rx.counters();
   EXPECT_EQ(c.gro_batches, 2u) << "transfers 1-6, then 7-8";
   EXPECT_EQ(c.packets, 224u);
   EXPECT_EQ(c.dropped(), 0u);
-  ASSERT_EQ(io.written.size(), 224u);
-  for (std::size_t i = 0; i < 224; ++i) EXPECT_EQ(after_header(io.written[i]), sent[i]) << i;
-  EXPECT_THAT(in.released, ::testing::ElementsAre(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u));
+  ASSERT_EQ(h.io.written.size(), 224u);
+  for (std::size_t i = 0; i < 224; ++i) EXPECT_EQ(after_header(h.io.written[i]), sent[i]) << i;
+  EXPECT_THAT(h.in.released, ::testing::ElementsAre(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u));
 }
 
 // ---- TX ----
@@ -1162,7 +913,7 @@ ByteVector plain_read(const ByteVector& packet) {
 std::vector<ByteVector> sent_ip_packets(const FakeOutLink& out, bool ncm = true) {
   std::vector<ByteVector> ip;
   for (const ByteVector& ntb : out.sent) {
-    const Parsed p = parse(ntb, ncm ? ntb::FunctionKind::Ncm : ntb::FunctionKind::Mbim);
+    const ParsedNtb p = parse_ntb(ntb, ncm ? ntb::FunctionKind::Ncm : ntb::FunctionKind::Mbim);
     EXPECT_TRUE(p.errors.empty());
     for (const ByteVector& d : p.datagrams) {
       if (!ncm) {
@@ -1178,20 +929,16 @@ std::vector<ByteVector> sent_ip_packets(const FakeOutLink& out, bool ncm = true)
 }
 
 TEST(TxStageOffload, ATsoSuperPacketLeavesAsEthernetFramedSegmentsWithValidChecksums) {
-  FakeIo io;
-  FakeOutLink out(2, 16384);
-  LinkState state;
-  state.set_modem_mac(kModemMac);
-  TxStage tx(vnet_tx_config(), io, out, state);
-  tx.start();
+  TxHarness h(vnet_tx_config());
+  h.state.set_modem_mac(kModemMac);
   const auto payload = ot::pattern(3500);
   const ByteVector super = ot::tcp_packet(kUp, {.id = 0x40}, {.seq = 1000, .flags = 0x18}, payload);
-  io.arriving.push_back(gso_read(offload::kVirtioNetHdrGsoTcpv4, 1000, super));
-  reap_into(io, nullptr, &tx);
-  tx.pump(false);
+  h.io.arriving.push_back(gso_read(offload::kVirtioNetHdrGsoTcpv4, 1000, super));
+  h.reap();
+  h.tx.pump(false);
 
-  ASSERT_EQ(out.sent.size(), 1u);
-  const std::vector<ByteVector> segments = sent_ip_packets(out);
+  ASSERT_EQ(h.out.sent.size(), 1u);
+  const std::vector<ByteVector> segments = sent_ip_packets(h.out);
   ASSERT_EQ(segments.size(), 4u) << "3500 bytes at gso_size 1000";
   ByteVector joined;
   std::uint64_t bytes = 0;
@@ -1207,10 +954,10 @@ TEST(TxStageOffload, ATsoSuperPacketLeavesAsEthernetFramedSegmentsWithValidCheck
     bytes += s.size();
   }
   EXPECT_EQ(joined, ByteVector(payload.begin(), payload.end()));
-  io.submit();
-  EXPECT_EQ(io.reads_waiting(), 8u) << "the read buffer went back to the TUN";
-  tx.publish();
-  const TxCounters c = tx.counters();
+  h.io.submit();
+  EXPECT_EQ(h.io.reads_waiting(), 8u) << "the read buffer went back to the TUN";
+  h.tx.publish();
+  const TxCounters c = h.tx.counters();
   EXPECT_EQ(c.tun_reads, 1u);
   EXPECT_EQ(c.gso_super_packets, 1u);
   EXPECT_EQ(c.gso_segments, 4u);
@@ -1220,26 +967,23 @@ TEST(TxStageOffload, ATsoSuperPacketLeavesAsEthernetFramedSegmentsWithValidCheck
 }
 
 TEST(TxStageOffload, ASuperPacketStraddlesNtbsAndWaitsForAnOutBufferHalfWay) {
-  FakeIo io;
-  FakeOutLink out(1, 4096);  // one OUT buffer of 4 KiB: three 1014-byte frames per NTB
-  LinkState state;
-  state.set_modem_mac(kModemMac);
-  TxStage tx(vnet_tx_config(4096), io, out, state);
-  tx.start();
+  // One OUT buffer of 4 KiB: three 1014-byte frames per NTB.
+  TxHarness h(vnet_tx_config(4096), /*out_slots=*/1, /*out_bytes=*/4096);
+  h.state.set_modem_mac(kModemMac);
   const auto payload = ot::pattern(20 * 960);
   const ByteVector super = ot::tcp_packet(kUp, {}, {.seq = 5}, payload);
-  io.arriving.push_back(gso_read(offload::kVirtioNetHdrGsoTcpv4, 960, super));
-  reap_into(io, nullptr, &tx);
-  tx.pump(false);
-  ASSERT_EQ(out.sent.size(), 1u) << "the first NTB is full and sent; the only OUT buffer is in flight";
-  EXPECT_TRUE(tx.backpressured());
-  io.submit();
-  EXPECT_EQ(io.reads_waiting(), 7u) << "the super-packet keeps its read buffer until its last segment is out";
-  for (int round = 0; round < 20 && out.sent.size() < 7; ++round) {
-    out.complete_all();
-    tx.pump(false);
+  h.io.arriving.push_back(gso_read(offload::kVirtioNetHdrGsoTcpv4, 960, super));
+  h.reap();
+  h.tx.pump(false);
+  ASSERT_EQ(h.out.sent.size(), 1u) << "the first NTB is full and sent; the only OUT buffer is in flight";
+  EXPECT_TRUE(h.tx.backpressured());
+  h.io.submit();
+  EXPECT_EQ(h.io.reads_waiting(), 7u) << "the super-packet keeps its read buffer until its last segment is out";
+  for (int round = 0; round < 20 && h.out.sent.size() < 7; ++round) {
+    h.out.complete_all();
+    h.tx.pump(false);
   }
-  const std::vector<ByteVector> segments = sent_ip_packets(out);
+  const std::vector<ByteVector> segments = sent_ip_packets(h.out);
   ASSERT_EQ(segments.size(), 20u);
   ByteVector joined;
   for (std::size_t i = 0; i < segments.size(); ++i) {
@@ -1249,38 +993,34 @@ TEST(TxStageOffload, ASuperPacketStraddlesNtbsAndWaitsForAnOutBufferHalfWay) {
     joined.insert(joined.end(), p.begin(), p.end());
   }
   EXPECT_EQ(joined, ByteVector(payload.begin(), payload.end()));
-  io.submit();
-  EXPECT_EQ(io.reads_waiting(), 8u);
-  tx.publish();
-  EXPECT_EQ(tx.counters().gso_segments, 20u);
-  EXPECT_EQ(tx.counters().packets, 20u);
-  EXPECT_GE(tx.counters().ntbs, 7u);
+  h.io.submit();
+  EXPECT_EQ(h.io.reads_waiting(), 8u);
+  h.tx.publish();
+  EXPECT_EQ(h.tx.counters().gso_segments, 20u);
+  EXPECT_EQ(h.tx.counters().packets, 20u);
+  EXPECT_GE(h.tx.counters().ntbs, 7u);
 }
 
 TEST(TxStageOffload, PlainReadsAreCopiedChecksumsCompletedAndMalformedReadsCountedByName) {
-  FakeIo io;
-  FakeOutLink out(2, 16384);
-  LinkState state;
-  state.set_modem_mac(kModemMac);
-  TxStage tx(vnet_tx_config(), io, out, state);
-  tx.start();
+  TxHarness h(vnet_tx_config());
+  h.state.set_modem_mac(kModemMac);
   const ByteVector plain = ot::udp_packet(kUp, {}, ot::pattern(100));
   // NEEDS_CSUM without GSO: the UDP checksum field holds the seed, the rest is ours to finish.
   ByteVector partial = gso_read(offload::kVirtioNetHdrGsoNone, 0, ot::udp_packet(kUp, {.id = 7}, ot::pattern(333)));
   ByteVector zero_gso_size = gso_read(offload::kVirtioNetHdrGsoTcpv4, 0, ot::tcp_packet(kUp, {}, {}, ot::pattern(10)));
-  io.arriving.push_back(plain_read(plain));
-  io.arriving.push_back(partial);
-  io.arriving.push_back(zero_gso_size);
-  io.arriving.push_back(ByteVector{1, 2, 3});            // shorter than a virtio_net_hdr
-  io.arriving.push_back(plain_read(ByteVector{0x20, 0}));  // version 2: not IP
-  reap_into(io, nullptr, &tx);
-  tx.pump(false);
-  const std::vector<ByteVector> sent = sent_ip_packets(out);
+  h.io.arriving.push_back(plain_read(plain));
+  h.io.arriving.push_back(partial);
+  h.io.arriving.push_back(zero_gso_size);
+  h.io.arriving.push_back(ByteVector{1, 2, 3});            // shorter than a virtio_net_hdr
+  h.io.arriving.push_back(plain_read(ByteVector{0x20, 0}));  // version 2: not IP
+  h.reap();
+  h.tx.pump(false);
+  const std::vector<ByteVector> sent = sent_ip_packets(h.out);
   ASSERT_EQ(sent.size(), 2u);
   EXPECT_EQ(sent[0], plain);
   EXPECT_EQ(sent[1], ot::udp_packet(kUp, {.id = 7}, ot::pattern(333))) << "the checksum completed to the real one";
-  tx.publish();
-  const TxCounters c = tx.counters();
+  h.tx.publish();
+  const TxCounters c = h.tx.counters();
   EXPECT_EQ(c.csum_completed, 1u);
   EXPECT_EQ(c.gso_super_packets, 0u);
   EXPECT_EQ(c.gso_errors[static_cast<std::size_t>(offload::GsoError::GsoSizeZero)], 1u);
@@ -1291,22 +1031,13 @@ TEST(TxStageOffload, PlainReadsAreCopiedChecksumsCompletedAndMalformedReadsCount
 }
 
 TEST(TxStageOffload, MbimUdpSuperPacketsBecomeRawIpDatagramsInIps0) {
-  FakeIo io;
-  FakeOutLink out(2, 16384);
-  LinkState state;
-  TxConfig c = vnet_tx_config();
-  c.framing = Framing::mbim;
-  c.out.ethernet_framing = false;
-  c.signature = {ntb::NtbFormat::Ntb16, ntb::DatagramKind::Ips, 0};
-  c.out.format = ntb::NtbFormat::Ntb16;
-  TxStage tx(c, io, out, state);
-  tx.start();
+  TxHarness h(as_mbim(vnet_tx_config()));
   const ot::Flow v6 = ot::flow_v6(2, 1, 40000, 53);
   const auto payload = ot::pattern(1250);
-  io.arriving.push_back(gso_read(offload::kVirtioNetHdrGsoUdpL4, 500, ot::udp_packet(v6, {}, payload)));
-  reap_into(io, nullptr, &tx);
-  tx.pump(false);
-  const std::vector<ByteVector> sent = sent_ip_packets(out, false);
+  h.io.arriving.push_back(gso_read(offload::kVirtioNetHdrGsoUdpL4, 500, ot::udp_packet(v6, {}, payload)));
+  h.reap();
+  h.tx.pump(false);
+  const std::vector<ByteVector> sent = sent_ip_packets(h.out, false);
   ASSERT_EQ(sent.size(), 3u) << "500 + 500 + 250";
   for (std::size_t i = 0; i < 3; ++i) {
     EXPECT_EQ(sent[i], ot::udp_packet(v6, {}, std::span(payload).subspan(i * 500, i == 2 ? 250 : 500)))
@@ -1329,14 +1060,10 @@ std::string packet_msg_header(std::uint32_t message_length, std::uint32_t data_l
 }
 
 TEST(RxStageRndis, FramesOfEveryGoodPacketMessageAreWrittenAHostileOneIsSkippedAndArpIsAnswered) {
-  FakeIo io;
-  FakeInLink in;
-  LinkState state;
-  ReplyRing replies(8);
-  state.set_host_addresses(HostAddresses{kHostIp, {}});
   RxConfig c = ncm_rx_config();
   c.framing = Framing::rndis;
-  RxStage rx(c, io, in, state, &replies, &io);
+  RxHarness h(c, /*with_replies=*/true);
+  h.state.set_host_addresses(HostAddresses{kHostIp, {}});
 
   const ByteVector ip = ipv4_udp(10, 0xB1);  // 38 bytes of IP, a 52-byte frame
   const ByteVector frame1 = ethernet(kHostMac, kModemMac, eth::kEtherTypeIpv4, ip);
@@ -1361,16 +1088,16 @@ TEST(RxStageRndis, FramesOfEveryGoodPacketMessageAreWrittenAHostileOneIsSkippedA
   xfer.push_back(0x00);  // the 1-byte short-packet pad
   ASSERT_EQ(xfer.size(), 247u);
 
-  ASSERT_TRUE(rx.post(RxBuffer{xfer.data(), static_cast<std::uint32_t>(xfer.size()), 1}));
-  EXPECT_TRUE(rx.pump());
-  reap_into(io, &rx, nullptr);
-  ASSERT_EQ(io.written.size(), 1u);
-  EXPECT_EQ(io.written[0], ip);
-  EXPECT_EQ(io.written_from[0], xfer.data() + 44 + 14) << "written from inside the IN buffer";
-  EXPECT_THAT(in.released, ::testing::ElementsAre(1u));
+  ASSERT_TRUE(h.post(xfer, 1));
+  EXPECT_TRUE(h.rx.pump());
+  h.reap();
+  ASSERT_EQ(h.io.written.size(), 1u);
+  EXPECT_EQ(h.io.written[0], ip);
+  EXPECT_EQ(h.io.written_from[0], xfer.data() + 44 + 14) << "written from inside the IN buffer";
+  EXPECT_THAT(h.in.released, ::testing::ElementsAre(1u));
 
-  rx.publish();
-  const RxCounters counters = rx.counters();
+  h.rx.publish();
+  const RxCounters counters = h.rx.counters();
   EXPECT_EQ(counters.rndis.transfers, 1u);
   EXPECT_EQ(counters.rndis.messages, 3u);
   EXPECT_EQ(counters.rndis.frames, 2u);
@@ -1379,9 +1106,9 @@ TEST(RxStageRndis, FramesOfEveryGoodPacketMessageAreWrittenAHostileOneIsSkippedA
   EXPECT_EQ(counters.ntb.transfers, 0u) << "no NTB parsing on an RNDIS function";
   EXPECT_EQ(counters.packets, 1u);
   EXPECT_EQ(counters.arp_replies, 1u);
-  EXPECT_EQ(state.modem_mac(), kModemMac) << "the modem's MAC learned as on NCM";
+  EXPECT_EQ(h.state.modem_mac(), kModemMac) << "the modem's MAC learned as on NCM";
   ReplyFrame reply;
-  ASSERT_TRUE(replies.try_pop(reply));
+  ASSERT_TRUE(h.replies.try_pop(reply));
   EXPECT_EQ(reply.length, eth::kArpReplyFrameSize);
 }
 
@@ -1396,19 +1123,15 @@ TxConfig rndis_tx_config() {
 }
 
 TEST(TxStageRndis, PacketsLeaveAsAlignedPacketMessagesWithinMaxPacketsPerTransfer) {
-  FakeIo io;
-  FakeOutLink out(2, 16384);
-  LinkState state;
-  state.set_modem_mac(kModemMac);
-  TxStage tx(rndis_tx_config(), io, out, state);
-  tx.start();
+  TxHarness h(rndis_tx_config());
+  h.state.set_modem_mac(kModemMac);
   const std::vector<ByteVector> packets = {ipv4_udp(10, 1), ipv4_udp(11, 2), ipv4_udp(0, 3)};
-  for (const auto& p : packets) io.arriving.push_back(p);
-  EXPECT_EQ(reap_into(io, nullptr, &tx), 3u);
-  EXPECT_TRUE(tx.pump(false));
-  ASSERT_EQ(out.sent.size(), 2u) << "two messages per transfer at most: the third goes in a second transfer";
+  for (const auto& p : packets) h.io.arriving.push_back(p);
+  EXPECT_EQ(h.reap(), 3u);
+  EXPECT_TRUE(h.tx.pump(false));
+  ASSERT_EQ(h.out.sent.size(), 2u) << "two messages per transfer at most: the third goes in a second transfer";
 
-  const ByteVector& t = out.sent[0];
+  const ByteVector& t = h.out.sent[0];
   ASSERT_EQ(t.size(), 96u + 97u);
   // Message 0: MessageLength 96 (44 + a 52-byte frame, already a multiple of 8: no padding),
   // DataOffset 36, DataLength 52. Message 1 at 96: MessageLength 97, DataLength 53, not padded
@@ -1418,7 +1141,7 @@ TEST(TxStageRndis, PacketsLeaveAsAlignedPacketMessagesWithinMaxPacketsPerTransfe
 
   std::vector<ByteVector> frames;
   rndis::PacketCounters pc;
-  for (const ByteVector& sent : out.sent) {
+  for (const ByteVector& sent : h.out.sent) {
     rndis::CountingPacketSink sink{pc, [&](const rndis::FrameView& f) {
                                      frames.emplace_back(sent.begin() + static_cast<std::ptrdiff_t>(f.offset),
                                                          sent.begin() + static_cast<std::ptrdiff_t>(f.offset + f.length));
@@ -1428,46 +1151,38 @@ TEST(TxStageRndis, PacketsLeaveAsAlignedPacketMessagesWithinMaxPacketsPerTransfe
   ASSERT_EQ(frames.size(), 3u);
   for (std::size_t i = 0; i < 3; ++i)
     EXPECT_EQ(frames[i], ethernet(kModemMac, kHostMac, eth::kEtherTypeIpv4, packets[i])) << "frame " << i;
-  tx.publish();
-  EXPECT_EQ(tx.counters().packets, 3u);
-  EXPECT_EQ(tx.counters().ntbs, 2u);
+  h.tx.publish();
+  EXPECT_EQ(h.tx.counters().packets, 3u);
+  EXPECT_EQ(h.tx.counters().ntbs, 2u);
 }
 
 TEST(TxStageRndis, ATransferOfExactlyWMaxPacketSizeGetsTheOneBytePadNeverAZlp) {
-  FakeIo io;
-  FakeOutLink out(2, 16384);
-  LinkState state;
-  state.set_modem_mac(kModemMac);
-  TxStage tx(rndis_tx_config(), io, out, state);
-  tx.start();
-  io.arriving.push_back(ipv4_udp(512 - 44 - 14 - 28, 7));  // 44 + 14 + 454 = 512 bytes
-  reap_into(io, nullptr, &tx);
-  tx.pump(false);
-  ASSERT_EQ(out.sent.size(), 1u);
-  ASSERT_EQ(out.sent[0].size(), 513u);
-  EXPECT_EQ(out.sent[0].back(), 0u);
-  EXPECT_EQ(ByteVector(out.sent[0].begin(), out.sent[0].begin() + 44), test::hex(packet_msg_header(512, 468)))
+  TxHarness h(rndis_tx_config());
+  h.state.set_modem_mac(kModemMac);
+  h.io.arriving.push_back(ipv4_udp(512 - 44 - 14 - 28, 7));  // 44 + 14 + 454 = 512 bytes
+  h.reap();
+  h.tx.pump(false);
+  ASSERT_EQ(h.out.sent.size(), 1u);
+  ASSERT_EQ(h.out.sent[0].size(), 513u);
+  EXPECT_EQ(h.out.sent[0].back(), 0u);
+  EXPECT_EQ(ByteVector(h.out.sent[0].begin(), h.out.sent[0].begin() + 44), test::hex(packet_msg_header(512, 468)))
       << "the pad is outside MessageLength";
-  tx.publish();
-  EXPECT_EQ(tx.counters().padded, 1u);
+  h.tx.publish();
+  EXPECT_EQ(h.tx.counters().padded, 1u);
 }
 
 TEST(TxStageRndis, AFrameLargerThanMaxTransferSizeIsDroppedAsTooLarge) {
-  FakeIo io;
-  FakeOutLink out(2, 16384);
-  LinkState state;
   TxConfig c = rndis_tx_config();
   c.rndis_out.max_transfer_size = 600;  // a device that takes little
-  TxStage tx(c, io, out, state);
-  tx.start();
-  io.arriving.push_back(ipv4_udp(1000, 1));
-  io.arriving.push_back(ipv4_udp(100, 2));
-  reap_into(io, nullptr, &tx);
-  tx.pump(false);
-  ASSERT_EQ(out.sent.size(), 1u);
-  tx.publish();
-  EXPECT_EQ(tx.counters().too_large, 1u);
-  EXPECT_EQ(tx.counters().packets, 1u);
+  TxHarness h(c);
+  h.io.arriving.push_back(ipv4_udp(1000, 1));
+  h.io.arriving.push_back(ipv4_udp(100, 2));
+  h.reap();
+  h.tx.pump(false);
+  ASSERT_EQ(h.out.sent.size(), 1u);
+  h.tx.publish();
+  EXPECT_EQ(h.tx.counters().too_large, 1u);
+  EXPECT_EQ(h.tx.counters().packets, 1u);
 }
 
 }  // namespace

@@ -39,6 +39,8 @@
 #include "daemon.hpp"
 #include "fixture.hpp"
 #include "net.hpp"
+#include "profile.hpp"
+#include "shell.hpp"
 #include "sim/network.hpp"
 
 namespace wwan::integration {
@@ -62,21 +64,6 @@ constexpr auto kConnectTimeout = 30s;  // session up (MBIM: FCC unlock, registra
 constexpr auto kReplyTimeout = 2s;     // one echo / control answer
 constexpr auto kShutdownLimit = 2s;    // SIGTERM -> stopped + exit 0
 constexpr std::uint16_t kSourcePort = 5001;
-
-struct Profile {
-  std::string name;
-  std::vector<std::string> args;  // beyond --sim NAME
-  bool reports_dns = true;        // the session reports DNS servers (a static configuration has none)
-};
-
-std::ostream& operator<<(std::ostream& o, const Profile& p) { return o << p.name; }
-
-std::string test_name(const ::testing::TestParamInfo<Profile>& p) {
-  std::string n = p.param.name;
-  for (char& c : n)
-    if (c == '-' || c == '+') c = '_';
-  return n;
-}
 
 std::chrono::seconds flood_duration() {
   if (const char* env = std::getenv("WWAN_DP_FLOOD_SECONDS")) {
@@ -125,36 +112,10 @@ std::string kernel_counters() {
   return out;
 }
 
-// Runs a shell command; its stdout, and the exit status in `status`.
-std::string run(const std::string& command, int& status) {
-  std::string out;
-  FILE* p = ::popen(command.c_str(), "r");
-  if (p == nullptr) {
-    status = -1;
-    return out;
-  }
-  std::array<char, 4096> chunk{};
-  std::size_t n = 0;
-  while ((n = std::fread(chunk.data(), 1, chunk.size(), p)) > 0) out.append(chunk.data(), n);
-  status = ::pclose(p);
-  return out;
-}
-
 std::size_t lines(const std::string& text) {
   std::size_t n = 0;
   for (char c : text) n += c == '\n' ? 1 : 0;
   return n;
-}
-
-std::optional<std::string> find_in_path(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    const std::string candidate = (dir.empty() ? "." : dir) + "/" + program;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return std::nullopt;
 }
 
 // The payload of echo `n` of `size` bytes: no two sizes or positions alike.

@@ -29,6 +29,8 @@
 #include "daemon.hpp"
 #include "fixture.hpp"
 #include "net.hpp"
+#include "profile.hpp"
+#include "shell.hpp"
 #include "sim/dhcp_server.hpp"
 
 namespace wwan::integration {
@@ -43,43 +45,6 @@ const std::string kGatewayIpv6 = "2001:db8:0:1::1";
 constexpr auto kStartTimeout = 10s;
 constexpr auto kConnectTimeout = 30s;
 constexpr auto kReplyTimeout = 2s;
-
-struct TapProfile {
-  std::string name;
-};
-std::ostream& operator<<(std::ostream& o, const TapProfile& p) { return o << p.name; }
-std::string test_name(const ::testing::TestParamInfo<TapProfile>& p) {
-  std::string n = p.param.name;
-  for (char& c : n)
-    if (c == '-' || c == '+') c = '_';
-  return n;
-}
-
-std::optional<std::string> find_in_path(const std::string& program) {
-  const char* path = std::getenv("PATH");
-  std::istringstream dirs(path != nullptr ? path : "/usr/bin:/bin");
-  std::string dir;
-  while (std::getline(dirs, dir, ':')) {
-    const std::string candidate = (dir.empty() ? "." : dir) + "/" + program;
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return std::nullopt;
-}
-
-// A shell command's stdout and exit status.
-std::string run(const std::string& command, int& status) {
-  std::string out;
-  FILE* p = ::popen(command.c_str(), "r");
-  if (p == nullptr) {
-    status = -1;
-    return out;
-  }
-  std::array<char, 4096> chunk{};
-  std::size_t n = 0;
-  while ((n = std::fread(chunk.data(), 1, chunk.size(), p)) > 0) out.append(chunk.data(), n);
-  status = ::pclose(p);
-  return out;
-}
 
 std::string read_file(const std::string& path) {
   std::ifstream f(path);
@@ -96,10 +61,10 @@ std::size_t count_lines_starting(const std::string& text, const std::string& pre
   return n;
 }
 
-class TapTest : public DaemonNamespaceTest<TapProfile> {
+class TapTest : public DaemonNamespaceTest<Profile> {
  protected:
   void SetUp() override {
-    DaemonNamespaceTest<TapProfile>::SetUp();
+    DaemonNamespaceTest<Profile>::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
     const auto busybox = find_in_path("busybox");
     if (!busybox) GTEST_SKIP() << "busybox is not installed (tools/bootstrap.sh installs it: udhcpc)";
@@ -331,11 +296,11 @@ TEST_P(TapTest, UdhcpcRenewsTheLeaseThroughTheTap) {
   EXPECT_EQ(daemon_->count("disconnected"), 0u) << describe();
 }
 
-INSTANTIATE_TEST_SUITE_P(Sim, TapTest, ::testing::Values(TapProfile{"generic-ncm"}, TapProfile{"quectel-ncm"}),
+INSTANTIATE_TEST_SUITE_P(Sim, TapTest, ::testing::Values(Profile{"generic-ncm"}, Profile{"quectel-ncm"}),
                          test_name);
 
 // MBIM carries raw IP and RNDIS is not passed through: one line, exit status 1, no interface.
-using TapRefusalTest = DaemonNamespaceTest<TapProfile>;
+using TapRefusalTest = DaemonNamespaceTest<Profile>;
 
 TEST_P(TapRefusalTest, IsRefusedInOneLineWithoutCreatingTheTap) {
   Daemon d;
@@ -351,7 +316,7 @@ TEST_P(TapRefusalTest, IsRefusedInOneLineWithoutCreatingTheTap) {
   EXPECT_FALSE(link_state(kTap)) << "the modem is checked before the TAP is made";
 }
 
-INSTANTIATE_TEST_SUITE_P(Sim, TapRefusalTest, ::testing::Values(TapProfile{"mbim"}, TapProfile{"fm350-rndis"}),
+INSTANTIATE_TEST_SUITE_P(Sim, TapRefusalTest, ::testing::Values(Profile{"mbim"}, Profile{"fm350-rndis"}),
                          test_name);
 
 }  // namespace

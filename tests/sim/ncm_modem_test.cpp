@@ -6,8 +6,10 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "control/cdc_ncm.hpp"
@@ -39,15 +41,9 @@ Vec sub(const Vec& v, std::size_t from, std::size_t n) {
   return Vec(v.begin() + static_cast<std::ptrdiff_t>(from), v.begin() + static_cast<std::ptrdiff_t>(from + n));
 }
 
-// Ethernet + IPv4 + ICMP echo request from the host (10.64.64.2) to 8.8.8.8, checksums by hand.
-Vec echo_request_frame(const eth::MacAddress& to, std::uint16_t seq, std::size_t data_bytes = 32) {
-  Vec ip = {0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 1, 0, 0, 10, 64, 64, 2, 8, 8, 8, 8};
-  Vec icmp = {8, 0, 0, 0, 0x77, 0x77, static_cast<std::uint8_t>(seq >> 8), static_cast<std::uint8_t>(seq)};
-  for (std::size_t i = 0; i < data_bytes; ++i) icmp.push_back(static_cast<std::uint8_t>(i));
-  const std::uint16_t ic = ref_checksum(icmp);
-  icmp[2] = static_cast<std::uint8_t>(ic >> 8);
-  icmp[3] = static_cast<std::uint8_t>(ic);
-  ip.insert(ip.end(), icmp.begin(), icmp.end());
+// `ip` (a 20-byte IPv4 header and its payload) with Total Length and the header checksum filled
+// in, in an Ethernet frame from the host to `to`.
+Vec ipv4_frame(const eth::MacAddress& to, Vec ip) {
   ip[2] = static_cast<std::uint8_t>(ip.size() >> 8);
   ip[3] = static_cast<std::uint8_t>(ip.size());
   const std::uint16_t hc = ref_checksum(sub(ip, 0, 20));
@@ -60,6 +56,18 @@ Vec echo_request_frame(const eth::MacAddress& to, std::uint16_t seq, std::size_t
   return f;
 }
 
+// Ethernet + IPv4 + ICMP echo request from the host (10.64.64.2) to 8.8.8.8, checksums by hand.
+Vec echo_request_frame(const eth::MacAddress& to, std::uint16_t seq, std::size_t data_bytes = 32) {
+  Vec ip = {0x45, 0, 0, 0, 0, 1, 0x40, 0, 64, 1, 0, 0, 10, 64, 64, 2, 8, 8, 8, 8};
+  Vec icmp = {8, 0, 0, 0, 0x77, 0x77, static_cast<std::uint8_t>(seq >> 8), static_cast<std::uint8_t>(seq)};
+  for (std::size_t i = 0; i < data_bytes; ++i) icmp.push_back(static_cast<std::uint8_t>(i));
+  const std::uint16_t ic = ref_checksum(icmp);
+  icmp[2] = static_cast<std::uint8_t>(ic >> 8);
+  icmp[3] = static_cast<std::uint8_t>(ic);
+  ip.insert(ip.end(), icmp.begin(), icmp.end());
+  return ipv4_frame(to, std::move(ip));
+}
+
 // Ethernet + IPv4 + UDP from the host (10.64.64.2:40000) to 192.0.2.1 on the network's control
 // port, carrying `command`; UDP checksum 0 (none, RFC 768).
 Vec control_frame(const eth::MacAddress& to, const std::string& command) {
@@ -69,16 +77,7 @@ Vec control_frame(const eth::MacAddress& to, const std::string& command) {
                        static_cast<std::uint8_t>(kSimControlPort), static_cast<std::uint8_t>(udp_length >> 8),
                        static_cast<std::uint8_t>(udp_length), 0, 0});
   ip.insert(ip.end(), command.begin(), command.end());
-  ip[2] = static_cast<std::uint8_t>(ip.size() >> 8);
-  ip[3] = static_cast<std::uint8_t>(ip.size());
-  const std::uint16_t hc = ref_checksum(sub(ip, 0, 20));
-  ip[10] = static_cast<std::uint8_t>(hc >> 8);
-  ip[11] = static_cast<std::uint8_t>(hc);
-  Vec f(to.bytes.begin(), to.bytes.end());
-  f.insert(f.end(), kHostMac.bytes.begin(), kHostMac.bytes.end());
-  f.insert(f.end(), {0x08, 0x00});
-  f.insert(f.end(), ip.begin(), ip.end());
-  return f;
+  return ipv4_frame(to, std::move(ip));
 }
 
 // An ARP frame (RFC 826) from the host.
@@ -125,12 +124,13 @@ std::vector<std::string> control_answers(const Vec& transfer) {
   return out;
 }
 
-// A host driver in miniature.
+// A host driver in miniature, and the modem it drives.
 struct Host {
+  std::unique_ptr<Modem> owned;
   NcmModem& m;
   Clock::time_point now = Clock::time_point{} + 24h;
 
-  explicit Host(Modem& modem) : m(dynamic_cast<NcmModem&>(modem)) {
+  explicit Host(std::unique_ptr<Modem> modem) : owned(std::move(modem)), m(dynamic_cast<NcmModem&>(*owned)) {
     m.set_clock([this] { return now; });
   }
   std::uint16_t iface() const { return m.ncm_profile().control_interface; }
@@ -259,8 +259,7 @@ TEST(NcmModemTest, GenericIdentityIsAConformantNcmFunction) {
 // ---- the E3372 end to end ------------------------------------------------------------------------
 
 TEST(NcmModemTest, E3372DialsAndEchoesAPingLikeTheRealStick) {
-  auto modem = make_huawei_e3372({});
-  Host h(*modem);
+  Host h(make_huawei_e3372({}));
   // The boot noise is waiting before anyone asked.
   EXPECT_THAT(h.notifications(), ::testing::Contains(cdc::kNotifyResponseAvailable));
   EXPECT_THAT(h.responses(), HasSubstr("^BOOT:"));
@@ -317,8 +316,7 @@ TEST(NcmModemTest, E3372DialsAndEchoesAPingLikeTheRealStick) {
 
 TEST(NcmModemTest, HuaweiDropsNdpInFrontGenericAcceptsIt) {
   for (const bool huawei : {true, false}) {
-    auto modem = huawei ? make_huawei_e3372({}) : make_generic_ncm({});
-    Host h(*modem);
+    Host h(huawei ? make_huawei_e3372({}) : make_generic_ncm({}));
     h.bring_up(ntb::NtbFormat::Ntb16);
     const eth::MacAddress to = h.m.ncm_profile().device_mac;
     ASSERT_EQ(h.send(h.ntb({echo_request_frame(to, 1), echo_request_frame(to, 2)}, ntb::NtbFormat::Ntb16, false)),
@@ -339,8 +337,7 @@ TEST(NcmModemTest, HuaweiDropsNdpInFrontGenericAcceptsIt) {
 }
 
 TEST(NcmModemTest, HuaweiArpsForTheHostBeforeForwarding) {
-  auto modem = make_huawei_e3372({});
-  Host h(*modem);
+  Host h(make_huawei_e3372({}));
   h.bring_up(ntb::NtbFormat::Ntb32);
   h.m.network().start_source({0, 64, 2, 5001, 5001}, h.now);
   Vec in;
@@ -378,8 +375,7 @@ TEST(NcmModemTest, HuaweiArpsForTheHostBeforeForwarding) {
 }
 
 TEST(NcmModemTest, AnswersTheHostsArpForTheGatewayAndCountsFramesBeforeTheSession) {
-  auto modem = make_huawei_e3372({});
-  Host h(*modem);
+  Host h(make_huawei_e3372({}));
   h.bring_up(ntb::NtbFormat::Ntb32, false);
   const eth::MacAddress modem_mac = h.m.ncm_profile().device_mac;
   ASSERT_EQ(h.send(h.ntb({arp_frame(1, eth::MacAddress::broadcast(), {}, {10, 64, 64, 1}),
@@ -402,8 +398,7 @@ TEST(NcmModemTest, AnswersTheHostsArpForTheGatewayAndCountsFramesBeforeTheSessio
 }
 
 TEST(NcmModemTest, GenericLinkFollowsTheAltSettingAndNeedsNoAt) {
-  auto modem = make_generic_ncm({});
-  Host h(*modem);
+  Host h(make_generic_ncm({}));
   EXPECT_FALSE(h.m.session_active());
   EXPECT_FALSE(h.set(cdc::kSendEncapsulatedCommand, 0, {'A', 'T', '\r'}));  // no AT channel: STALL
   EXPECT_EQ(h.parameters().ntb_in_max_size, 16384u);
@@ -433,8 +428,7 @@ TEST(NcmModemTest, GenericLinkFollowsTheAltSettingAndNeedsNoAt) {
 // ---- negotiation rules -----------------------------------------------------------------------------
 
 TEST(NcmModemTest, SetNtbFormatOnlyInAlt0AndOnlySupportedFormats) {
-  auto modem = make_generic_ncm({});
-  Host h(*modem);
+  Host h(make_generic_ncm({}));
   ASSERT_TRUE(h.m.set_interface(1, 1));
   EXPECT_FALSE(h.set(cdc::kSetNtbFormat, cdc::kNtbFormatValue32));  // NCM 1.0 §6.2.5: STALL in alt 1
   EXPECT_FALSE(h.set(cdc::kSetCrcMode, cdc::kCrcNotAppended));
@@ -453,8 +447,7 @@ TEST(NcmModemTest, SetNtbFormatOnlyInAlt0AndOnlySupportedFormats) {
 }
 
 TEST(NcmModemTest, SetNtbInputSizeIsHonouredAndRangeChecked) {
-  auto modem = make_huawei_e3372({});
-  Host h(*modem);
+  Host h(make_huawei_e3372({}));
   ASSERT_TRUE(h.m.set_interface(1, 0));
   EXPECT_FALSE(h.set(cdc::kSetNtbInputSize, 0, {0x00, 0x04, 0x00, 0x00}));  // 1024 < 2048
   EXPECT_FALSE(h.set(cdc::kSetNtbInputSize, 0, {0x00, 0x00, 0x04, 0x00}));  // above dwNtbInMaxSize
@@ -482,8 +475,7 @@ TEST(NcmModemTest, SetNtbInputSizeIsHonouredAndRangeChecked) {
 }
 
 TEST(NcmModemTest, OutNtbsOfTheWrongFormatOrTooLargeAreDropped) {
-  auto modem = make_generic_ncm({});
-  Host h(*modem);
+  Host h(make_generic_ncm({}));
   h.bring_up(ntb::NtbFormat::Ntb16);
   const eth::MacAddress to = h.m.ncm_profile().device_mac;
   ASSERT_EQ(h.send(h.ntb({echo_request_frame(to, 1)}, ntb::NtbFormat::Ntb32, false)), EndpointResult::ok);
@@ -499,8 +491,7 @@ TEST(NcmModemTest, OutNtbsOfTheWrongFormatOrTooLargeAreDropped) {
 // ---- faults -----------------------------------------------------------------------------------------
 
 TEST(NcmModemTest, FaultNtbFormatRevertsAfterAlt) {
-  auto modem = make_huawei_e3372({});
-  Host h(*modem);
+  Host h(make_huawei_e3372({}));
   h.m.faults().ntb_format_reverts_after_alt = true;
   // The 2017 Linux sequence: SET_NTB_FORMAT(NTB16) at alt 0, then alt 1; the 318 firmware is back in NTB32.
   h.bring_up(ntb::NtbFormat::Ntb16);
@@ -512,8 +503,7 @@ TEST(NcmModemTest, FaultNtbFormatRevertsAfterAlt) {
 }
 
 TEST(NcmModemTest, FaultStallsUntilClearHalt) {
-  auto modem = make_generic_ncm({});
-  Host h(*modem);
+  Host h(make_generic_ncm({}));
   h.bring_up(ntb::NtbFormat::Ntb16);
   h.m.faults().stall_bulk_in = true;
   h.m.faults().stall_bulk_out = true;
@@ -534,8 +524,7 @@ TEST(NcmModemTest, FaultStallsUntilClearHalt) {
 
 TEST(NcmModemTest, FaultUnplugAndUnplugAfterInTransfers) {
   {
-    auto modem = make_generic_ncm({});
-    Host h(*modem);
+    Host h(make_generic_ncm({}));
     h.m.faults().unplug = true;
     Vec in;
     EXPECT_EQ(h.receive(in).result, EndpointResult::gone);
@@ -544,8 +533,7 @@ TEST(NcmModemTest, FaultUnplugAndUnplugAfterInTransfers) {
     EXPECT_FALSE(h.get(cdc::kGetNtbParameters, 0, 28));
     EXPECT_FALSE(h.m.set_interface(1, 1));
   }
-  auto modem = make_generic_ncm({});
-  Host h(*modem);
+  Host h(make_generic_ncm({}));
   h.bring_up(ntb::NtbFormat::Ntb16);
   h.m.faults().unplug_after_in_transfers = 2;
   h.m.network().start_source({0, 10, 0, 1, 1}, h.now);
@@ -559,8 +547,7 @@ TEST(NcmModemTest, FaultUnplugAndUnplugAfterInTransfers) {
 }
 
 TEST(NcmModemTest, FaultGarbageTruncatedAndOversizeNtbs) {
-  auto modem = make_generic_ncm({});
-  Host h(*modem);
+  Host h(make_generic_ncm({}));
   h.bring_up(ntb::NtbFormat::Ntb16);
   ASSERT_TRUE(h.m.set_interface(1, 0));
   ASSERT_TRUE(h.set(cdc::kSetNtbInputSize, 0, {0x00, 0x08, 0x00, 0x00}));  // 2048
@@ -588,8 +575,7 @@ TEST(NcmModemTest, FaultGarbageTruncatedAndOversizeNtbs) {
 }
 
 TEST(NcmModemTest, FaultLostResponseAvailableStillLeavesTheResponseReadable) {
-  auto modem = make_huawei_e3372({});
-  Host h(*modem);
+  Host h(make_huawei_e3372({}));
   h.notifications();
   h.responses();
   h.m.faults().lose_response_available = true;
@@ -600,8 +586,7 @@ TEST(NcmModemTest, FaultLostResponseAvailableStillLeavesTheResponseReadable) {
 }
 
 TEST(NcmModemTest, FaultControlAnswerDelayUsesNextDeadline) {
-  auto modem = make_huawei_e3372({});
-  Host h(*modem);
+  Host h(make_huawei_e3372({}));
   h.notifications();
   h.responses();
   h.m.faults().control_answer_delay = 250ms;
@@ -619,8 +604,7 @@ TEST(NcmModemTest, FaultControlAnswerDelayUsesNextDeadline) {
 }
 
 TEST(NcmModemTest, FaultDropSessionSendsNdisstatAndNetworkConnection) {
-  auto modem = make_huawei_e3372({});
-  Host h(*modem);
+  Host h(make_huawei_e3372({}));
   h.bring_up(ntb::NtbFormat::Ntb32);
   ASSERT_TRUE(h.m.session_active());
   h.m.faults().drop_session = true;
@@ -637,8 +621,7 @@ TEST(NcmModemTest, FaultDropSessionSendsNdisstatAndNetworkConnection) {
             EndpointResult::ok);
   EXPECT_EQ(h.m.counters().frames_before_session, 1u);
 
-  auto generic = make_generic_ncm({});
-  Host g(*generic);
+  Host g(make_generic_ncm({}));
   g.bring_up(ntb::NtbFormat::Ntb16);
   g.m.faults().drop_session = true;
   EXPECT_TRUE(g.parameters().ntb_in_max_size > 0);
@@ -647,8 +630,7 @@ TEST(NcmModemTest, FaultDropSessionSendsNdisstatAndNetworkConnection) {
 }
 
 TEST(NcmModemTest, ControlPortDropSessionAnswersThenDropsTheHuaweiSession) {
-  auto modem = make_huawei_e3372({});
-  Host h(*modem);
+  Host h(make_huawei_e3372({}));
   h.bring_up(ntb::NtbFormat::Ntb32);
   ASSERT_TRUE(h.m.session_active());
   const eth::MacAddress dev = h.m.ncm_profile().device_mac;
@@ -675,8 +657,7 @@ TEST(NcmModemTest, ControlPortDropSessionAnswersThenDropsTheHuaweiSession) {
 }
 
 TEST(NcmModemTest, GenericNcmLinkComesBackByItselfAfterADrop) {
-  auto modem = make_generic_ncm({});
-  Host g(*modem);
+  Host g(make_generic_ncm({}));
   g.bring_up(ntb::NtbFormat::Ntb16);
   ASSERT_TRUE(g.m.session_active());
   ASSERT_EQ(g.send(g.ntb({control_frame(g.m.ncm_profile().device_mac, "drop-session\n")}, ntb::NtbFormat::Ntb16, false)),
@@ -718,8 +699,7 @@ TEST(NcmModemTest, GenericNcmLinkComesBackByItselfAfterADrop) {
 }
 
 TEST(NcmModemTest, GenericNcmAltZeroCancelsThePendingRelink) {
-  auto modem = make_generic_ncm({});
-  Host g(*modem);
+  Host g(make_generic_ncm({}));
   g.bring_up(ntb::NtbFormat::Ntb16);
   g.m.faults().drop_session = true;
   g.notifications();
@@ -732,8 +712,7 @@ TEST(NcmModemTest, GenericNcmAltZeroCancelsThePendingRelink) {
 }
 
 TEST(NcmModemTest, LongResponsesAreReadInPieces) {
-  auto modem = make_huawei_e3372({});
-  Host h(*modem);
+  Host h(make_huawei_e3372({}));
   h.notifications();
   h.responses();
   const std::string cmd = "ATI\r";
@@ -755,8 +734,7 @@ TEST(NcmModemTest, LongResponsesAreReadInPieces) {
 TEST(NcmModemTest, RandomInputFromTheHostNeverCrashes) {
   std::mt19937 rng(1234);
   for (const bool huawei : {true, false}) {
-    auto modem = huawei ? make_huawei_e3372({}) : make_generic_ncm({});
-    Host h(*modem);
+    Host h(huawei ? make_huawei_e3372({}) : make_generic_ncm({}));
     h.bring_up(ntb::NtbFormat::Ntb16);
     const std::array<std::uint8_t, 4> endpoints = {h.m.ncm_profile().bulk_in_endpoint,
                                                    h.m.ncm_profile().bulk_out_endpoint,

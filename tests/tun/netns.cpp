@@ -46,6 +46,14 @@ int make_raw_tun(const std::string& name, const RawTun& how) {
   return fd;
 }
 
+bool make_persistent(const std::string& name, const RawTun& how) {
+  EXPECT_TRUE(how.persist) << name << ": a device nobody holds vanishes unless it is persistent";
+  const int fd = make_raw_tun(name, how);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
+}
+
 void remove_persistent(const std::string& name, short flags) {
   const int fd = ::open("/dev/net/tun", O_RDWR | O_CLOEXEC);
   if (fd < 0) return;
@@ -74,5 +82,19 @@ std::string shell(const std::string& command, int* status) {
 }
 
 bool one_line(const std::string& text) { return text.find('\n') == std::string::npos; }
+
+short granted_flags(int fd) {
+  ifreq ifr{};
+  EXPECT_EQ(::ioctl(fd, TUNGETIFF, &ifr), 0);
+  return ifr.ifr_flags;
+}
+
+std::string refusal(std::string_view name, const TunOptions& options) {
+  std::string error;
+  const auto device = TunDevice::open(name, options, error);
+  EXPECT_EQ(device, nullptr) << "opened " << name;
+  EXPECT_TRUE(one_line(error)) << error;
+  return error;
+}
 
 }  // namespace wwan::tun::testing

@@ -1,6 +1,7 @@
 // Helpers for the tun/ tests that need the real kernel: a fresh network namespace per test, raw
-// TUN/TAP devices made with the ioctls directly (not through the code under test), and `ip` as
-// an independent reader of what the kernel holds.
+// TUN/TAP devices made with the ioctls directly (not through the code under test), and `ip` and
+// TUNGETIFF as independent readers of what the kernel holds; and the refusals of TunDevice::open
+// that the TUN and TAP tests both check.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -8,6 +9,9 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
+
+#include "tun/tun_device.hpp"
 
 namespace wwan::tun::testing {
 
@@ -33,6 +37,9 @@ struct RawTun {
   std::optional<std::uint32_t> group;
 };
 int make_raw_tun(const std::string& name, const RawTun& how);
+// A persistent device (`how` with persist set) that no process holds: made with make_raw_tun and
+// its descriptor closed at once. False, with a gtest failure, if it could not be made.
+bool make_persistent(const std::string& name, const RawTun& how);
 // Attaches to the persistent device `name` with `flags` and clears TUNSETPERSIST: it vanishes.
 void remove_persistent(const std::string& name, short flags);
 
@@ -45,5 +52,12 @@ std::string shell(const std::string& command, int* status = nullptr);
 
 // True if `text` has no line break: every error of the tun/ API is one line.
 bool one_line(const std::string& text);
+
+// The flags the kernel granted the device behind `fd` (TUNGETIFF).
+short granted_flags(int fd);
+
+// The error TunDevice::open gives for `name`, expecting it to refuse (a gtest failure if it
+// opens) in one line (a gtest failure if not).
+std::string refusal(std::string_view name, const TunOptions& options = {});
 
 }  // namespace wwan::tun::testing

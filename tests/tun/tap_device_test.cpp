@@ -25,10 +25,12 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
+using testing::granted_flags;
 using testing::index_of;
+using testing::make_persistent;
 using testing::make_raw_tun;
-using testing::one_line;
 using testing::RawTun;
+using testing::refusal;
 using testing::remove_persistent;
 using testing::shell;
 
@@ -42,20 +44,6 @@ TunOptions tap(std::optional<std::array<std::uint8_t, 6>> mac = kMac) {
   o.nonblocking = true;
   o.mac = mac;
   return o;
-}
-
-std::string refusal(std::string_view name, const TunOptions& options) {
-  std::string error;
-  auto dev = TunDevice::open(name, options, error);
-  EXPECT_EQ(dev, nullptr) << "opened " << name;
-  EXPECT_TRUE(one_line(error)) << error;
-  return error;
-}
-
-short granted_flags(int fd) {
-  ifreq ifr{};
-  EXPECT_EQ(::ioctl(fd, TUNGETIFF, &ifr), 0);
-  return ifr.ifr_flags;
 }
 
 // The device's MAC as the kernel reports it (SIOCGIFHWADDR on an ordinary socket).
@@ -135,9 +123,7 @@ TEST_F(TapDeviceTest, AttachesToAPersistentTapGivesItTheMacAndLeavesIt) {
 }
 
 TEST_F(TapDeviceTest, RefusesATun) {
-  const int raw = make_raw_tun(kName, RawTun{IFF_TUN, true, std::nullopt, std::nullopt});
-  ASSERT_GE(raw, 0);
-  ::close(raw);
+  ASSERT_TRUE(make_persistent(kName, RawTun{IFF_TUN, true, std::nullopt, std::nullopt}));
   EXPECT_EQ(refusal(kName, tap()),
             "wwantap0 is a TUN device, not a TAP: delete it (ip tuntap del dev wwantap0 mode tun) or choose another name");
   EXPECT_THAT(shell("ip -d link show dev " + kName), HasSubstr("tun type tun"));  // left as it was
@@ -153,9 +139,7 @@ TEST_F(TapDeviceTest, RefusesAnInterfaceThatIsNotATap) {
 }
 
 TEST_F(TapDeviceTest, RefusesATapOfAnotherUidEvenToRoot) {
-  const int raw = make_raw_tun(kName, RawTun{IFF_TAP, true, 12345, std::nullopt});
-  ASSERT_GE(raw, 0);
-  ::close(raw);
+  ASSERT_TRUE(make_persistent(kName, RawTun{IFF_TAP, true, 12345, std::nullopt}));
   const std::string error = refusal(kName, tap());
   EXPECT_THAT(error, StartsWith("TAP wwantap0 belongs to uid 12345 and wwan-dp runs as uid "));
   EXPECT_THAT(error, HasSubstr("(ip tuntap del dev wwantap0 mode tap)"));
@@ -165,9 +149,7 @@ TEST_F(TapDeviceTest, RefusesATapOfAnotherUidEvenToRoot) {
 }
 
 TEST_F(TapDeviceTest, RefusesATapOfAnotherGroup) {
-  const int raw = make_raw_tun(kName, RawTun{IFF_TAP, true, std::nullopt, 12345});
-  ASSERT_GE(raw, 0);
-  ::close(raw);
+  ASSERT_TRUE(make_persistent(kName, RawTun{IFF_TAP, true, std::nullopt, 12345}));
   EXPECT_THAT(refusal(kName, tap()), StartsWith("TAP wwantap0 belongs to group 12345 and wwan-dp is not in that group"));
   remove_persistent(kName, IFF_TAP);
 }
@@ -181,9 +163,7 @@ TEST_F(TapDeviceTest, RefusesATapAnotherProcessHolds) {
 }
 
 TEST_F(TapDeviceTest, RefusesAMultiQueueTap) {
-  const int raw = make_raw_tun(kName, RawTun{IFF_TAP | IFF_MULTI_QUEUE, true, std::nullopt, std::nullopt});
-  ASSERT_GE(raw, 0);
-  ::close(raw);
+  ASSERT_TRUE(make_persistent(kName, RawTun{IFF_TAP | IFF_MULTI_QUEUE, true, std::nullopt, std::nullopt}));
   EXPECT_EQ(refusal(kName, tap()),
             "TAP wwantap0 is a multi-queue TAP and wwan-dp uses single-queue TAPs: delete it (ip tuntap del dev "
             "wwantap0 mode tap multi_queue) or choose another name");

@@ -26,29 +26,17 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
+using testing::granted_flags;
 using testing::index_of;
+using testing::make_persistent;
 using testing::make_raw_tun;
 using testing::one_line;
 using testing::RawTun;
+using testing::refusal;
 using testing::remove_persistent;
 using testing::shell;
 
 const std::string kName = "wwantest0";
-
-// The open() error, expecting a failure.
-std::string refusal(std::string_view name, const TunOptions& options = {}) {
-  std::string error;
-  auto tun = TunDevice::open(name, options, error);
-  EXPECT_EQ(tun, nullptr) << "opened " << name;
-  EXPECT_TRUE(one_line(error)) << error;
-  return error;
-}
-
-short granted_flags(int fd) {
-  ifreq ifr{};
-  EXPECT_EQ(::ioctl(fd, TUNGETIFF, &ifr), 0);
-  return ifr.ifr_flags;
-}
 
 // Runs `body` in a child process (which may change its mount namespace or drop privileges
 // without touching this one) and returns the error string it reports through a pipe.
@@ -155,9 +143,7 @@ TEST_F(TunDeviceTest, AttachesToAPersistentTunAndLeavesIt) {
 }
 
 TEST_F(TunDeviceTest, RefusesATap) {
-  const int raw = make_raw_tun(kName, RawTun{IFF_TAP, true, std::nullopt, std::nullopt});
-  ASSERT_GE(raw, 0);
-  ::close(raw);
+  ASSERT_TRUE(make_persistent(kName, RawTun{IFF_TAP, true, std::nullopt, std::nullopt}));
   EXPECT_EQ(refusal(kName), "wwantest0 is a TAP device, not a TUN: delete it (ip tuntap del dev wwantest0 mode tap) "
                             "or choose another name");
   EXPECT_THAT(shell("ip -d link show dev " + kName), HasSubstr("tun type tap"));  // left as it was
@@ -165,9 +151,7 @@ TEST_F(TunDeviceTest, RefusesATap) {
 }
 
 TEST_F(TunDeviceTest, RefusesATunOfAnotherUidEvenToRoot) {
-  const int raw = make_raw_tun(kName, RawTun{IFF_TUN, true, 12345, std::nullopt});
-  ASSERT_GE(raw, 0);
-  ::close(raw);
+  ASSERT_TRUE(make_persistent(kName, RawTun{IFF_TUN, true, 12345, std::nullopt}));
   const std::string error = refusal(kName, TunOptions{true, false});
   EXPECT_THAT(error, StartsWith("TUN wwantest0 belongs to uid 12345 and wwan-dp runs as uid "));
   EXPECT_THAT(error, HasSubstr("run wwan-dp as that user"));
@@ -177,9 +161,7 @@ TEST_F(TunDeviceTest, RefusesATunOfAnotherUidEvenToRoot) {
 }
 
 TEST_F(TunDeviceTest, RefusesATunOfAnotherGroup) {
-  const int raw = make_raw_tun(kName, RawTun{IFF_TUN, true, std::nullopt, 12345});
-  ASSERT_GE(raw, 0);
-  ::close(raw);
+  ASSERT_TRUE(make_persistent(kName, RawTun{IFF_TUN, true, std::nullopt, 12345}));
   EXPECT_THAT(refusal(kName), StartsWith("TUN wwantest0 belongs to group 12345 and wwan-dp is not in that group"));
   remove_persistent(kName, IFF_TUN);
 }
@@ -206,9 +188,7 @@ TEST_F(TunDeviceTest, RefusesANonPersistentTunAnotherOwnerHolds) {
 }
 
 TEST_F(TunDeviceTest, RefusesAMultiQueueTun) {
-  const int raw = make_raw_tun(kName, RawTun{IFF_TUN | IFF_MULTI_QUEUE, true, std::nullopt, std::nullopt});
-  ASSERT_GE(raw, 0);
-  ::close(raw);
+  ASSERT_TRUE(make_persistent(kName, RawTun{IFF_TUN | IFF_MULTI_QUEUE, true, std::nullopt, std::nullopt}));
   EXPECT_THAT(refusal(kName), StartsWith("TUN wwantest0 is a multi-queue TUN"));
   remove_persistent(kName, IFF_TUN | IFF_MULTI_QUEUE);
 }

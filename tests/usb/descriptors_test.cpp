@@ -944,24 +944,29 @@ TEST(DescriptorsNcm, IadAtInterface255DoesNotWrapToZero) {
 }
 
 // An NCM/MBIM function (MBIM 1.0 §3.2): communication alt 0 NCM, alt 1 MBIM; data alt 1 NCM
-// (protocol 01), alt 2 MBIM (protocol 02). MBIM wins, and its data alt setting is 2. Synthetic.
+// (protocol 01), alt 2 MBIM (protocol 02). Each MBIM alt setting has endpoints of its own
+// (interrupt 0x83, bulk 0x84/0x04), so that what is read from it can be told apart. Synthetic.
+Raw ncm_mbim_function() {
+  return ConfigBuilder()
+      .interface(0, 0, 0x02, 0x0D, 0x00)
+      .bytes(header_fd() + union_fd(0, 1) + ethernet_fd(4, 1514) + ncm_fd(0x21))
+      .interrupt_in(0x81, 16, 9)
+      .interface(0, 1, 0x02, 0x0E, 0x00)
+      .bytes(header_fd() + union_fd(0, 1) + mbim_fd(4096, 32, 128, 2048, 0x20))
+      .interrupt_in(0x83, 16, 9)
+      .interface(1, 0, 0x0A, 0x00, 0x01)
+      .interface(1, 1, 0x0A, 0x00, 0x01)
+      .bulk_in(0x82)
+      .bulk_out(0x02)
+      .interface(1, 2, 0x0A, 0x00, 0x02)
+      .bulk_in(0x84)
+      .bulk_out(0x04)
+      .build();
+}
+
+// MBIM wins, and its data alt setting is 2.
 TEST(DescriptorsNcm, NcmMbimFunctionPrefersMbimAndItsDataAltSetting) {
-  const Raw raw = ConfigBuilder()
-                      .interface(0, 0, 0x02, 0x0D, 0x00)
-                      .bytes(header_fd() + union_fd(0, 1) + ethernet_fd(4, 1514) + ncm_fd(0x21))
-                      .interrupt_in(0x81, 16, 9)
-                      .interface(0, 1, 0x02, 0x0E, 0x00)
-                      .bytes(header_fd() + union_fd(0, 1) + mbim_fd(4096, 32, 128, 2048, 0x20))
-                      .interrupt_in(0x81, 16, 9)
-                      .interface(1, 0, 0x0A, 0x00, 0x01)
-                      .interface(1, 1, 0x0A, 0x00, 0x01)
-                      .bulk_in(0x82)
-                      .bulk_out(0x02)
-                      .interface(1, 2, 0x0A, 0x00, 0x02)
-                      .bulk_in(0x82)
-                      .bulk_out(0x02)
-                      .build();
-  const auto c = parse(raw, 0x1199, 0x9041);
+  const auto c = parse(ncm_mbim_function(), 0x1199, 0x9041);
   ASSERT_TRUE(c);
   EXPECT_THAT(c->problems, IsEmpty());  // the repeated Header and Union are identical
   const Interface& comm = at(*c, 0);
@@ -1015,22 +1020,7 @@ TEST(NetworkFunction, SierraMbimOn12And13) {
 }
 
 TEST(NetworkFunction, NcmMbimFunctionIsDrivenAsMbimWithItsDataAltSetting) {
-  const Raw raw = ConfigBuilder()
-                      .interface(0, 0, 0x02, 0x0D, 0x00)
-                      .bytes(header_fd() + union_fd(0, 1) + ethernet_fd(4, 1514) + ncm_fd(0x21))
-                      .interrupt_in(0x81, 16, 9)
-                      .interface(0, 1, 0x02, 0x0E, 0x00)
-                      .bytes(header_fd() + union_fd(0, 1) + mbim_fd(4096, 32, 128, 2048, 0x20))
-                      .interrupt_in(0x83, 16, 9)
-                      .interface(1, 0, 0x0A, 0x00, 0x01)
-                      .interface(1, 1, 0x0A, 0x00, 0x01)
-                      .bulk_in(0x82)
-                      .bulk_out(0x02)
-                      .interface(1, 2, 0x0A, 0x00, 0x02)
-                      .bulk_in(0x84)
-                      .bulk_out(0x04)
-                      .build();
-  const auto c = parse(raw, 0x1199, 0x9041);
+  const auto c = parse(ncm_mbim_function(), 0x1199, 0x9041);
   ASSERT_TRUE(c);
   std::string error;
   const auto f = find_network_function(*c, error);

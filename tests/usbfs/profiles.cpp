@@ -68,20 +68,10 @@ FakeDevice logitech_keyboard(const std::string& port_path, std::uint8_t devnum) 
 // usb_descriptors.md D2 (12d1:1506, wTotalLength 225): the emulated modem owns the one copy of
 // those bytes (sim/ncm_modem.cpp); the bench presents exactly what the modem model presents.
 FakeDevice huawei_e3372_ncm(const std::string& port_path, std::uint8_t devnum, const std::string& serial) {
-  FakeDevice f;
-  f.port_path = port_path;
-  f.devnum = devnum;
   sim::ModemOptions options;
   options.serial = serial;
   // The node serves the emulated modem itself: class requests, AT, bulk data, faults.
-  std::shared_ptr<sim::Modem> modem = sim::make_huawei_e3372(options);
-  const sim::DeviceIdentity& identity = modem->identity();
-  f.model = modem;
-  f.descriptors = identity.descriptors;
-  f.strings = identity.strings;
-  f.drivers = identity.kernel_drivers;
-  f.active_configuration = identity.active_configuration;
-  f.speed_mbps = identity.speed_mbps;
+  FakeDevice f = from_model(port_path, devnum, std::shared_ptr<sim::Modem>(sim::make_huawei_e3372(options)));
   if (configuration_bytes(f, 1).size() != 225) throw std::logic_error("D2 says wTotalLength 225");
   return f;
 }
@@ -90,20 +80,9 @@ FakeDevice huawei_e3372_ncm(const std::string& port_path, std::uint8_t devnum, c
 // emulated modem owns the one copy of those bytes (sim/mbim_modem.cpp); the bench presents exactly
 // what the modem model presents.
 FakeDevice sierra_em7455_mbim(const std::string& port_path, std::uint8_t devnum) {
-  FakeDevice f;
-  f.port_path = port_path;
-  f.devnum = devnum;
   sim::ModemOptions options;
   options.serial = "LQ62750110021011";
-  std::shared_ptr<sim::Modem> modem = sim::make_mbim_em7455(options);
-  const sim::DeviceIdentity& identity = modem->identity();
-  f.model = modem;
-  f.descriptors = identity.descriptors;
-  f.strings = identity.strings;
-  f.drivers = identity.kernel_drivers;
-  f.active_configuration = identity.active_configuration;
-  f.speed_mbps = identity.speed_mbps;
-  return f;
+  return from_model(port_path, devnum, std::shared_ptr<sim::Modem>(sim::make_mbim_em7455(options)));
 }
 
 // usb_modeswitch_huawei.md: "Use interface number 0 with class 8, endpoints 0x01 (out) and 0x81 (in)";
