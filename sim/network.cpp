@@ -602,7 +602,8 @@ void Network::stop_source() {
 }
 
 // `tcp-source`: a connection toward the address the command came from (`request`, the control
-// datagram: IPv4 or IPv6), from server_ipv4 / server_ipv6, port 5002.
+// datagram: IPv4 or IPv6), from server_ipv4 / server_ipv6, port 5002. It replaces the UDP stream
+// too (stop_source()), so a benchmark that starts a download measures the download alone.
 void Network::start_tcp_source(std::span<const std::uint8_t> request, std::uint16_t port, std::uint64_t bytes) {
   stop_source();
   TcpSourceConfig c;

@@ -21,7 +21,8 @@
 //                 to the address this command came from (IPv4 or IPv6), destination_port
 //                 1..65535, which then sends byte_limit bytes of TcpSource::stream_byte() and a
 //                 FIN (0 = no end) as fast as the host takes them: a download that crosses the
-//                 driver's RX direction, with only ACKs on TX. Replaces any earlier one.
+//                 driver's RX direction, with only ACKs on TX. It replaces a running UDP stream
+//                 and an earlier connection (RST); a later `source` leaves it running.
 //   stop-source   stop_source(): ends the UDP stream and the TCP connection (a RST toward the host)
 //   drop-session  the modem ends the data session as Faults::drop_session does (sim/modem.hpp),
 //                 kDropSessionAfterAnswer after the "ok" has left toward the host: a host that
