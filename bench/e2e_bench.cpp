@@ -380,13 +380,7 @@ class Bench {
     const std::uint64_t b1 = d.received_bytes();
     (void)control("stop-source", 3000ms);
     d.stop();
-    const double dt = e1.seconds_after(e0);
-    const double segments = static_cast<double>(b1 - b0) / d.mss();
-    rx.pps = segments / dt;
-    rx.gbps = static_cast<double>(b1 - b0) * 8 / dt / 1e9;
-    rx.per_core_pps = per_core(e0, e1, "wwan-dp rx", segments);
-    rx.super_packets = e1.counter("rx.gro.super_packets") - e0.counter("rx.gro.super_packets");
-    rx.segments = e1.counter("rx.gro.coalesced") - e0.counter("rx.gro.coalesced");
+    rx_tcp_window(e0, e1, b1 - b0, d.mss(), rx);
     const std::uint64_t losses = e1.counter("sim.network.tcp_source.fast_retransmits") -
                                  e0.counter("sim.network.tcp_source.fast_retransmits") +
                                  e1.counter("sim.network.tcp_source.timeouts") - e0.counter("sim.network.tcp_source.timeouts");
@@ -408,12 +402,7 @@ class Bench {
     const std::uint64_t b1 = t.received_bytes();
     t.stop();
     const double dt = e1.seconds_after(e0);
-    const double segments = static_cast<double>(b1 - b0) / t.mss();
-    rx.pps = segments / dt;
-    rx.gbps = static_cast<double>(b1 - b0) * 8 / dt / 1e9;
-    rx.per_core_pps = per_core(e0, e1, "wwan-dp rx", segments);
-    rx.super_packets = e1.counter("rx.gro.super_packets") - e0.counter("rx.gro.super_packets");
-    rx.segments = e1.counter("rx.gro.coalesced") - e0.counter("rx.gro.coalesced");
+    rx_tcp_window(e0, e1, b1 - b0, t.mss(), rx);
     rx.note = "per core: data segments into the socket per RX-worker CPU-second (its ACK writes included)";
     const double tx_packets = static_cast<double>(e1.counter("tx.packets") - e0.counter("tx.packets"));
     tx.pps = tx_packets / dt;
@@ -506,6 +495,18 @@ class Bench {
   }
 
   static double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+  // An RX TCP case's figures over one window: `bytes` delivered into the socket in segments of
+  // `mss`, per second and per RX-worker CPU-second, and what the coalescer built.
+  static void rx_tcp_window(const Edge& e0, const Edge& e1, std::uint64_t bytes, std::uint32_t mss, OffloadResult& rx) {
+    const double dt = e1.seconds_after(e0);
+    const double segments = static_cast<double>(bytes) / mss;
+    rx.pps = segments / dt;
+    rx.gbps = static_cast<double>(bytes) * 8 / dt / 1e9;
+    rx.per_core_pps = per_core(e0, e1, "wwan-dp rx", segments);
+    rx.super_packets = e1.counter("rx.gro.super_packets") - e0.counter("rx.gro.super_packets");
+    rx.segments = e1.counter("rx.gro.coalesced") - e0.counter("rx.gro.coalesced");
+  }
 
   OffloadResult offload_base(const char* direction, const char* kind, const Variant& v, const char* worker) const {
     OffloadResult r;

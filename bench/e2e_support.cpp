@@ -519,63 +519,6 @@ std::vector<double> ping_pong(int fd, std::size_t ip_bytes, unsigned count, unsi
 
 namespace wwan::bench {
 
-bool TcpThroughReflector::start(const std::string& reflector, std::uint16_t port, std::string& why) {
-  Fd listener(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  const int one = 1;
-  ::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  const sockaddr_in any = testsupport::ipv4_address("0.0.0.0", port);
-  if (!listener.valid() || ::bind(listener.get(), reinterpret_cast<const sockaddr*>(&any), sizeof any) != 0 ||
-      ::listen(listener.get(), 1) != 0) {
-    why = errno_text("TCP listener on port " + std::to_string(port));
-    return false;
-  }
-  client_ = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  const sockaddr_in to = testsupport::ipv4_address(reflector, port);
-  if (!client_.valid() || ::connect(client_.get(), reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0) {
-    why = errno_text("TCP connect to the reflector " + reflector);
-    return false;
-  }
-  pollfd p{listener.get(), POLLIN, 0};
-  if (::poll(&p, 1, 5000) != 1) {
-    why = "the reflected SYN never reached the listener";
-    return false;
-  }
-  server_ = Fd(::accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
-  if (!server_.valid()) {
-    why = errno_text("accept");
-    return false;
-  }
-  int mss = 0;
-  socklen_t length = sizeof mss;
-  if (::getsockopt(client_.get(), IPPROTO_TCP, TCP_MAXSEG, &mss, &length) == 0 && mss > 0)
-    mss_ = static_cast<std::uint32_t>(mss);
-  const timeval limit{0, 200'000};  // the threads look at stop_ at least this often
-  ::setsockopt(client_.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
-  ::setsockopt(server_.get(), SOL_SOCKET, SO_RCVTIMEO, &limit, sizeof limit);
-  stop_ = false;
-  send_thread_ = std::thread([this] {
-    std::vector<std::uint8_t> chunk(256 * 1024, 0x5A);
-    while (!stop_.load(std::memory_order_relaxed)) (void)::send(client_.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL);
-  });
-  receive_thread_ = std::thread([this] {
-    std::vector<std::uint8_t> buffer(1 << 20);
-    while (!stop_.load(std::memory_order_relaxed)) {
-      const ssize_t n = ::recv(server_.get(), buffer.data(), buffer.size(), 0);
-      if (n > 0) received_.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
-      if (n == 0) break;
-    }
-  });
-  return true;
-}
-
-void TcpThroughReflector::stop() {
-  stop_ = true;
-  if (send_thread_.joinable()) send_thread_.join();
-  if (receive_thread_.joinable()) receive_thread_.join();
-  client_ = Fd();
-  server_ = Fd();
-}
-
 bool TcpDownload::listen(std::uint16_t port, std::string& why) {
   listener_ = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
   const int one = 1;
@@ -623,6 +566,35 @@ void TcpDownload::stop() {
   if (receive_thread_.joinable()) receive_thread_.join();
   conn_ = Fd();
   listener_ = Fd();
+}
+
+bool TcpThroughReflector::start(const std::string& reflector, std::uint16_t port, std::string& why) {
+  if (!server_.listen(port, why)) return false;
+  client_ = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const sockaddr_in to = testsupport::ipv4_address(reflector, port);
+  if (!client_.valid() || ::connect(client_.get(), reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0) {
+    why = errno_text("TCP connect to the reflector " + reflector);
+    return false;
+  }
+  if (!server_.accept(std::chrono::milliseconds(5000), why)) {
+    why = "through the reflector: " + why;
+    return false;
+  }
+  const timeval limit{0, 200'000};  // the thread looks at stop_ at least this often
+  ::setsockopt(client_.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  stop_ = false;
+  send_thread_ = std::thread([this] {
+    std::vector<std::uint8_t> chunk(256 * 1024, 0x5A);
+    while (!stop_.load(std::memory_order_relaxed)) (void)::send(client_.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL);
+  });
+  return true;
+}
+
+void TcpThroughReflector::stop() {
+  stop_ = true;
+  if (send_thread_.joinable()) send_thread_.join();
+  server_.stop();
+  client_ = Fd();
 }
 
 // The far end of one TCP connection, played through a vnet-hdr TUN (tests/support/offload_tun.hpp,

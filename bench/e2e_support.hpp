@@ -152,32 +152,11 @@ class CeilingEcho {
 
 // ---- TUN offload (docs/offload.md) -----------------------------------------------------------------
 
-// A TCP stream through the emulated network's reflector (sim/network.hpp, a hairpin NAT): a
-// client connected to `reflector`:`port` sends as fast as the kernel takes it; a server of this
-// process listening on `port` (the client reaches it as the reflector's peer address) drains it.
-// Every byte crosses the daemon twice: TX (TSO super-packets cut into NTBs) and RX (coalesced
-// into GRO super-packets). Each side in its own thread.
-class TcpThroughReflector {
- public:
-  bool start(const std::string& reflector, std::uint16_t port, std::string& why);
-  void stop();
-  ~TcpThroughReflector() { stop(); }
-  std::uint64_t received_bytes() const { return received_.load(); }
-  // Payload bytes of a full segment (the client's TCP_MAXSEG: 1448 with timestamps at MTU 1500).
-  std::uint32_t mss() const { return mss_; }
-
- private:
-  Fd client_, server_;
-  std::thread send_thread_, receive_thread_;
-  std::atomic<bool> stop_{false};
-  std::atomic<std::uint64_t> received_{0};
-  std::uint32_t mss_ = 1448;
-};
-
-// A download from the emulated network's TCP sender (sim/tcp_source.hpp): a listener on `port`
-// (any address, IPv4), then `start_command` — the caller sends the control port's `tcp-source
-// PORT 0` — and the connection it accepts drained by a thread. Only RX carries data; TX carries
-// the ACKs. received_bytes() counts what the socket delivered.
+// The receiving end of a TCP stream: a listener on `port` (any IPv4 address), then the one
+// connection it accepts, drained by a thread; received_bytes() counts what the socket delivered.
+// For a download from the emulated network's TCP sender (sim/tcp_source.hpp: listen(), send the
+// control port's `tcp-source PORT 0`, accept(); only RX carries data, TX the ACKs) and as the
+// server side of TcpThroughReflector.
 class TcpDownload {
  public:
   bool listen(std::uint16_t port, std::string& why);
@@ -195,6 +174,27 @@ class TcpDownload {
   std::atomic<bool> stop_{false};
   std::atomic<std::uint64_t> received_{0};
   std::uint32_t mss_ = 1460;
+};
+
+// A TCP stream through the emulated network's reflector (sim/network.hpp, a hairpin NAT): a
+// client connected to `reflector`:`port` sends as fast as the kernel takes it; a server of this
+// process listening on `port` (the client reaches it as the reflector's peer address) drains it.
+// Every byte crosses the daemon twice: TX (TSO super-packets cut into NTBs) and RX (coalesced
+// into GRO super-packets). Each side in its own thread.
+class TcpThroughReflector {
+ public:
+  bool start(const std::string& reflector, std::uint16_t port, std::string& why);
+  void stop();
+  ~TcpThroughReflector() { stop(); }
+  std::uint64_t received_bytes() const { return server_.received_bytes(); }
+  // Payload bytes of a full segment (TCP_MAXSEG: 1448 with timestamps at MTU 1500).
+  std::uint32_t mss() const { return server_.mss(); }
+
+ private:
+  TcpDownload server_;  // the listening side: accepts the reflected connection and drains it
+  Fd client_;
+  std::thread send_thread_;
+  std::atomic<bool> stop_{false};
 };
 
 // The RX GSO ceiling (bench/offload_bench.cpp BM_KernelRx mode 1, as a thread): a TUN opened
