@@ -2,6 +2,7 @@
 
 #include <liburing.h>
 #include <sys/eventfd.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -51,12 +52,33 @@ std::unique_ptr<UringPacketIo> UringPacketIo::create(int fd, unsigned max_in_fli
     return nullptr;
   }
   auto ring = std::make_unique<Ring>();
-  io_uring_params params{};
-  // Room in the completion queue for every data operation, the wake read and the cancels.
-  params.flags = IORING_SETUP_CQSIZE;
-  params.cq_entries = max_in_flight + 64;
   const unsigned sq_entries = max_in_flight < 256 ? max_in_flight : 256;
-  if (const int rc = io_uring_queue_init_params(sq_entries < 8 ? 8 : sq_entries, &ring->ring, &params); rc < 0) {
+  const auto setup = [&](unsigned flags) {
+    io_uring_params params{};
+    // Room in the completion queue for every data operation, the wake read and the cancels.
+    params.flags = IORING_SETUP_CQSIZE | flags;
+    params.cq_entries = max_in_flight + 64;
+    return io_uring_queue_init_params(sq_entries < 8 ? 8 : sq_entries, &ring->ring, &params);
+  };
+  // A completion that needs task work on the worker's thread (a TUN read parked on the fd, the
+  // wake's eventfd read) would by default interrupt the worker with an IPI to run it, once per
+  // ACK or per IN transfer. Instead, newest kernel first:
+  //   DEFER_TASKRUN (Linux 6.1): the work waits until the worker asks for completions, and is
+  //     then run in one batch. It needs SINGLE_ISSUER, and the issuer is whoever enables the
+  //     ring: created disabled here (R_DISABLED), enabled by the first use on the worker thread.
+  //   COOP_TASKRUN (5.19): the work waits for the worker's next entry into the kernel.
+  // With either, TASKRUN_FLAG has the kernel set IORING_SQ_TASKRUN while work waits, so that a
+  // busy worker's non-waiting reap() knows to enter. Older kernels refuse the flags (EINVAL) and
+  // get the ring as before. The TX stage per core, e2e_bench tx tcp / tx uso: docs/offload.md.
+  bool disabled = true;
+  int rc = setup(IORING_SETUP_R_DISABLED | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+                 IORING_SETUP_TASKRUN_FLAG);
+  if (rc == -EINVAL) {
+    disabled = false;
+    rc = setup(IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG);
+  }
+  if (rc == -EINVAL) rc = setup(0);
+  if (rc < 0) {
     error = "io_uring_setup failed: " + errno_text(-rc);
     return nullptr;
   }
@@ -66,13 +88,22 @@ std::unique_ptr<UringPacketIo> UringPacketIo::create(int fd, unsigned max_in_fli
     io_uring_queue_exit(&ring->ring);
     return nullptr;
   }
-  return std::unique_ptr<UringPacketIo>(new UringPacketIo(fd, max_in_flight, std::move(ring), efd));
+  return std::unique_ptr<UringPacketIo>(new UringPacketIo(fd, max_in_flight, std::move(ring), efd, disabled));
 }
 
-UringPacketIo::UringPacketIo(int fd, unsigned max_in_flight, std::unique_ptr<Ring> ring, int event_fd)
-    : fd_(fd), max_in_flight_(max_in_flight), ring_(std::move(ring)), event_fd_(event_fd) {
+UringPacketIo::UringPacketIo(int fd, unsigned max_in_flight, std::unique_ptr<Ring> ring, int event_fd, bool disabled)
+    : fd_(fd), max_in_flight_(max_in_flight), ring_(std::move(ring)), event_fd_(event_fd), disabled_(disabled) {
+  if (disabled_) return;  // armed by the first reap(), on the thread that will own the ring
   arm_wake();
   submit();
+}
+
+void UringPacketIo::enable() {
+  // liburing 2.3 (Debian 12) declares io_uring_enable_rings() but does not export it: the
+  // register call itself. From here on this thread is the ring's single issuer.
+  if (const long rc = ::syscall(__NR_io_uring_register, ring_->ring.ring_fd, IORING_REGISTER_ENABLE_RINGS, nullptr, 0);
+      rc == 0)
+    disabled_ = false;
 }
 
 UringPacketIo::~UringPacketIo() {
@@ -82,6 +113,7 @@ UringPacketIo::~UringPacketIo() {
 }
 
 io_uring_sqe* UringPacketIo::next_sqe() {
+  if (disabled_) enable();
   io_uring_sqe* sqe = io_uring_get_sqe(&ring_->ring);
   if (sqe == nullptr) {  // the submission queue is full: hand it to the kernel and take a fresh one
     io_uring_submit(&ring_->ring);
@@ -151,6 +183,9 @@ std::size_t UringPacketIo::reap(std::span<dp::IoCompletion> out, int timeout_ms)
       (void)io_uring_submit_and_wait_timeout(&ring_->ring, &cqe, 1, &ts, nullptr);
     }
   }
+  // Task work waiting (DEFER_TASKRUN / COOP_TASKRUN, see create()): run it now, so that a busy
+  // worker, which only peeks, still sees the completions it produces.
+  if ((IO_URING_READ_ONCE(*ring_->ring.sq.kflags) & IORING_SQ_TASKRUN) != 0) (void)io_uring_get_events(&ring_->ring);
   std::size_t n = 0;
   unsigned head = 0;
   unsigned seen = 0;

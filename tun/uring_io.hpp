@@ -43,7 +43,8 @@ class UringPacketIo final : public dp::PacketIo {
 
  private:
   struct Ring;
-  UringPacketIo(int fd, unsigned max_in_flight, std::unique_ptr<Ring> ring, int event_fd);
+  UringPacketIo(int fd, unsigned max_in_flight, std::unique_ptr<Ring> ring, int event_fd, bool disabled);
+  void enable();
   ::io_uring_sqe* next_sqe();
   void arm_wake();
 
@@ -54,6 +55,7 @@ class UringPacketIo final : public dp::PacketIo {
   std::uint64_t event_value_ = 0;  // the eventfd read's target
   std::size_t in_flight_ = 0;      // data operations (not the wake read, not cancels)
   bool wake_armed_ = false;
+  bool disabled_ = false;  // created with IORING_SETUP_R_DISABLED, not enabled yet
 };
 
 }  // namespace wwan::tun
