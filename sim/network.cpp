@@ -212,7 +212,18 @@ std::optional<ControlCommand> parse_control(Bytes payload, std::string& why) {
 
 }  // namespace
 
-Network::Network(NetworkConfig config) : config_(config) {
+namespace {
+TcpSinkConfig sink_config(const NetworkConfig& c) {
+  TcpSinkConfig s;
+  s.local_ipv4 = c.server_ipv4;
+  s.local_ipv6 = c.server_ipv6;
+  s.mss_ipv4 = static_cast<std::uint16_t>(c.mtu - eth::kIpv4MinHeaderSize - kTcpHeaderMinSize);
+  s.mss_ipv6 = static_cast<std::uint16_t>(c.mtu - eth::kIpv6HeaderSize - kTcpHeaderMinSize);
+  return s;
+}
+}  // namespace
+
+Network::Network(NetworkConfig config) : config_(config), sink_(sink_config(config_)) {
   if (config_.dhcp_server) {
     DhcpServerConfig d;
     d.client_address = config_.host_ipv4;
@@ -402,6 +413,14 @@ void Network::answer_ipv4(std::span<const std::uint8_t> ip, Clock::time_point no
     return reflect(ip, ihl);
   const std::uint8_t protocol = ip[9];
   const Bytes l4 = ip.subspan(ihl);
+  if (protocol == kIpProtocolTcp && sink_.matches(ip, ihl)) {
+    if (l4.size() < kTcpHeaderMinSize || l4_checksum4(ip, kIpProtocolTcp, l4) != 0) {
+      ++counters_.malformed_from_host;
+      return;
+    }
+    sink_.from_host(ip, ihl);
+    return;
+  }
   if (protocol == kIpProtocolTcp && tcp_ && tcp_->matches(ip, ihl)) {
     if (l4.size() < kTcpHeaderMinSize || l4_checksum4(ip, kIpProtocolTcp, l4) != 0) {
       ++counters_.malformed_from_host;
@@ -523,6 +542,14 @@ void Network::answer_ipv6(std::span<const std::uint8_t> ip, Clock::time_point no
   // Router solicitations go to the network's router (sim/router_advertiser.hpp).
   if (ra_ && ipv6::is_router_solicitation(ip)) {
     if (auto advertisement = ra_->on_solicitation(ip, now)) enqueue(std::move(*advertisement));
+    return;
+  }
+  if (next_header == kIpProtocolTcp && sink_.matches(ip, eth::kIpv6HeaderSize)) {
+    if (l4.size() < kTcpHeaderMinSize || eth::ipv6_upper_layer_checksum(source, destination, next_header, l4) != 0) {
+      ++counters_.malformed_from_host;
+      return;
+    }
+    sink_.from_host(ip, eth::kIpv6HeaderSize);
     return;
   }
   if (next_header == kIpProtocolTcp && tcp_ && tcp_->matches(ip, eth::kIpv6HeaderSize)) {
@@ -696,6 +723,13 @@ std::optional<std::size_t> Network::to_host(std::span<std::uint8_t> out, Clock::
     counters_.bytes_to_host += p.size();
     return p.size();
   }
+  // The sink's ACK before the source's data: an ACK is what keeps an upload going, and one is
+  // due at most once per batch of segments from the host.
+  if (const std::optional<std::size_t> n = sink_.to_host(out)) {
+    ++counters_.packets_to_host;
+    counters_.bytes_to_host += *n;
+    return n;
+  }
   if (tcp_) {
     const std::uint64_t sent = tcp_->counters().segments_sent;
     if (const std::optional<std::size_t> n = tcp_->to_host(out, now)) {
@@ -723,7 +757,7 @@ std::optional<std::size_t> Network::to_host(std::span<std::uint8_t> out, Clock::
 
 bool Network::has_packet_for_host(Clock::time_point now) const {
   const bool ra_due = ra_ && ra_->next_deadline() && now >= *ra_->next_deadline();
-  return !to_host_.empty() || source_due(now) || ra_due || (tcp_ && tcp_->ready(now));
+  return !to_host_.empty() || source_due(now) || ra_due || sink_.ready() || (tcp_ && tcp_->ready(now));
 }
 
 std::optional<Clock::time_point> Network::next_deadline() const {

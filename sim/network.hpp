@@ -59,6 +59,11 @@
 // to the sender's address and port: "ok", or "error: <why>" (counted in control_rejected; nothing
 // else happens). The answer goes through the queue toward the host like any reply.
 //
+// The TCP sink (sim/tcp_sink.hpp): a TCP connection from the host to server_ipv4 / server_ipv6
+// port 9 (kTcpDiscardPort) is accepted and its bytes taken and thrown away, each checked against
+// TcpSource::stream_byte(): an upload that crosses the driver's TX direction, with only ACKs on
+// RX. Always listening, one connection at a time (a new one replaces it).
+//
 // The reflector (a hairpin NAT), so that a real TCP connection can cross the data path both ways
 // although nothing here speaks TCP: an IPv4 TCP or UDP packet from the host to reflector_ipv4
 // (198.51.100.9) comes back to the host from reflector_peer_ipv4 (198.51.100.10), and one to
@@ -84,6 +89,7 @@
 #include "datapath/ethernet.hpp"
 #include "sim/dhcp_server.hpp"
 #include "sim/router_advertiser.hpp"
+#include "sim/tcp_sink.hpp"
 #include "sim/tcp_source.hpp"
 
 namespace wwan::sim {
@@ -198,6 +204,8 @@ class Network {
   void stop_source();
   // The tcp-source connection, nullptr when none was started (or it was stopped).
   const TcpSource* tcp_source() const { return tcp_ ? &*tcp_ : nullptr; }
+  // The TCP receiver on server_ipv4 / server_ipv6 port kTcpDiscardPort (always listening).
+  const TcpSink& tcp_sink() const { return sink_; }
 
   // The next IP datagram toward the host, copied into `out`, or nullopt when none is due at `now`.
   // A datagram larger than out.size() is dropped and counted (never truncated).
@@ -231,6 +239,7 @@ class Network {
   std::optional<DhcpServer> dhcp_;
   std::optional<RouterAdvertiser> ra_;
   std::optional<TcpSource> tcp_;
+  TcpSink sink_;
 
   bool enqueue(std::vector<std::uint8_t> packet, AfterAnswer after = AfterAnswer::none, FaultRequest fault = {});
   void answer_ipv4(std::span<const std::uint8_t> packet, Clock::time_point now);

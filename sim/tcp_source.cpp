@@ -63,6 +63,18 @@ void copy_stream(std::uint8_t* out, std::uint64_t offset, std::size_t n) {
 
 std::uint8_t TcpSource::stream_byte(std::uint64_t offset) { return pattern()[offset % kPatternPeriod]; }
 
+bool TcpSource::stream_matches(std::uint64_t offset, std::span<const std::uint8_t> bytes) {
+  const auto& t = pattern();
+  while (!bytes.empty()) {
+    const std::size_t at = static_cast<std::size_t>(offset % kPatternPeriod);
+    const std::size_t chunk = std::min(bytes.size(), t.size() - at);
+    if (std::memcmp(bytes.data(), t.data() + at, chunk) != 0) return false;
+    bytes = bytes.subspan(chunk);
+    offset += chunk;
+  }
+  return true;
+}
+
 TcpSource::TcpSource(const TcpSourceConfig& config) : config_(config), syn_due_(Clock::time_point{}) {
   (void)pattern();  // built here, not on the first data segment
 }

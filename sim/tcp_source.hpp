@@ -105,6 +105,8 @@ class TcpSource {
 
   // The stream's byte at `offset` (see the top of this file).
   static std::uint8_t stream_byte(std::uint64_t offset);
+  // Whether `bytes` are the stream's bytes from `offset` on (a memcmp against the table).
+  static bool stream_matches(std::uint64_t offset, std::span<const std::uint8_t> bytes);
 
  private:
   enum Flag : std::uint8_t { kFin = 0x01, kSyn = 0x02, kRst = 0x04, kPsh = 0x08, kAck = 0x10 };

@@ -709,6 +709,26 @@ std::string stats_json(const char* session_state, const DataPlane& plane, sim::M
                                                                                    : "closed")
         << "\"}";
     }
+    {
+      const sim::TcpSink& k = modem->network().tcp_sink();
+      o << R"(,"tcp_sink":{)";
+      WWAN_FIELD(k.counters(), connections, true);
+      WWAN_FIELD(k.counters(), replaced, false);
+      WWAN_FIELD(k.counters(), segments, false);
+      WWAN_FIELD(k.counters(), bytes, false);
+      WWAN_FIELD(k.counters(), corrupt_segments, false);
+      WWAN_FIELD(k.counters(), out_of_order, false);
+      WWAN_FIELD(k.counters(), ranges_full, false);
+      WWAN_FIELD(k.counters(), acks_sent, false);
+      WWAN_FIELD(k.counters(), fins, false);
+      WWAN_FIELD(k.counters(), resets, false);
+      WWAN_FIELD(k.counters(), ignored, false);
+      o << R"(,"state":")" << (k.state() == sim::TcpSink::State::listen         ? "listen"
+                                : k.state() == sim::TcpSink::State::syn_received ? "syn_received"
+                                : k.state() == sim::TcpSink::State::established  ? "established"
+                                                                                 : "last_ack")
+        << R"("})";
+    }
     o << R"(},"modem":{)";
     WWAN_FIELD(m, control_requests, true);
     WWAN_FIELD(m, ntbs_from_host, false);

@@ -1,6 +1,7 @@
 // TUN offload end to end (docs/offload.md): real TCP and UDP sockets of this process talking to
 // each other through the whole data path, TX -> emulated modem -> RX, with `--offload on` and
-// `--offload off`. The emulated network has no TCP endpoint; its reflector (sim/network.hpp, a
+// `--offload off`; and a download from / an upload to the emulated network's own TCP endpoints
+// (sim/tcp_source.hpp, sim/tcp_sink.hpp) at the end of the file. The network's reflector (sim/network.hpp, a
 // hairpin NAT) sends whatever the host sends to 198.51.100.9 back from 198.51.100.10 and the
 // reverse, so a client connected to 198.51.100.9:P reaches a server of this same namespace
 // listening on P, and every byte crosses the daemon twice: read from the TUN (GSO super-packets
@@ -45,6 +46,7 @@
 #include "fixture.hpp"
 #include "net.hpp"
 #include "sim/network.hpp"
+#include "sim/tcp_sink.hpp"
 #include "sim/tcp_source.hpp"
 
 #ifndef UDP_SEGMENT
@@ -133,6 +135,22 @@ class OffloadTest : public DaemonNamespaceTest<Case> {
     ASSERT_TRUE(daemon_->start(exe_, args)) << errno_text("starting the daemon");
     ASSERT_TRUE(daemon_->wait_for("started", kStartTimeout)) << "no 'started' event" << describe();
     ASSERT_TRUE(daemon_->wait_for("connected", kConnectTimeout)) << "no 'connected' event" << describe();
+  }
+
+  // launch() with --ip-type ipv4v6, until the 'connected' that carries IPv6 (it may come after
+  // IPv4's, from the RA).
+  void launch_dual_stack(bool offload) {
+    ASSERT_EQ(write_sysctl("net/ipv6/conf/default/disable_ipv6", "0"), "");
+    ASSERT_NO_FATAL_FAILURE(launch({"--offload", offload ? "on" : "off", "--ip-type", "ipv4v6"}));
+    const Clock::time_point deadline = Clock::now() + kConnectTimeout;
+    auto has_ipv6 = [&] {
+      const std::vector<json>& h = daemon_->history();
+      return std::any_of(h.begin(), h.end(),
+                         [](const json& e) { return e.value("event", "") == "connected" && e.contains("ipv6"); });
+    };
+    while (!has_ipv6() && Clock::now() < deadline)
+      (void)daemon_->wait_for("connected", std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+    ASSERT_TRUE(has_ipv6()) << "no 'connected' with IPv6" << describe();
   }
 
   std::uint64_t delta(const json& a, const json& b, const std::string& field) {
@@ -339,18 +357,7 @@ TEST_P(OffloadTest, AUdpSegmentSendArrivesAsTheExactDatagrams) {
 // (TCPV4 / TCPV6), with it off it wrote none.
 TEST_P(OffloadTest, ADownloadFromTheNetworksTcpSenderArrivesExactlyOverIpv4AndIpv6) {
   const bool on = GetParam().offload;
-  ASSERT_EQ(write_sysctl("net/ipv6/conf/default/disable_ipv6", "0"), "");
-  ASSERT_NO_FATAL_FAILURE(launch({"--offload", on ? "on" : "off", "--ip-type", "ipv4v6"}));
-  // IPv6 may come up after IPv4 (from the RA): a later 'connected' says so.
-  const Clock::time_point ipv6_deadline = Clock::now() + kConnectTimeout;
-  auto has_ipv6 = [&] {
-    const std::vector<json>& h = daemon_->history();
-    return std::any_of(h.begin(), h.end(),
-                       [](const json& e) { return e.value("event", "") == "connected" && e.contains("ipv6"); });
-  };
-  while (!has_ipv6() && Clock::now() < ipv6_deadline)
-    (void)daemon_->wait_for("connected", std::chrono::duration_cast<std::chrono::milliseconds>(ipv6_deadline - Clock::now()));
-  ASSERT_TRUE(has_ipv6()) << "no 'connected' with IPv6" << describe();
+  ASSERT_NO_FATAL_FAILURE(launch_dual_stack(on));
   constexpr std::uint64_t kDownloadBytes = 8u << 20;
   constexpr std::uint16_t kDownloadPort = 5202;
   const auto tcp_before = snmp("Tcp");
@@ -428,6 +435,82 @@ TEST_P(OffloadTest, ADownloadFromTheNetworksTcpSenderArrivesExactlyOverIpv4AndIp
   const auto tcp_after = snmp("Tcp");
   EXPECT_EQ(tcp_after.at("InCsumErrors") - tcp_before.at("InCsumErrors"), 0u)
       << "the kernel received TCP segments with bad checksums";
+}
+
+// An upload to the emulated network's TCP receiver (sim/tcp_sink.hpp, 198.51.100.7 /
+// 2001:db8:ffff::7 port 9): the data crosses only TX (with offload on, the kernel's TSO
+// super-packets cut into NTB datagrams) and only the ACKs cross RX, the mirror of the download.
+// Over IPv4 and IPv6 the receiver takes every byte, each one what TcpSource::stream_byte says
+// at its offset (no corrupt segment), and answers the FIN with its own; with offload on TX read
+// TSO super-packets (TCPV4 / TCPV6), with it off none.
+TEST_P(OffloadTest, AnUploadToTheNetworksTcpReceiverArrivesExactlyOverIpv4AndIpv6) {
+  const bool on = GetParam().offload;
+  ASSERT_NO_FATAL_FAILURE(launch_dual_stack(on));
+  constexpr std::uint64_t kUploadBytes = 8u << 20;
+  // The stream from any offset is one contiguous slice of this (period + the largest send).
+  std::vector<std::uint8_t> stream(sim::TcpSource::kPatternPeriod + 65536);
+  for (std::size_t k = 0; k < stream.size(); ++k) stream[k] = sim::TcpSource::stream_byte(k);
+  for (const bool v6 : {false, true}) {
+    SCOPED_TRACE(v6 ? "IPv6" : "IPv4");
+    const auto before = daemon_->stats();
+    ASSERT_TRUE(before) << describe();
+    Fd conn(::socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_TRUE(conn.valid()) << errno_text("socket");
+    ASSERT_EQ(::setsockopt(conn.get(), SOL_SOCKET, SO_BINDTODEVICE, kTun.c_str(), static_cast<socklen_t>(kTun.size())), 0)
+        << errno_text("SO_BINDTODEVICE");
+    const timeval limit{10, 0};  // connect() and each send() give up after this
+    ::setsockopt(conn.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+    if (v6) {
+      sockaddr_in6 to{};
+      to.sin6_family = AF_INET6;
+      to.sin6_port = htons(sim::kTcpDiscardPort);
+      std::copy(kNet.server_ipv6.bytes.begin(), kNet.server_ipv6.bytes.end(), to.sin6_addr.s6_addr);
+      ASSERT_EQ(::connect(conn.get(), reinterpret_cast<const sockaddr*>(&to), sizeof to), 0) << errno_text("connect") << describe();
+    } else {
+      const sockaddr_in to = ipv4_address(dotted(kNet.server_ipv4), sim::kTcpDiscardPort);
+      ASSERT_EQ(::connect(conn.get(), reinterpret_cast<const sockaddr*>(&to), sizeof to), 0) << errno_text("connect") << describe();
+    }
+    const Clock::time_point deadline = Clock::now() + kTransferTimeout;
+    std::uint64_t sent = 0;
+    while (sent < kUploadBytes && Clock::now() < deadline) {
+      const std::size_t at = static_cast<std::size_t>(sent % sim::TcpSource::kPatternPeriod);
+      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(65536, kUploadBytes - sent));
+      const ssize_t w = ::send(conn.get(), stream.data() + at, n, MSG_NOSIGNAL);
+      if (w < 0 && errno != EAGAIN && errno != EINTR) FAIL() << errno_text("send") << " after " << sent << " bytes" << describe();
+      if (w > 0) sent += static_cast<std::uint64_t>(w);
+    }
+    ASSERT_EQ(sent, kUploadBytes) << "the upload stalled" << describe();
+    ASSERT_EQ(::shutdown(conn.get(), SHUT_WR), 0) << errno_text("shutdown");
+    // The receiver's FIN comes once it has taken everything before ours.
+    std::array<std::uint8_t, 64> nothing{};
+    bool eof = false;
+    while (!eof && Clock::now() < deadline) {
+      if (!readable(conn.get(), std::min(deadline, Clock::now() + 1s))) continue;
+      const ssize_t n = ::recv(conn.get(), nothing.data(), nothing.size(), MSG_DONTWAIT);
+      ASSERT_LE(n, 0) << "the receiver sent data";
+      if (n == 0) eof = true;
+    }
+    ASSERT_TRUE(eof) << "no FIN from the receiver within " << kTransferTimeout.count() << " s" << describe();
+
+    const auto after = daemon_->stats();
+    ASSERT_TRUE(after) << describe();
+    const std::uint64_t super_packets = delta(*before, *after, "tx.gso.super_packets");
+    const std::uint64_t segments = delta(*before, *after, "tx.gso.segments");
+    std::cout << "[ info     ] " << GetParam() << (v6 ? " IPv6" : " IPv4") << ": " << segments << " segments from "
+              << super_packets << " GSO super-packets, tcp_sink "
+              << after->value("sim", json::object()).value("network", json::object()).value("tcp_sink", json::object()).dump()
+              << "\n";
+    EXPECT_EQ(delta(*before, *after, "sim.network.tcp_sink.bytes"), kUploadBytes);
+    EXPECT_EQ(delta(*before, *after, "sim.network.tcp_sink.corrupt_segments"), 0u) << "bytes changed on the way";
+    EXPECT_EQ(delta(*before, *after, "sim.network.tcp_sink.fins"), 1u);
+    if (on) {
+      EXPECT_GT(super_packets, 0u) << "offload on, but TX read no TSO super-packet" << describe();
+      EXPECT_GT(segments, 2 * super_packets) << "super-packets of more than two segments on average";
+    } else {
+      EXPECT_EQ(super_packets, 0u) << describe();
+    }
+    EXPECT_EQ(delta(*before, *after, "sim.network.malformed_from_host"), 0u) << "a segment left the daemon with a bad checksum";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Sim, OffloadTest,
