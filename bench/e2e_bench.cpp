@@ -30,6 +30,9 @@
 //             RX, ACKs only on TX, the ceiling's shape. The issue-11 RX figure. Same ceiling,
 //             measured --rounds times (3) interleaved with the download; the median round counts.
 //     tx tcp  the same stream: packets into NTBs per CPU-second of the TX worker.
+//     tx upload  a TCP upload to the emulated network's receiver (sim/tcp_sink.hpp, port 9):
+//             data only on TX (TSO super-packets cut into NTBs), ACKs only on RX, the mirror of
+//             rx download. Data segments into NTBs per second and per TX-worker CPU-second.
 //     tx uso  a UDP_SEGMENT sender (44 x 1472 B per send) to the discard sink: one USO
 //             super-packet per read, segmented into NTBs; packets/s and per TX-worker CPU-second.
 //
@@ -57,6 +60,7 @@
 #include "bench/e2e_support.hpp"
 #include "datapath/tx_path.hpp"
 #include "sim/network.hpp"
+#include "sim/tcp_sink.hpp"
 #include "tun/tun_device.hpp"
 
 namespace wwan::bench {
@@ -84,7 +88,7 @@ struct Options {
   double seconds = 3.0;        // each measured window
   double warmup_seconds = 0.3;
   unsigned offload_rounds = 3;  // rx download: ceiling/daemon window pairs (--rounds N)
-  std::vector<std::string> offload_cases;  // --offload-cases download,tcp,uso (empty: all)
+  std::vector<std::string> offload_cases;  // --offload-cases download,tcp,upload,uso (empty: all)
   double flood_seconds = 60.0;
   unsigned pings = 2000;
   std::string wwan_dp;
@@ -447,6 +451,35 @@ class Bench {
     tx.segments = e1.counter("tx.gso.segments") - e0.counter("tx.gso.segments");
     tx.note = "packets into NTBs (data segments and the server's ACKs)";
     return {rx, tx};
+  }
+
+  // Offload: an upload to the emulated network's TCP receiver (port 9, sim/tcp_sink.hpp): the
+  // kernel's TSO super-packets read from the TUN and cut into NTBs, only ACKs on RX. The mirror
+  // of the download, and the TX TCP figure: data segments into NTBs per TX-worker CPU-second.
+  OffloadResult offload_upload(const Variant& v) {
+    OffloadResult r = offload_base("tx", "upload", v, "wwan-dp tx");
+    std::string why;
+    TcpUpload u;
+    if (!u.start(dotted(sim::NetworkConfig{}.server_ipv4), sim::kTcpDiscardPort, why)) fail(why + daemon_->describe());
+    sleep_for(o_.warmup_seconds);
+    const Edge e0 = edge();
+    sleep_for(o_.seconds);
+    const Edge e1 = edge();
+    u.stop();
+    const double dt = e1.seconds_after(e0);
+    const double packets = static_cast<double>(e1.counter("tx.packets") - e0.counter("tx.packets"));
+    const std::uint64_t bytes = e1.counter("sim.network.tcp_sink.bytes") - e0.counter("sim.network.tcp_sink.bytes");
+    r.pps = packets / dt;
+    r.gbps = static_cast<double>(bytes) * 8 / dt / 1e9;
+    r.per_core_pps = per_core(e0, e1, "wwan-dp tx", packets);
+    r.super_packets = e1.counter("tx.gso.super_packets") - e0.counter("tx.gso.super_packets");
+    r.segments = e1.counter("tx.gso.segments") - e0.counter("tx.gso.segments");
+    r.note = "data segments into NTBs; at the receiver: " +
+             std::to_string(e1.counter("sim.network.tcp_sink.corrupt_segments") - e0.counter("sim.network.tcp_sink.corrupt_segments")) +
+             " corrupt, " +
+             std::to_string(e1.counter("sim.network.tcp_sink.out_of_order") - e0.counter("sim.network.tcp_sink.out_of_order")) +
+             " out of order";
+    return r;
   }
 
   // Offload: UDP_SEGMENT sends of 44 x 1472-byte datagrams to the discard sink.
@@ -829,7 +862,8 @@ std::string table(const Results& r) {
   if (!r.offload.empty()) {
     o << "\nTUN offload (--offload on, " << r.offload.front().variant
       << "): Mpps = wall clock (rx download / tcp: data segments into the socket; tx: packets into NTBs / at the\n"
-         "sink); rx download = the network's TCP sender -> RX -> socket, rx tcp = client -> TX -> reflector -> RX -> server;\n"
+         "sink); rx download = the network's TCP sender -> RX -> socket, rx tcp = client -> TX -> reflector -> RX -> server,\n"
+         "tx upload = client -> TX -> the network's TCP receiver;\n"
          "per core = the same per CPU-second of the worker named. Ceiling (rx): bare 44-segment super-packet\n"
          "writes into a TCP socket through a vnet-hdr TUN, per second and per CPU-second of the writer.\n\n";
     o << std::left << std::setw(4) << "dir" << std::setw(9) << "kind" << std::right << std::setw(9) << "Mpps"
@@ -1113,7 +1147,7 @@ int main(int argc, char** argv) {
     if (a == "--help" || a == "-h") {
       std::cout << "usage: e2e_bench [--quick] [--seconds S] [--flood-seconds S] [--pings N] [--variants A,B]\n"
                    "                 [--wwan-dp PATH] [--usbfs-bench PATH|none] [--out DIR] [--json] [--no-offload]\n"
-                   "                 [--offload-only] [--offload-cases download,tcp,uso] [--rounds N]\n"
+                   "                 [--offload-only] [--offload-cases download,tcp,upload,uso] [--rounds N]\n"
                    "Root only. Variants: ntb16-front ntb32-front ntb16-end ntb32-end e3372-64k rndis-fm350\n"
                    "(--quick: ntb16-front, ntb32-end, rndis-fm350).\n";
       return 0;
@@ -1148,7 +1182,8 @@ int main(int argc, char** argv) {
       for (std::size_t at = 0; at <= list.size();) {
         const std::size_t comma = std::min(list.find(',', at), list.size());
         const std::string c = list.substr(at, comma - at);
-        if (c != "download" && c != "tcp" && c != "uso") fail("--offload-cases takes download, tcp and uso, not '" + c + "'");
+        if (c != "download" && c != "tcp" && c != "upload" && c != "uso")
+          fail("--offload-cases takes download, tcp, upload and uso, not '" + c + "'");
         o.offload_cases.push_back(c);
         at = comma + 1;
       }
@@ -1237,6 +1272,7 @@ int main(int argc, char** argv) {
       results.offload.push_back(rx);
       results.offload.push_back(tx);
     }
+    if (wanted("upload")) results.offload.push_back(b.offload_upload(v));
     if (wanted("uso")) results.offload.push_back(b.offload_uso(v));
     b.stop_daemon();
   }

@@ -32,6 +32,7 @@
 #include "datapath/offload/gro.hpp"
 #include "datapath/tx_path.hpp"
 #include "datapath/worker.hpp"
+#include "sim/tcp_source.hpp"
 #include "tests/datapath/offload_packets.hpp"
 #include "tests/support/offload_tun.hpp"
 #include "tun/uring_io.hpp"
@@ -566,6 +567,37 @@ void TcpDownload::stop() {
   if (receive_thread_.joinable()) receive_thread_.join();
   conn_ = Fd();
   listener_ = Fd();
+}
+
+bool TcpUpload::start(const std::string& server, std::uint16_t port, std::string& why) {
+  conn_ = Fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  const sockaddr_in to = testsupport::ipv4_address(server, port);
+  const timeval limit{0, 200'000};  // connect gives up after it; the thread looks at stop_ at least this often
+  if (conn_.valid()) ::setsockopt(conn_.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  if (!conn_.valid() || ::connect(conn_.get(), reinterpret_cast<const sockaddr*>(&to), sizeof to) != 0) {
+    why = errno_text("TCP connect to the emulated network's receiver " + server + ":" + std::to_string(port));
+    return false;
+  }
+  stop_ = false;
+  sent_ = 0;
+  send_thread_ = std::thread([this] {
+    // The stream from any offset is one slice of this: the pattern's period and one send more.
+    std::vector<std::uint8_t> stream(sim::TcpSource::kPatternPeriod + 65536);
+    for (std::size_t k = 0; k < stream.size(); ++k) stream[k] = sim::TcpSource::stream_byte(k);
+    std::uint64_t sent = 0;
+    while (!stop_.load(std::memory_order_relaxed)) {
+      const std::size_t at = static_cast<std::size_t>(sent % sim::TcpSource::kPatternPeriod);
+      const ssize_t n = ::send(conn_.get(), stream.data() + at, 65536, MSG_NOSIGNAL);
+      if (n > 0) sent_.store(sent += static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+    }
+  });
+  return true;
+}
+
+void TcpUpload::stop() {
+  stop_ = true;
+  if (send_thread_.joinable()) send_thread_.join();
+  conn_ = Fd();
 }
 
 bool TcpThroughReflector::start(const std::string& reflector, std::uint16_t port, std::string& why) {

@@ -176,6 +176,24 @@ class TcpDownload {
   std::uint32_t mss_ = 1460;
 };
 
+// An upload to the emulated network's TCP receiver (sim/tcp_sink.hpp, `server`:9): a client that
+// sends TcpSource::stream_byte() as fast as the kernel takes it (so the receiver's
+// corrupt_segments stays 0), from a thread. Only TX carries data, RX the ACKs: the mirror of a
+// download.
+class TcpUpload {
+ public:
+  bool start(const std::string& server, std::uint16_t port, std::string& why);
+  void stop();
+  ~TcpUpload() { stop(); }
+  std::uint64_t sent_bytes() const { return sent_.load(); }
+
+ private:
+  Fd conn_;
+  std::thread send_thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint64_t> sent_{0};
+};
+
 // A TCP stream through the emulated network's reflector (sim/network.hpp, a hairpin NAT): a
 // client connected to `reflector`:`port` sends as fast as the kernel takes it; a server of this
 // process listening on `port` (the client reaches it as the reflector's peer address) drains it.
