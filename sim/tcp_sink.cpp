@@ -6,54 +6,52 @@
 
 #include "datapath/offload/checksum.hpp"
 #include "sim/tcp_source.hpp"
+#include "sim/tcp_wire.hpp"
 
 namespace wwan::sim {
 
-namespace csum = offload::csum;
 using offload::load_be16;
 using offload::load_be32;
 using offload::store_be16;
 using offload::store_be32;
 
 namespace {
-constexpr std::uint8_t kIpProtocolTcp = 6;
-constexpr std::size_t kTcpHeaderSize = 20;  // RFC 9293 §3.1, without options
-constexpr std::uint8_t kOptionEnd = 0, kOptionNop = 1, kOptionMss = 2, kOptionWindowScale = 3;
-constexpr std::uint8_t kOptionSackPermitted = 4, kOptionSack = 5;  // RFC 2018
+using tcp::kIpProtocol;
+constexpr std::size_t kTcpHeaderSize = tcp::kHeaderSize;
 constexpr std::size_t kMaxSackBlocks = 3;  // 2 NOPs + 2 + 3 x 8 = 28 bytes of the 40 there are
-constexpr std::uint8_t kHopLimit = 64;
 }  // namespace
 
-TcpSink::TcpSink(const TcpSinkConfig& config) : config_(config) {}
+TcpSink::TcpSink(const TcpSinkConfig& config) : config_(config) {
+  ends_.local_ipv4 = config.local_ipv4;
+  ends_.local_ipv6 = config.local_ipv6;
+  ends_.local_port = config.local_port;
+}
 
 bool TcpSink::matches(std::span<const std::uint8_t> ip, std::size_t l3) const {
   if (ip.empty() || l3 > ip.size() || ip.size() - l3 < 4) return false;
   if ((ip[0] >> 4) == 6) {
-    if (ip.size() < 40 || ip[6] != kIpProtocolTcp) return false;
+    if (ip.size() < 40 || ip[6] != kIpProtocol) return false;
     if (std::memcmp(ip.data() + 24, config_.local_ipv6.bytes.data(), 16) != 0) return false;
   } else {
-    if ((ip[0] >> 4) != 4 || ip.size() < 20 || ip[9] != kIpProtocolTcp) return false;
+    if ((ip[0] >> 4) != 4 || ip.size() < 20 || ip[9] != kIpProtocol) return false;
     if (std::memcmp(ip.data() + 16, config_.local_ipv4.bytes.data(), 4) != 0) return false;
   }
   return load_be16(ip.data() + l3 + 2) == config_.local_port;
 }
 
 void TcpSink::from_host(std::span<const std::uint8_t> ip, std::size_t l3) {
-  if (l3 > ip.size() || ip.size() - l3 < kTcpHeaderSize) {
+  const std::optional<std::size_t> header = tcp::header_size(ip, l3);
+  if (!header) {
     ++counters_.ignored;
     return;
   }
   const std::span<const std::uint8_t> tcp = ip.subspan(l3);
-  const std::size_t data_offset = static_cast<std::size_t>(tcp[12] >> 4) * 4;
-  if (data_offset < kTcpHeaderSize || data_offset > tcp.size()) {
-    ++counters_.ignored;
-    return;
-  }
+  const std::size_t data_offset = *header;
   const bool v6 = (ip[0] >> 4) == 6;
   const std::uint16_t source_port = load_be16(tcp.data());
-  const bool ours = state_ != State::listen && v6 == ipv6_ && source_port == host_port_ &&
-                    (v6 ? std::memcmp(ip.data() + 8, host_ipv6_.bytes.data(), 16) == 0
-                        : std::memcmp(ip.data() + 12, host_ipv4_.bytes.data(), 4) == 0);
+  const bool ours = state_ != State::listen && v6 == ends_.ipv6 && source_port == ends_.host_port &&
+                    (v6 ? std::memcmp(ip.data() + 8, ends_.host_ipv6.bytes.data(), 16) == 0
+                        : std::memcmp(ip.data() + 12, ends_.host_ipv4.bytes.data(), 4) == 0);
   const std::uint8_t flags = tcp[13];
   const std::uint32_t seq = load_be32(tcp.data() + 4);
 
@@ -195,32 +193,17 @@ bool TcpSink::add_range(std::uint64_t begin, std::uint64_t end) {
 }
 
 void TcpSink::open(std::span<const std::uint8_t> ip, std::span<const std::uint8_t> tcp, std::size_t data_offset) {
-  ipv6_ = (ip[0] >> 4) == 6;
-  if (ipv6_) std::memcpy(host_ipv6_.bytes.data(), ip.data() + 8, 16);
-  else std::memcpy(host_ipv4_.bytes.data(), ip.data() + 12, 4);
-  host_port_ = load_be16(tcp.data());
+  ends_.ipv6 = (ip[0] >> 4) == 6;
+  if (ends_.ipv6) std::memcpy(ends_.host_ipv6.bytes.data(), ip.data() + 8, 16);
+  else std::memcpy(ends_.host_ipv4.bytes.data(), ip.data() + 12, 4);
+  ends_.host_port = load_be16(tcp.data());
   irs_ = load_be32(tcp.data() + 4);
   rcv_nxt_ = irs_ + 1;
   rcv_offset_ = 0;
-  // Options (RFC 9293 §3.2): only Window Scale matters to a receiver. A malformed list ends the
-  // parse with what was read.
-  window_scaled_ = false;
-  sack_permitted_ = false;
+  const tcp::SynOptions options = tcp::parse_syn_options(tcp, data_offset);
+  window_scaled_ = options.window_shift.has_value();
+  sack_permitted_ = options.sack_permitted;
   ranges_ = 0;
-  for (std::size_t i = kTcpHeaderSize; i < data_offset;) {
-    const std::uint8_t kind = tcp[i];
-    if (kind == kOptionEnd) break;
-    if (kind == kOptionNop) {
-      ++i;
-      continue;
-    }
-    if (i + 1 >= data_offset) break;
-    const std::size_t length = tcp[i + 1];
-    if (length < 2 || length > data_offset - i) break;
-    if (kind == kOptionWindowScale && length == 3) window_scaled_ = true;
-    if (kind == kOptionSackPermitted && length == 2) sack_permitted_ = true;
-    i += length;
-  }
   state_ = State::syn_received;
   due_ = kDueSynAck;
   ++counters_.connections;
@@ -253,34 +236,33 @@ std::optional<std::size_t> TcpSink::reset(std::span<std::uint8_t> out) {
 }
 
 std::size_t TcpSink::write_segment(std::span<std::uint8_t> out, std::uint8_t flags, std::uint32_t seq) {
-  const std::size_t l3 = l3_size();
   // Options: in the SYN-ACK our MSS, Window Scale (RFC 7323 §2.2) and SACK-permitted (RFC 2018
   // §2) only when the SYN carried them; in an ACK the SACK blocks, the range just changed first
   // (RFC 2018 §4), when SACK was agreed.
   std::array<std::uint8_t, 40> options{};
   std::size_t o = 0;
   if ((flags & kSyn) != 0) {
-    options[o++] = kOptionMss;
+    options[o++] = tcp::kOptionMss;
     options[o++] = 4;
-    store_be16(options.data() + o, ipv6_ ? config_.mss_ipv6 : config_.mss_ipv4);
+    store_be16(options.data() + o, ends_.ipv6 ? config_.mss_ipv6 : config_.mss_ipv4);
     o += 2;
     if (window_scaled_) {
-      options[o++] = kOptionNop;
-      options[o++] = kOptionWindowScale;
+      options[o++] = tcp::kOptionNop;
+      options[o++] = tcp::kOptionWindowScale;
       options[o++] = 3;
       options[o++] = kWindowScale;
     }
     if (sack_permitted_) {
-      options[o++] = kOptionNop;
-      options[o++] = kOptionNop;
-      options[o++] = kOptionSackPermitted;
+      options[o++] = tcp::kOptionNop;
+      options[o++] = tcp::kOptionNop;
+      options[o++] = tcp::kOptionSackPermitted;
       options[o++] = 2;
     }
   } else if (sack_permitted_ && ranges_ > 0 && (flags & kRst) == 0) {
     const std::size_t blocks = std::min(ranges_, kMaxSackBlocks);
-    options[o++] = kOptionNop;
-    options[o++] = kOptionNop;
-    options[o++] = kOptionSack;
+    options[o++] = tcp::kOptionNop;
+    options[o++] = tcp::kOptionNop;
+    options[o++] = tcp::kOptionSack;
     options[o++] = static_cast<std::uint8_t>(2 + 8 * blocks);
     for (std::size_t b = 0; b < blocks; ++b) {
       // The latest range first, then the others from the lowest.
@@ -291,43 +273,14 @@ std::size_t TcpSink::write_segment(std::span<std::uint8_t> out, std::uint8_t fla
       o += 8;
     }
   }
-  const std::size_t th = kTcpHeaderSize + o;
-  const std::size_t total = l3 + th;
-  std::uint8_t* p = out.data();
-  std::uint8_t* t = p + l3;
-  std::memset(p, 0, total);
-  if (ipv6_) {
-    p[0] = 0x60;  // version 6, traffic class 0, flow label 0
-    store_be16(p + 4, static_cast<std::uint16_t>(th));
-    p[6] = kIpProtocolTcp;
-    p[7] = kHopLimit;
-    std::memcpy(p + 8, config_.local_ipv6.bytes.data(), 16);
-    std::memcpy(p + 24, host_ipv6_.bytes.data(), 16);
-  } else {
-    p[0] = 0x45;  // version 4, IHL 5
-    store_be16(p + 2, static_cast<std::uint16_t>(total));
-    store_be16(p + 4, ++ip_identification_);
-    store_be16(p + 6, 0x4000);  // DF
-    p[8] = kHopLimit;
-    p[9] = kIpProtocolTcp;
-    std::memcpy(p + 12, config_.local_ipv4.bytes.data(), 4);
-    std::memcpy(p + 16, host_ipv4_.bytes.data(), 4);
-    store_be16(p + 10, csum::ipv4_header(std::span<const std::uint8_t>(p, l3)));
-  }
-  store_be16(t, config_.local_port);
-  store_be16(t + 2, host_port_);
-  store_be32(t + 4, seq);
-  store_be32(t + 8, rcv_nxt_);
-  t[12] = static_cast<std::uint8_t>((th / 4) << 4);
-  t[13] = flags;
-  store_be16(t + 14, kWindowField);
-  std::memcpy(t + kTcpHeaderSize, options.data(), o);
-  const std::span<const std::uint8_t> source(p + (ipv6_ ? 8 : 12), ipv6_ ? 16 : 4);
-  const std::span<const std::uint8_t> destination(p + (ipv6_ ? 24 : 16), ipv6_ ? 16 : 4);
-  csum::Sum sum = csum::pseudo_header(source, destination, kIpProtocolTcp, static_cast<std::uint32_t>(th));
-  sum = csum::accumulate(std::span<const std::uint8_t>(t, th), sum);
-  store_be16(t + 16, csum::finish_be(sum));
-  return total;
+  tcp::SegmentFields f;
+  f.flags = flags;
+  f.seq = seq;
+  f.ack = rcv_nxt_;
+  f.window = kWindowField;
+  f.options = std::span<const std::uint8_t>(options.data(), o);
+  if (!ends_.ipv6) f.ip_identification = ++ip_identification_;
+  return tcp::finish(out.data(), ends_, tcp::write_headers(out.data(), ends_, f, 0), 0);
 }
 
 }  // namespace wwan::sim

@@ -40,6 +40,7 @@
 #include <span>
 
 #include "datapath/ethernet.hpp"
+#include "sim/tcp_wire.hpp"
 
 namespace wwan::sim {
 
@@ -101,7 +102,7 @@ class TcpSink {
   enum Flag : std::uint8_t { kFin = 0x01, kSyn = 0x02, kRst = 0x04, kAck = 0x10 };
   enum Due : std::uint8_t { kDueSynAck = 1, kDueAck = 2, kDueFin = 4 };
 
-  std::size_t l3_size() const { return ipv6_ ? 40 : 20; }
+  std::size_t l3_size() const { return ends_.ip_header_size(); }
   std::size_t write_segment(std::span<std::uint8_t> out, std::uint8_t flags, std::uint32_t seq);
   void open(std::span<const std::uint8_t> ip, std::span<const std::uint8_t> tcp, std::size_t data_offset);
   // rcv_offset_ moves to `to` (and past the ranges it then reaches).
@@ -117,11 +118,8 @@ class TcpSink {
   TcpSinkCounters counters_;
   State state_ = State::listen;
   std::uint8_t due_ = 0;  // Due bits: what to_host() sends next
-  // The connection: the host's address and port, and whether it came over IPv6.
-  bool ipv6_ = false;
-  eth::Ipv4Address host_ipv4_;
-  eth::Ipv6Address host_ipv6_;
-  std::uint16_t host_port_ = 0;
+  // The connection's ends: ours from the config, the host's address and port from its SYN.
+  tcp::Endpoints ends_;
   std::uint32_t irs_ = 0;          // the host's initial sequence number
   std::uint32_t rcv_nxt_ = 0;      // the next sequence number expected (what we acknowledge)
   std::uint64_t rcv_offset_ = 0;   // payload bytes taken: the stream offset of rcv_nxt_

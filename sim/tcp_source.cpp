@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "datapath/offload/checksum.hpp"
+#include "sim/tcp_wire.hpp"
 
 namespace wwan::sim {
 
@@ -17,12 +18,9 @@ using offload::store_be32;
 
 namespace {
 
-constexpr std::uint8_t kIpProtocolTcp = 6;
-constexpr std::size_t kTcpHeaderSize = 20;     // RFC 9293 §3.1, without options
+using tcp::kIpProtocol;
+constexpr std::size_t kTcpHeaderSize = tcp::kHeaderSize;
 constexpr std::size_t kSynOptionsSize = 8;     // MSS (4) + NOP (1) + Window Scale (3)
-constexpr std::uint8_t kOptionEnd = 0, kOptionNop = 1, kOptionMss = 2, kOptionWindowScale = 3;
-constexpr std::uint8_t kMaxWindowShift = 14;   // RFC 7323 §2.3: larger values are taken as 14
-constexpr std::uint8_t kHopLimit = 64;
 constexpr std::uint16_t kOurWindow = 65535;    // we receive nothing but FINs
 // RFC 9293 §3.7.1: the MSS to assume when the peer sends no option (536 over IPv4; RFC 8200 §5:
 // 1280 - 60 over IPv6).
@@ -75,7 +73,11 @@ bool TcpSource::stream_matches(std::uint64_t offset, std::span<const std::uint8_
   return true;
 }
 
-TcpSource::TcpSource(const TcpSourceConfig& config) : config_(config), syn_due_(Clock::time_point{}) {
+TcpSource::TcpSource(const TcpSourceConfig& config)
+    : config_(config),
+      ends_{config.ipv6, config.local_ipv4, config.host_ipv4, config.local_ipv6, config.host_ipv6, config.local_port,
+            config.host_port},
+      syn_due_(Clock::time_point{}) {
   (void)pattern();  // built here, not on the first data segment
 }
 
@@ -84,12 +86,12 @@ TcpSource::TcpSource(const TcpSourceConfig& config) : config_(config), syn_due_(
 bool TcpSource::matches(std::span<const std::uint8_t> ip, std::size_t l3) const {
   if (ip.empty() || l3 > ip.size() || ip.size() - l3 < 4) return false;
   if (config_.ipv6) {
-    if ((ip[0] >> 4) != 6 || ip.size() < 40 || ip[6] != kIpProtocolTcp) return false;
+    if ((ip[0] >> 4) != 6 || ip.size() < 40 || ip[6] != kIpProtocol) return false;
     if (std::memcmp(ip.data() + 8, config_.host_ipv6.bytes.data(), 16) != 0 ||
         std::memcmp(ip.data() + 24, config_.local_ipv6.bytes.data(), 16) != 0)
       return false;
   } else {
-    if ((ip[0] >> 4) != 4 || ip.size() < 20 || ip[9] != kIpProtocolTcp) return false;
+    if ((ip[0] >> 4) != 4 || ip.size() < 20 || ip[9] != kIpProtocol) return false;
     if (std::memcmp(ip.data() + 12, config_.host_ipv4.bytes.data(), 4) != 0 ||
         std::memcmp(ip.data() + 16, config_.local_ipv4.bytes.data(), 4) != 0)
       return false;
@@ -98,16 +100,13 @@ bool TcpSource::matches(std::span<const std::uint8_t> ip, std::size_t l3) const 
 }
 
 void TcpSource::from_host(std::span<const std::uint8_t> ip, std::size_t l3, Clock::time_point now) {
-  if (l3 > ip.size() || ip.size() - l3 < kTcpHeaderSize) {
+  const std::optional<std::size_t> header = tcp::header_size(ip, l3);
+  if (!header) {
     ++counters_.ignored;
     return;
   }
   const std::span<const std::uint8_t> tcp = ip.subspan(l3);
-  const std::size_t data_offset = static_cast<std::size_t>(tcp[12] >> 4) * 4;
-  if (data_offset < kTcpHeaderSize || data_offset > tcp.size()) {
-    ++counters_.ignored;
-    return;
-  }
+  const std::size_t data_offset = *header;
   ++counters_.acks_from_host;
   const std::uint32_t seq = load_be32(tcp.data() + 4), ack = load_be32(tcp.data() + 8);
   const std::uint8_t flags = tcp[13];
@@ -131,26 +130,10 @@ void TcpSource::from_host(std::span<const std::uint8_t> ip, std::size_t l3, Cloc
       ++counters_.ignored;
       return;
     }
-    std::uint16_t host_mss = config_.ipv6 ? kDefaultMssIpv6 : kDefaultMssIpv4;
-    std::optional<std::uint8_t> host_shift;
-    // Options (RFC 9293 §3.2): kind, length, value; EOL and NOP are one byte. A malformed list
-    // ends the parse with what was read (the host's kernel does not send one).
-    for (std::size_t i = kTcpHeaderSize; i < data_offset;) {
-      const std::uint8_t kind = tcp[i];
-      if (kind == kOptionEnd) break;
-      if (kind == kOptionNop) {
-        ++i;
-        continue;
-      }
-      if (i + 1 >= data_offset) break;
-      const std::size_t length = tcp[i + 1];
-      if (length < 2 || length > data_offset - i) break;
-      if (kind == kOptionMss && length == 4) host_mss = load_be16(tcp.data() + i + 2);
-      if (kind == kOptionWindowScale && length == 3) host_shift = std::min(tcp[i + 2], kMaxWindowShift);
-      i += length;
-    }
+    const tcp::SynOptions options = tcp::parse_syn_options(tcp, data_offset);
+    const std::uint16_t host_mss = options.mss.value_or(config_.ipv6 ? kDefaultMssIpv6 : kDefaultMssIpv4);
     rcv_nxt_ = seq + 1;
-    host_window_shift_ = host_shift.value_or(0);
+    host_window_shift_ = options.window_shift.value_or(0);
     host_window_ = window;  // RFC 7323 §2.2: the window of a SYN segment is never scaled
     segment_bytes_ = std::max<std::uint16_t>(1, std::min(config_.mss, host_mss));
     state_ = State::established;
@@ -303,53 +286,24 @@ std::optional<std::size_t> TcpSource::reset(std::span<std::uint8_t> out) {
 
 std::size_t TcpSource::write_segment(std::span<std::uint8_t> out, std::uint8_t flags, std::uint32_t seq,
                                      std::uint64_t offset, std::size_t payload) {
-  const std::size_t l3 = l3_size();
-  const std::size_t th = kTcpHeaderSize + ((flags & kSyn) != 0 ? kSynOptionsSize : 0);
-  const std::size_t total = l3 + th + payload;
-  std::uint8_t* p = out.data();
-  std::uint8_t* t = p + l3;
-  std::memset(p, 0, l3 + th);
-  if (config_.ipv6) {
-    p[0] = 0x60;  // version 6, traffic class 0, flow label 0
-    store_be16(p + 4, static_cast<std::uint16_t>(th + payload));
-    p[6] = kIpProtocolTcp;
-    p[7] = kHopLimit;
-    std::memcpy(p + 8, config_.local_ipv6.bytes.data(), 16);
-    std::memcpy(p + 24, config_.host_ipv6.bytes.data(), 16);
-  } else {
-    p[0] = 0x45;  // version 4, IHL 5
-    store_be16(p + 2, static_cast<std::uint16_t>(total));
-    store_be16(p + 4, ++ip_identification_);
-    store_be16(p + 6, 0x4000);  // DF
-    p[8] = kHopLimit;
-    p[9] = kIpProtocolTcp;
-    std::memcpy(p + 12, config_.local_ipv4.bytes.data(), 4);
-    std::memcpy(p + 16, config_.host_ipv4.bytes.data(), 4);
-    store_be16(p + 10, csum::ipv4_header(std::span<const std::uint8_t>(p, l3)));
-  }
-  store_be16(t, config_.local_port);
-  store_be16(t + 2, config_.host_port);
-  store_be32(t + 4, seq);
-  store_be32(t + 8, (flags & kAck) != 0 ? rcv_nxt_ : 0);
-  t[12] = static_cast<std::uint8_t>((th / 4) << 4);
-  t[13] = flags;
-  store_be16(t + 14, kOurWindow);
-  if ((flags & kSyn) != 0) {
-    t[20] = kOptionMss;
-    t[21] = 4;
-    store_be16(t + 22, config_.mss);
-    t[24] = kOptionNop;
-    t[25] = kOptionWindowScale;
-    t[26] = 3;
-    t[27] = kWindowScale;
-  }
-  copy_stream(t + th, offset, payload);
-  const std::span<const std::uint8_t> source(p + (config_.ipv6 ? 8 : 12), config_.ipv6 ? 16 : 4);
-  const std::span<const std::uint8_t> destination(p + (config_.ipv6 ? 24 : 16), config_.ipv6 ? 16 : 4);
-  csum::Sum sum = csum::pseudo_header(source, destination, kIpProtocolTcp, static_cast<std::uint32_t>(th + payload));
-  sum = csum::accumulate(std::span<const std::uint8_t>(t, th + payload), sum);
-  store_be16(t + 16, csum::finish_be(sum));
-  return total;
+  std::array<std::uint8_t, kSynOptionsSize> options{};
+  options[0] = tcp::kOptionMss;
+  options[1] = 4;
+  store_be16(options.data() + 2, config_.mss);
+  options[4] = tcp::kOptionNop;
+  options[5] = tcp::kOptionWindowScale;
+  options[6] = 3;
+  options[7] = kWindowScale;
+  tcp::SegmentFields f;
+  f.flags = flags;
+  f.seq = seq;
+  f.ack = rcv_nxt_;
+  f.window = kOurWindow;
+  if ((flags & kSyn) != 0) f.options = options;
+  if (!config_.ipv6) f.ip_identification = ++ip_identification_;
+  const std::size_t headers = tcp::write_headers(out.data(), ends_, f, payload);
+  copy_stream(out.data() + headers, offset, payload);
+  return tcp::finish(out.data(), ends_, headers, payload);
 }
 
 }  // namespace wwan::sim

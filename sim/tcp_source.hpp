@@ -40,6 +40,7 @@
 #include <span>
 
 #include "datapath/ethernet.hpp"
+#include "sim/tcp_wire.hpp"
 
 namespace wwan::sim {
 
@@ -120,6 +121,7 @@ class TcpSource {
   bool data_allowed() const;           // a data segment (or FIN) fits the window now
 
   TcpSourceConfig config_;
+  tcp::Endpoints ends_;  // from config_
   TcpSourceCounters counters_;
   State state_ = State::syn_sent;
   std::optional<Clock::time_point> syn_due_;  // when the (next) SYN goes; none once answered
