@@ -33,6 +33,8 @@
 //     tx upload  a TCP upload to the emulated network's receiver (sim/tcp_sink.hpp, port 9):
 //             data only on TX (TSO super-packets cut into NTBs), ACKs only on RX, the mirror of
 //             rx download. Data segments into NTBs per second and per TX-worker CPU-second.
+//             Ceiling: a bare reader of a TCP upload's TSO super-packets from a vnet-hdr TUN
+//             (its ACKs written by another thread), segments per second and per reader CPU-second.
 //     tx uso  a UDP_SEGMENT sender (44 x 1472 B per send) to the discard sink: one USO
 //             super-packet per read, segmented into NTBs; packets/s and per TX-worker CPU-second.
 //
@@ -456,9 +458,22 @@ class Bench {
   // Offload: an upload to the emulated network's TCP receiver (port 9, sim/tcp_sink.hpp): the
   // kernel's TSO super-packets read from the TUN and cut into NTBs, only ACKs on RX. The mirror
   // of the download, and the TX TCP figure: data segments into NTBs per TX-worker CPU-second.
-  OffloadResult offload_upload(const Variant& v) {
+  OffloadResult offload_upload(const Variant& v, int gso_ceiling_fd) {
     OffloadResult r = offload_base("tx", "upload", v, "wwan-dp tx");
     std::string why;
+    {  // the TX GSO ceiling first: the same shape, a bare reader of the TUN
+      CeilingTcpTx c;
+      if (!c.start(gso_ceiling_fd, kGsoCeilingLocal, kGsoCeilingPeer, kTcpPort + 5, why)) fail(why);
+      sleep_for(o_.warmup_seconds);
+      const std::uint64_t p0 = c.counters().packets, c0 = c.counters().cpu_ns;
+      const Clock::time_point t0 = Clock::now();
+      sleep_for(o_.seconds);
+      const std::uint64_t p1 = c.counters().packets, c1 = c.counters().cpu_ns;
+      const double dt = seconds_since(t0);
+      c.stop();
+      r.ceiling_pps = static_cast<double>(p1 - p0) / dt;
+      r.ceiling_per_core_pps = c1 > c0 ? static_cast<double>(p1 - p0) * 1e9 / static_cast<double>(c1 - c0) : 0;
+    }
     TcpUpload u;
     if (!u.start(dotted(sim::NetworkConfig{}.server_ipv4), sim::kTcpDiscardPort, why)) fail(why + daemon_->describe());
     sleep_for(o_.warmup_seconds);
@@ -865,7 +880,8 @@ std::string table(const Results& r) {
          "sink); rx download = the network's TCP sender -> RX -> socket, rx tcp = client -> TX -> reflector -> RX -> server,\n"
          "tx upload = client -> TX -> the network's TCP receiver;\n"
          "per core = the same per CPU-second of the worker named. Ceiling (rx): bare 44-segment super-packet\n"
-         "writes into a TCP socket through a vnet-hdr TUN, per second and per CPU-second of the writer.\n\n";
+         "writes into a TCP socket through a vnet-hdr TUN, per second and per CPU-second of the writer; (tx upload):\n"
+         "a bare reader of a TCP upload's TSO super-packets from a vnet-hdr TUN, segments per reader CPU-second.\n\n";
     o << std::left << std::setw(4) << "dir" << std::setw(9) << "kind" << std::right << std::setw(9) << "Mpps"
       << std::setw(8) << "Gbit/s" << std::setw(14) << "per core Mpps" << std::setw(11) << "ceil Mpps" << std::setw(16)
       << "ceil/core Mpps" << std::setw(11) << "per core %" << std::setw(10) << "supers" << std::setw(10) << "segments"
@@ -1272,7 +1288,7 @@ int main(int argc, char** argv) {
       results.offload.push_back(rx);
       results.offload.push_back(tx);
     }
-    if (wanted("upload")) results.offload.push_back(b.offload_upload(v));
+    if (wanted("upload")) results.offload.push_back(b.offload_upload(v, gso_ceiling.fd()));
     if (wanted("uso")) results.offload.push_back(b.offload_uso(v));
     b.stop_daemon();
   }

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <liburing.h>
+#include <linux/if_tun.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -24,12 +25,15 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "bench/instant_out.hpp"
 #include "datapath/ethernet.hpp"
 #include "datapath/link_state.hpp"
 #include "datapath/ntb_build.hpp"
 #include "datapath/offload/gro.hpp"
+#include "datapath/offload/ip_packet.hpp"
+#include "datapath/offload/virtio_net_hdr.hpp"
 #include "datapath/tx_path.hpp"
 #include "datapath/worker.hpp"
 #include "sim/tcp_source.hpp"
@@ -703,6 +707,84 @@ bool CeilingTcpRx::start(int vnet_tun_fd, const std::string& local, const std::s
     }
   });
   return true;
+}
+
+bool CeilingTcpTx::start(int vnet_tun_fd, const std::string& local, const std::string& peer, std::uint16_t port,
+                         std::string& why) {
+  namespace ot = offload::testing;
+  // The kernel hands the TUN TSO super-packets only once the reader says it takes them.
+  if (::ioctl(vnet_tun_fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6) != 0) {
+    why = errno_text("TX ceiling: TUNSETOFFLOAD");
+    return false;
+  }
+  auto k = std::make_shared<testsupport::TcpPeer>();
+  std::array<std::uint8_t, 4> l{}, r{};
+  ::inet_pton(AF_INET, local.c_str(), l.data());
+  ::inet_pton(AF_INET, peer.c_str(), r.data());
+  if (const std::string e = k->connect(vnet_tun_fd, l, r, port, 1 << 20, 0); !e.empty()) {
+    why = "TX ceiling TCP: " + e;
+    return false;
+  }
+  const int sndbuf = 16 << 20;
+  ::setsockopt(k->conn.get(), SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf);
+  const timeval limit{0, 200'000};  // the sender looks at stop_ at least this often
+  ::setsockopt(k->conn.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof limit);
+  peer_ = k;
+  stop_ = false;
+  received_end_ = k->ack_number;
+  counters_.packets = counters_.ip_bytes = counters_.cpu_ns = 0;
+
+  send_thread_ = std::thread([this, k] {
+    std::vector<std::uint8_t> chunk(256 * 1024, 0x5A);
+    while (!stop_.load(std::memory_order_relaxed)) (void)::send(k->conn.get(), chunk.data(), chunk.size(), MSG_NOSIGNAL);
+  });
+  read_thread_ = std::thread([this, k] {
+    std::vector<std::uint8_t> buffer(offload::kVirtioNetHdrSize + 65535);
+    std::uint64_t segments = 0, bytes = 0;
+    const std::uint64_t cpu0 = this_thread_cpu_ns();
+    while (!stop_.load(std::memory_order_relaxed)) {
+      const ssize_t n = ::read(k->tun, buffer.data(), buffer.size());
+      if (n <= static_cast<ssize_t>(offload::kVirtioNetHdrSize)) {
+        pollfd p{k->tun, POLLIN, 0};
+        ::poll(&p, 1, 20);
+        continue;
+      }
+      const offload::VirtioNetHdr hdr = offload::decode(buffer.data());
+      offload::L4Packet l4;
+      const offload::Bytes ip(buffer.data() + offload::kVirtioNetHdrSize, static_cast<std::size_t>(n) - offload::kVirtioNetHdrSize);
+      if (offload::parse_l4(ip, l4) != offload::L4Parse::Ok || !l4.tcp() || l4.payload_length == 0) continue;
+      const std::uint8_t* h = l4.l4();
+      if (offload::load_be16(h + 2) != k->flow.source_port) continue;  // toward the peer only
+      const std::uint32_t end = offload::load_be32(h + 4) + l4.payload_length;
+      if (static_cast<std::int32_t>(end - received_end_.load(std::memory_order_relaxed)) > 0)
+        received_end_.store(end, std::memory_order_release);
+      segments += hdr.gso_size > 0 ? (l4.payload_length + hdr.gso_size - 1u) / hdr.gso_size : 1u;
+      bytes += static_cast<std::uint64_t>(n) - offload::kVirtioNetHdrSize;
+      counters_.packets.store(segments, std::memory_order_relaxed);
+      counters_.ip_bytes.store(bytes, std::memory_order_relaxed);
+      counters_.cpu_ns.store(this_thread_cpu_ns() - cpu0, std::memory_order_relaxed);
+    }
+  });
+  ack_thread_ = std::thread([this, k] {
+    std::uint32_t acked = k->ack_number;
+    while (!stop_.load(std::memory_order_relaxed)) {
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+      const std::uint32_t end = received_end_.load(std::memory_order_acquire);
+      if (end == acked) continue;
+      acked = end;
+      testsupport::write_plain(k->tun, ot::tcp_packet(k->flow, {.id = k->ip_id++}, {.seq = k->next, .ack = end, .window = 65535}, {}));
+    }
+  });
+  return true;
+}
+
+void CeilingTcpTx::stop() {
+  stop_ = true;
+  if (send_thread_.joinable()) send_thread_.join();
+  if (read_thread_.joinable()) read_thread_.join();
+  if (ack_thread_.joinable()) ack_thread_.join();
+  if (peer_) (void)::ioctl(peer_->tun, TUNSETOFFLOAD, 0);  // the RX ceiling's TUN again
+  peer_.reset();
 }
 
 void CeilingTcpRx::stop() {

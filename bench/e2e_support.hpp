@@ -25,6 +25,10 @@
 #include "tests/support/network.hpp"
 #include "tests/support/process.hpp"
 
+namespace wwan::testsupport {
+struct TcpPeer;  // tests/support/offload_tun.hpp
+}  // namespace wwan::testsupport
+
 namespace wwan::bench {
 
 using json = nlohmann::json;
@@ -233,6 +237,27 @@ class CeilingTcpRx {
   std::shared_ptr<Peer> peer_;
   std::thread write_thread_, drain_thread_;
   std::atomic<bool> stop_{false};
+  LoopCounters counters_;
+};
+
+// The TX GSO ceiling, the mirror of CeilingTcpRx: a connected TCP socket of this host (the
+// `local` end) sends as fast as the kernel takes it to a peer played through the same vnet-hdr
+// TUN, with TSO granted on it (TUNSETOFFLOAD). One thread reads the TSO super-packets from the TUN
+// and counts their segments (what the daemon's TX worker reads, without cutting them into NTBs);
+// another writes the peer's cumulative ACKs every 50 µs, as the daemon's RX worker would (so the
+// kernel's ACK processing is not on the reader). counters(): segments read, the reader's CPU.
+class CeilingTcpTx {
+ public:
+  bool start(int vnet_tun_fd, const std::string& local, const std::string& peer, std::uint16_t port, std::string& why);
+  void stop();
+  ~CeilingTcpTx() { stop(); }
+  const LoopCounters& counters() const { return counters_; }
+
+ private:
+  std::shared_ptr<testsupport::TcpPeer> peer_;
+  std::thread send_thread_, read_thread_, ack_thread_;
+  std::atomic<bool> stop_{false};
+  std::atomic<std::uint32_t> received_end_{0};  // the peer's next expected sequence number
   LoopCounters counters_;
 };
 
