@@ -357,11 +357,13 @@ class Bench {
 
   // Offload: TCP both ways through the reflector (needs the daemon started with --offload on and
   // --default-route): the RX case against the GSO ceiling, and the TX case from the same window.
-  // The RX GSO ceiling, measured right before the RX case it belongs to: into `r`. Each call
-  // its own `port` (a listener's port is not free again at once).
+  // A GSO ceiling (CeilingTcpRx for the RX cases, CeilingTcpTx for tx upload), measured right
+  // before the case it belongs to: into `r`. Each call its own `port` (a listener's port is not
+  // free again at once).
+  template <typename Ceiling>
   void gso_ceiling(int gso_ceiling_fd, std::uint16_t port, OffloadResult& r) {
     std::string why;
-    CeilingTcpRx c;
+    Ceiling c;
     if (!c.start(gso_ceiling_fd, kGsoCeilingLocal, kGsoCeilingPeer, port, why)) fail(why);
     sleep_for(o_.warmup_seconds);
     const std::uint64_t p0 = c.counters().packets, c0 = c.counters().cpu_ns;
@@ -406,7 +408,7 @@ class Bench {
   // not free again at once).
   OffloadResult offload_download_round(const Variant& v, int gso_ceiling_fd, std::uint16_t round) {
     OffloadResult rx = offload_base("rx", "download", v, "wwan-dp rx");
-    gso_ceiling(gso_ceiling_fd, static_cast<std::uint16_t>(kTcpPort + 10 + round), rx);
+    gso_ceiling<CeilingTcpRx>(gso_ceiling_fd, static_cast<std::uint16_t>(kTcpPort + 10 + round), rx);
     std::string why;
     TcpDownload d;
     const auto port = static_cast<std::uint16_t>(kTcpPort + 30 + round);
@@ -432,7 +434,7 @@ class Bench {
   std::pair<OffloadResult, OffloadResult> offload_tcp(const Variant& v, int gso_ceiling_fd) {
     OffloadResult rx = offload_base("rx", "tcp", v, "wwan-dp rx"), tx = offload_base("tx", "tcp", v, "wwan-dp tx");
     std::string why;
-    gso_ceiling(gso_ceiling_fd, kTcpPort + 1, rx);
+    gso_ceiling<CeilingTcpRx>(gso_ceiling_fd, kTcpPort + 1, rx);
     TcpThroughReflector t;
     if (!t.start(dotted(sim::NetworkConfig{}.reflector_ipv4), kTcpPort, why)) fail(why + daemon_->describe());
     sleep_for(o_.warmup_seconds);
@@ -461,19 +463,7 @@ class Bench {
   OffloadResult offload_upload(const Variant& v, int gso_ceiling_fd) {
     OffloadResult r = offload_base("tx", "upload", v, "wwan-dp tx");
     std::string why;
-    {  // the TX GSO ceiling first: the same shape, a bare reader of the TUN
-      CeilingTcpTx c;
-      if (!c.start(gso_ceiling_fd, kGsoCeilingLocal, kGsoCeilingPeer, kTcpPort + 5, why)) fail(why);
-      sleep_for(o_.warmup_seconds);
-      const std::uint64_t p0 = c.counters().packets, c0 = c.counters().cpu_ns;
-      const Clock::time_point t0 = Clock::now();
-      sleep_for(o_.seconds);
-      const std::uint64_t p1 = c.counters().packets, c1 = c.counters().cpu_ns;
-      const double dt = seconds_since(t0);
-      c.stop();
-      r.ceiling_pps = static_cast<double>(p1 - p0) / dt;
-      r.ceiling_per_core_pps = c1 > c0 ? static_cast<double>(p1 - p0) * 1e9 / static_cast<double>(c1 - c0) : 0;
-    }
+    gso_ceiling<CeilingTcpTx>(gso_ceiling_fd, kTcpPort + 5, r);  // the same shape: a bare reader of the TUN
     TcpUpload u;
     if (!u.start(dotted(sim::NetworkConfig{}.server_ipv4), sim::kTcpDiscardPort, why)) fail(why + daemon_->describe());
     sleep_for(o_.warmup_seconds);
