@@ -31,13 +31,25 @@ InProcessTransport::InProcessTransport(DeviceModel& model) : model_(model), port
 InProcessTransport::~InProcessTransport() = default;
 
 void InProcessTransport::poke_locked() {
+  const std::lock_guard lock(incoming_mu_);
   poked_ = true;
   cv_.notify_all();
+}
+
+void InProcessTransport::take_incoming_locked() {
+  {
+    // Swapped, not moved: both vectors keep their capacity, so submit() does not allocate.
+    const std::lock_guard lock(incoming_mu_);
+    taken_.swap(incoming_);
+  }
+  for (PortRequest* r : taken_) port_.submit(r);
+  taken_.clear();
 }
 
 usb::ControlResult InProcessTransport::control(const usb::ControlSetup& setup, std::span<std::uint8_t> data,
                                                unsigned /*timeout_ms*/) {
   const std::lock_guard lock(mu_);
+  take_incoming_locked();
   if (gone_ || !port_.connected()) {
     gone_ = true;
     poke_locked();
@@ -62,6 +74,7 @@ usb::ControlResult InProcessTransport::control(const usb::ControlSetup& setup, s
 usb::TransferStatus InProcessTransport::set_alt_setting(std::uint8_t interface_number,
                                                         std::uint8_t alternate_setting) {
   const std::lock_guard lock(mu_);
+  take_incoming_locked();
   if (gone_ || !port_.connected()) return usb::TransferStatus::no_device;
   const bool ok = port_.set_interface(interface_number, alternate_setting);
   poke_locked();
@@ -70,6 +83,7 @@ usb::TransferStatus InProcessTransport::set_alt_setting(std::uint8_t interface_n
 
 usb::TransferStatus InProcessTransport::clear_halt(std::uint8_t endpoint) {
   const std::lock_guard lock(mu_);
+  take_incoming_locked();
   if (gone_ || !port_.connected()) return usb::TransferStatus::no_device;
   const bool ok = port_.clear_halt(endpoint);
   poke_locked();
@@ -78,10 +92,9 @@ usb::TransferStatus InProcessTransport::clear_halt(std::uint8_t endpoint) {
 
 usb::TransferStatus InProcessTransport::submit(usb::Transfer& transfer) {
   if (transfer.length > transfer.buffer.size()) return usb::TransferStatus::error;
-  const std::lock_guard lock(mu_);
-  if (gone_ || !port_.connected()) return usb::TransferStatus::no_device;
-  // One record per Transfer object, reused by every later submit of it; owned here so that the
-  // caller's Transfer stays a plain struct.
+  // A device that left while this was on its way completes it as no_device (HostPort::submit).
+  if (gone_.load(std::memory_order_acquire)) return usb::TransferStatus::no_device;
+  const std::lock_guard lock(incoming_mu_);
   std::unique_ptr<Pending>& pending = pending_[&transfer];
   if (!pending) pending = std::make_unique<Pending>();
   transfer.backend = pending.get();
@@ -93,19 +106,22 @@ usb::TransferStatus InProcessTransport::submit(usb::Transfer& transfer) {
   r.deadline.reset();
   if (transfer.timeout_ms != 0)
     r.deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(transfer.timeout_ms);
-  port_.submit(&r);
-  poke_locked();
+  incoming_.push_back(&r);
+  // No syscall unless the event thread waits (glibc counts the waiters).
+  cv_.notify_all();
   return usb::TransferStatus::completed;
 }
 
 void InProcessTransport::cancel(usb::Transfer& transfer) {
   const std::lock_guard lock(mu_);
-  const auto it = pending_.find(&transfer);
-  if (it != pending_.end() && port_.cancel(&it->second->request)) poke_locked();
+  take_incoming_locked();
+  // Submitted before (its record exists and is the transfer's backend) or never: nothing to do.
+  auto* pending = static_cast<Pending*>(transfer.backend);
+  if (pending != nullptr && port_.cancel(&pending->request)) poke_locked();
 }
 
 void InProcessTransport::wake() {
-  const std::lock_guard lock(mu_);
+  const std::lock_guard lock(incoming_mu_);
   woken_ = true;
   cv_.notify_all();
 }
@@ -117,6 +133,7 @@ bool InProcessTransport::device_gone() const {
 
 void InProcessTransport::with_model(const std::function<void(DeviceModel&)>& fn) {
   const std::lock_guard lock(mu_);
+  take_incoming_locked();
   fn(model_);
   poke_locked();
 }
@@ -127,19 +144,32 @@ void InProcessTransport::handle_events(unsigned timeout_ms) {
   {
     std::unique_lock lock(mu_);
     for (;;) {
-      poked_ = false;
+      {
+        const std::lock_guard in(incoming_mu_);
+        poked_ = false;
+      }
+      take_incoming_locked();
       port_.run(done, std::chrono::steady_clock::now());
-      if (!port_.connected()) gone_ = true;
-      if (!done.empty() || woken_) break;
+      if (!port_.connected()) gone_.store(true, std::memory_order_release);
+      if (!done.empty()) break;
       const auto now = std::chrono::steady_clock::now();
-      if (now >= until) break;
       auto wait_until = until;
       if (const auto next = port_.next_deadline(); next && *next < wait_until) wait_until = *next;
       // A deadline that has passed was just served by the run() above; if the model still has
       // nothing, wait a millisecond instead of spinning on a deadline that does not move.
       if (wait_until <= now) wait_until = now + std::chrono::milliseconds(1);
-      cv_.wait_until(lock, wait_until, [this] { return poked_ || woken_; });
+      {
+        std::unique_lock in(incoming_mu_);
+        if (woken_ || now >= until) break;
+        // The model is idle: let cancel() and control requests in while this waits.
+        lock.unlock();
+        cv_.wait_until(in, wait_until, [this] { return poked_ || woken_ || !incoming_.empty(); });
+      }
+      lock.lock();
     }
+  }
+  {
+    const std::lock_guard in(incoming_mu_);
     woken_ = false;
   }
   // Callbacks run without the lock: they resubmit, which takes it.

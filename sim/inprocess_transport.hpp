@@ -5,8 +5,19 @@
 // Completions run inside handle_events() on the caller's thread, as with libusb. A bulk-IN
 // request the device NAKs stays queued and is retried after every call into the model (any of
 // them may have produced data) and at the model's next_deadline().
+//
+// Two locks, because the model works inside handle_events() (the emulated modem builds its NTBs
+// there, for the whole 64 KiB) and a host controller does not make a driver wait for a device:
+//   mu_          the HostPort and the model: handle_events(), control requests, cancel, with_model;
+//   incoming_mu_ the requests submitted since the event thread last took them, and its wake flags.
+// submit() takes only incoming_mu_, so the RX worker resubmitting an IN buffer, or TX submitting
+// an NTB, never waits for the model to finish a transfer (a usbfs SUBMITURB does not either).
+// Every holder of mu_ first moves the incoming requests into the HostPort, in submission order,
+// so a cancel or a CLEAR_FEATURE sees every request submitted before it. Lock order: mu_, then
+// incoming_mu_.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -46,15 +57,22 @@ class InProcessTransport final : public usb::Transport {
 
  private:
   struct Pending;
-  void poke_locked();
+  void poke_locked();        // mu_ held: something happened that may let a queued request complete
+  void take_incoming_locked();  // mu_ held: the submitted requests into the HostPort
 
   DeviceModel& model_;
   mutable std::mutex mu_;
-  std::condition_variable cv_;
   HostPort port_;
+  std::vector<PortRequest*> taken_;  // take_incoming_locked()'s, under mu_
+  std::atomic<bool> gone_{false};
+
+  std::mutex incoming_mu_;
+  std::condition_variable cv_;  // waits with incoming_mu_
+  std::vector<PortRequest*> incoming_;
   bool woken_ = false;
-  bool poked_ = false;  // something happened that may let a queued request complete
-  bool gone_ = false;
+  bool poked_ = false;
+  // One record per Transfer, reused by each later submit of it (the transfer's backend slot
+  // points at it); under incoming_mu_.
   std::unordered_map<const usb::Transfer*, std::unique_ptr<Pending>> pending_;
 };
 

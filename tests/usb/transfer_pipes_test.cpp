@@ -5,7 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 #include "sim/inprocess_transport.hpp"
@@ -209,6 +212,51 @@ TEST(InProcessTransport, AnswersStandardAndVendorControlRequests) {
   EXPECT_EQ(echo[1], 0xbe);
   EXPECT_EQ(t.control({.request_type = 0xc0, .request = 0x99}, echo, 100).status, TransferStatus::stall);
   EXPECT_EQ(t.set_alt_setting(0, 7), TransferStatus::stall);
+}
+
+// A loopback whose bulk-IN answer takes until the test says (at most 5 s): the emulated modem
+// building a 64 KiB NTB inside handle_events(), made as long as needed.
+class SlowInDevice final : public LoopbackDevice {
+ public:
+  std::atomic<bool> in_entered{false}, release{false}, ran_out{false};
+  sim::InResult in(std::uint8_t ep, std::span<std::uint8_t> buffer) override {
+    if (ep == kBulkIn && !release.load()) {
+      in_entered = true;
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+      while (!release.load() && !ran_out.load())
+        if (std::chrono::steady_clock::now() > deadline) ran_out = true;
+        else std::this_thread::yield();
+    }
+    return LoopbackDevice::in(ep, buffer);
+  }
+};
+
+TEST(InProcessTransport, ASubmitDoesNotWaitForTheDeviceModelToFinish) {
+  // The RX worker resubmits IN buffers and TX submits NTBs while the event thread is inside the
+  // model; a host controller queues an URB without waiting for the device, and so must this.
+  SlowInDevice device;
+  sim::InProcessTransport t(device);
+  ASSERT_EQ(t.set_alt_setting(0, 1), TransferStatus::completed);
+  std::array<std::uint8_t, 64> in_buffer{}, out_buffer{};
+  Transfer in{.endpoint = LoopbackDevice::kBulkIn, .buffer = in_buffer, .length = in_buffer.size()};
+  Transfer out{.endpoint = LoopbackDevice::kBulkOut, .buffer = out_buffer, .length = 10};
+  int completions = 0;
+  in.on_complete = out.on_complete = [](Transfer& x) { ++*static_cast<int*>(x.user); };
+  in.user = out.user = &completions;
+  ASSERT_EQ(t.submit(in), TransferStatus::completed);
+  std::thread events([&] {
+    for (int i = 0; i < 500 && completions < 2; ++i) t.handle_events(10);
+  });
+  while (!device.in_entered.load() && !device.ran_out.load()) std::this_thread::yield();
+  // The event thread is inside the model's in(): this submit must come back now.
+  EXPECT_EQ(t.submit(out), TransferStatus::completed);
+  device.release = true;
+  events.join();
+  EXPECT_FALSE(device.ran_out.load()) << "submit() waited for the model";
+  // And nothing was lost: the OUT went in, looped back and completed the IN.
+  EXPECT_EQ(completions, 2);
+  EXPECT_EQ(in.status, TransferStatus::completed);
+  EXPECT_EQ(in.actual_bytes, 10u);
 }
 
 }  // namespace
