@@ -30,6 +30,8 @@ class InstantOut final : public dp::OutLink {
       }
     return std::nullopt;
   }
+  // Never short of one: every transfer completes at its submit.
+  bool has_free_buffer() const override { return true; }
   std::span<std::uint8_t> buffer(unsigned slot) override { return buffers_[slot]; }
   bool submit(unsigned slot, std::size_t length) override {
     if (first_.empty()) first_.assign(buffers_[slot].begin(), buffers_[slot].begin() + static_cast<std::ptrdiff_t>(length));

@@ -191,7 +191,6 @@ class Plane final : public dp::InLink, public dp::OutLink {
     out.transfers_in_flight = kTransfers;
     out.zero_length_packet = q.out_termination == control::OutTermination::zero_length_packet;
     out_pipe_ = std::make_unique<usb::OutPipe>(t, out);
-    out_pipe_->set_on_free([](void* io) { static_cast<dp::PacketIo*>(io)->wake(); }, &tx_io_);
     dp::TxConfig tc;
     tc.out = plan.out;
     tc.signature = ntb::NdpSignature{plan.format, ntb::DatagramKind::Ncm, 0};
@@ -213,6 +212,8 @@ class Plane final : public dp::InLink, public dp::OutLink {
     in_pipe_ = std::make_unique<usb::InPipe>(t, in, &Plane::on_in, this);
     workers_.push_back(std::make_unique<dp::Worker>(rx_io_, rx_.get(), nullptr));
     workers_.push_back(std::make_unique<dp::Worker>(tx_io_, nullptr, tx_.get()));
+    // As the daemon: wakes only a worker that waits (datapath/worker.hpp).
+    out_pipe_->set_on_free([](void* w) { static_cast<dp::Worker*>(w)->notify_out_buffer_freed(); }, workers_[1].get());
     const char* names[2] = {"usbfs rx", "usbfs tx"};
     for (std::size_t i = 0; i < workers_.size(); ++i) {
       threads_.emplace_back([w = workers_[i].get()] { w->run(); });
@@ -240,6 +241,7 @@ class Plane final : public dp::InLink, public dp::OutLink {
 
   void release(unsigned slot) override { in_pipe_->release(slot); }
   std::optional<unsigned> acquire() override { return out_pipe_->acquire(); }
+  bool has_free_buffer() const override { return out_pipe_->has_free(); }
   std::span<std::uint8_t> buffer(unsigned slot) override { return out_pipe_->buffer(slot); }
   bool submit(unsigned slot, std::size_t length_bytes) override {
     return out_pipe_->submit(slot, length_bytes) == usb::TransferStatus::completed;
@@ -254,7 +256,7 @@ class Plane final : public dp::InLink, public dp::OutLink {
       self->in_pipe_->release(slot);
       return;
     }
-    self->rx_io_.wake();
+    self->workers_[0]->notify();
   }
 
   usb::Transport& transport_;

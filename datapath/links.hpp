@@ -29,6 +29,9 @@ class OutLink {
   virtual ~OutLink() = default;
   // A free bulk-OUT buffer, or nullopt when all K are in flight (the device is slower: back-pressure).
   virtual std::optional<unsigned> acquire() = 0;
+  // acquire() would give a buffer now (a free one, and the pipe running). For the worker's check
+  // before it sleeps (datapath/worker.hpp); any thread.
+  virtual bool has_free_buffer() const = 0;
   virtual std::span<std::uint8_t> buffer(unsigned slot) = 0;
   // Sends buffer(slot).first(length_bytes). false = not sent (device gone, pipe failed); the slot
   // is free again either way.

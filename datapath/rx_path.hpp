@@ -183,6 +183,11 @@ class RxStage {
   bool pump();
   // A completion whose tag has kRxWriteTag.
   void on_completion(const IoCompletion& completion);
+  // A buffer waits on the ring and pump() could start on it: what Worker checks, after saying it
+  // is about to wait, so that a post() it was not woken for is not left waiting (worker.hpp).
+  // false while the stage is part-way through a buffer: it waits for PacketIo slots, which only
+  // completions free, and a completion ends the wait by itself.
+  bool has_input() const { return cursor_ == count_ && !ring_.empty(); }
   // Nothing queued, nothing in flight, nothing half-done.
   bool idle() const {
     return writes_in_flight_ == 0 && cursor_ == count_ && !have_stashed_ && ring_.size_approx() == 0;

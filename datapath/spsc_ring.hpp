@@ -30,6 +30,9 @@ class SpscRing {
   bool try_push(const T& item) { return queue_.try_enqueue(item); }
   // Consumer only. false = empty.
   bool try_pop(T& item) { return queue_.try_dequeue(item); }
+  // Consumer only: nothing to pop. A push that happened before (in the C++ memory model: whose
+  // release store this call's acquire load reads) is always seen.
+  bool empty() const { return queue_.peek() == nullptr; }
   // Approximate (exact for the consumer when the producer is idle).
   std::size_t size_approx() const { return queue_.size_approx(); }
   std::size_t capacity() const { return capacity_; }

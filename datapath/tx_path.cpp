@@ -237,6 +237,9 @@ bool TxStage::pump(bool more_pending) {
       progress = true;
     }
   }
+  // Ordered before the worker's wait by its fence (worker.cpp). backpressured_ alone may be stale
+  // (a dropped reply sets it and nothing waits): only a packet still held makes a buffer news.
+  wants_out_buffer_.store(backpressured_ && (ready_count_ > 0 || holding_control_), std::memory_order_relaxed);
   return progress;
 }
 

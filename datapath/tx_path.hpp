@@ -38,6 +38,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -153,6 +154,14 @@ class TxStage {
   std::size_t reads_in_flight() const { return reads_posted_; }
   // True while no OUT buffer is free and packets wait for one.
   bool backpressured() const { return backpressured_; }
+  // A packet waits for an OUT buffer and one is free now: what Worker checks, after saying it is
+  // about to wait, so that a buffer freed without a wake-up is not missed (worker.hpp).
+  bool has_input() const { return wants_out_buffer() && link_.has_free_buffer(); }
+
+  // --- any thread
+  // The last pump() left a packet (a TUN read, a control packet) waiting for an OUT buffer: the
+  // only time a freed buffer is news to this stage.
+  bool wants_out_buffer() const { return wants_out_buffer_.load(std::memory_order_relaxed); }
   void publish();
 
   // --- any thread
@@ -219,6 +228,7 @@ class TxStage {
   std::chrono::steady_clock::time_point opened_at_{};
   std::uint16_t sequence_ = 0;
   bool backpressured_ = false;
+  std::atomic<bool> wants_out_buffer_{false};  // set at the end of pump(), read by the USB thread
   bool stopping_ = false;
 
   TxCounters counters_;

@@ -7,18 +7,28 @@ namespace wwan::dp {
 
 namespace {
 constexpr std::size_t kBatch = 64;  // completions reaped per call
-// While a stage made progress the loop only peeks; when idle it sleeps this long at most, so the
-// TX stage's max_hold is honoured even if a wake-up were ever missed.
-constexpr int kIdleWaitMs = 100;
 }  // namespace
 
-Worker::Worker(PacketIo& io, RxStage* rx, TxStage* tx) : io_(io), rx_(rx), tx_(tx) {
+Worker::Worker(PacketIo& io, RxStage* rx, TxStage* tx, int idle_wait_ms)
+    : io_(io), rx_(rx), tx_(tx), idle_wait_ms_(idle_wait_ms) {
   if (rx == nullptr && tx == nullptr) throw std::invalid_argument("Worker: no stage");
 }
 
 void Worker::stop() {
   stop_.store(true, std::memory_order_release);
   io_.wake();
+}
+
+void Worker::notify() {
+  // Pairs with the fence in run(): orders the caller's post() before the load of sleeping_.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (sleeping_.load(std::memory_order_relaxed)) io_.wake();
+}
+
+void Worker::notify_out_buffer_freed() {
+  // Pairs with the fence in run(): orders the pipe's freeing of the buffer before both loads.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (tx_ != nullptr && tx_->wants_out_buffer() && sleeping_.load(std::memory_order_relaxed)) io_.wake();
 }
 
 void Worker::run() {
@@ -39,7 +49,16 @@ void Worker::run() {
     io_.submit();
     const bool idle = !progress;
     if (idle || std::chrono::steady_clock::now() - last_publish >= kPublishInterval) publish();
-    const std::size_t n = io_.reap(completions, idle ? kIdleWaitMs : 0);
+    int wait_ms = 0;
+    if (idle) {
+      sleeping_.store(true, std::memory_order_relaxed);
+      // Pairs with the fence in notify(): orders the store above before the ring's load below.
+      std::atomic_thread_fence(std::memory_order_seq_cst);
+      const bool input = (rx_ != nullptr && rx_->has_input()) || (tx_ != nullptr && tx_->has_input());
+      if (!input) wait_ms = idle_wait_ms_;
+    }
+    const std::size_t n = io_.reap(completions, wait_ms);
+    if (idle) sleeping_.store(false, std::memory_order_relaxed);
     more_pending = n == completions.size();
     for (std::size_t i = 0; i < n; ++i) {
       const IoCompletion& c = completions[i];

@@ -440,7 +440,6 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
     out.transfers_in_flight = k;
     out.zero_length_packet = config_.quirks.out_termination == control::OutTermination::zero_length_packet;
     out_pipe_ = std::make_unique<usb::OutPipe>(transport_, out);
-    out_pipe_->set_on_free([](void* io) { static_cast<dp::PacketIo*>(io)->wake(); }, &tx_io);
 
     dp::TxConfig tc;
     tc.framing = framing;
@@ -480,6 +479,8 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
       workers_.push_back(std::make_unique<dp::Worker>(*rx_io_, rx_.get(), nullptr));
       workers_.push_back(std::make_unique<dp::Worker>(*tx_io_, nullptr, tx_.get()));
     }
+    // An OUT transfer completed: the worker running TX is woken only if it waits for a buffer.
+    out_pipe_->set_on_free([](void* w) { static_cast<dp::Worker*>(w)->notify_out_buffer_freed(); }, workers_.back().get());
     // Named so per-thread CPU (top -H, /proc/PID/task/TID/comm, the end-to-end benchmark) tells
     // the workers apart from the control/USB thread, which keeps the process name.
     const char* names[2] = {config_.threads == 1 ? "wwan-dp rx+tx" : "wwan-dp rx", "wwan-dp tx"};
@@ -565,6 +566,7 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
   void release(unsigned slot) override { in_pipe_->release(slot); }
   // dp::OutLink (TX worker thread)
   std::optional<unsigned> acquire() override { return out_pipe_->acquire(); }
+  bool has_free_buffer() const override { return out_pipe_->has_free(); }
   std::span<std::uint8_t> buffer(unsigned slot) override { return out_pipe_->buffer(slot); }
   bool submit(unsigned slot, std::size_t length_bytes) override {
     return out_pipe_->submit(slot, length_bytes) == usb::TransferStatus::completed;
@@ -580,7 +582,9 @@ class DataPlane final : public dp::InLink, public dp::OutLink {
       self->in_pipe_->release(slot);  // counted (ring_full); cannot happen with ring capacity >= K
       return;
     }
-    self->rx_io_->wake();
+    // workers_[0] runs the RX stage (alone, or with TX under --threads 1); the pipe is started
+    // only after the workers exist.
+    self->workers_.front()->notify();
   }
 
   usb::Transport& transport_;

@@ -128,6 +128,10 @@ class OutPipe {
 
   // A free buffer slot, or nullopt when all K are in flight (back-pressure). Any one thread.
   std::optional<unsigned> acquire();
+  // acquire() would succeed now. Any thread.
+  bool has_free() const {
+    return state() == PipeState::running && free_mask_.load(std::memory_order_acquire) != 0;
+  }
   std::span<std::uint8_t> buffer(unsigned slot);
   // Sends buffer(slot).first(length). On failure the slot is free again and the status says why
   // (no_device: the pipe is now device_gone).

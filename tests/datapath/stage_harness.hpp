@@ -18,6 +18,7 @@
 
 #include "datapath/link_state.hpp"
 #include "datapath/links.hpp"
+#include "datapath/ntb_build.hpp"
 #include "datapath/ntb_parse.hpp"
 #include "datapath/packet_io.hpp"
 #include "datapath/rx_path.hpp"
@@ -26,6 +27,19 @@
 namespace wwan::dp::stage_test {
 
 using ByteVector = std::vector<std::uint8_t>;
+
+// An NTB (at most 16 KiB) holding `datagrams`, built by the TX side's NtbBuilder.
+inline ByteVector build_ntb(const std::vector<ByteVector>& datagrams, ntb::NdpSignature sig, bool ethernet_framing = true) {
+  ByteVector buf(16384);
+  ntb::NtbOutParams params;
+  params.format = sig.format;
+  params.ntb_out_max_size = 16384;
+  params.ethernet_framing = ethernet_framing;
+  ntb::NtbBuilder b(buf, params, sig);
+  for (const auto& d : datagrams) EXPECT_EQ(b.append(d), ntb::AppendResult::Appended);
+  const ntb::Bytes out = b.finish();
+  return ByteVector(out.begin(), out.end());
+}
 
 // Completes every write at the next reap (recording its bytes as they are *then*, so a buffer
 // reused too early would show), and completes reads from a queue of packets "arriving at the TUN".
@@ -144,6 +158,7 @@ class FakeOutLink final : public OutLink {
       }
     return std::nullopt;
   }
+  bool has_free_buffer() const override { return std::find(free.begin(), free.end(), true) != free.end(); }
   std::span<std::uint8_t> buffer(unsigned slot) override { return buffers.at(slot); }
   bool submit(unsigned slot, std::size_t length) override {
     if (refuse_submit) {

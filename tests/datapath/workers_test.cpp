@@ -29,6 +29,7 @@
 namespace wwan::dp {
 namespace {
 
+using stage_test::build_ntb;
 using stage_test::ByteVector;
 using stage_test::FakeOutLink;
 using stage_test::parse_ntb;
@@ -77,18 +78,6 @@ ByteVector arp_request_for_host() {
   a.insert(a.end(), 6, 0);
   a.insert(a.end(), kHostIp.bytes.begin(), kHostIp.bytes.end());
   return ethernet(eth::MacAddress::broadcast(), kModemMac, eth::kEtherTypeArp, a);
-}
-
-ByteVector build_ntb(const std::vector<ByteVector>& datagrams, ntb::NdpSignature sig, bool ethernet_framing = true) {
-  ByteVector buf(16384);
-  ntb::NtbOutParams params;
-  params.format = sig.format;
-  params.ntb_out_max_size = 16384;
-  params.ethernet_framing = ethernet_framing;
-  ntb::NtbBuilder b(buf, params, sig);
-  for (const auto& d : datagrams) EXPECT_EQ(b.append(d), ntb::AppendResult::Appended);
-  const ntb::Bytes out = b.finish();
-  return ByteVector(out.begin(), out.end());
 }
 
 RxConfig ncm_rx_config() {
