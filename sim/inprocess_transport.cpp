@@ -36,6 +36,15 @@ void InProcessTransport::poke_locked() {
   cv_.notify_all();
 }
 
+void InProcessTransport::mark_gone_locked() {
+  {
+    const std::lock_guard lock(incoming_mu_);
+    gone_.store(true, std::memory_order_relaxed);
+  }
+  // What was queued before: into the HostPort, which completes it as no_device at its next run().
+  take_incoming_locked();
+}
+
 void InProcessTransport::take_incoming_locked() {
   {
     // Swapped, not moved: both vectors keep their capacity, so submit() does not allocate.
@@ -51,7 +60,7 @@ usb::ControlResult InProcessTransport::control(const usb::ControlSetup& setup, s
   const std::lock_guard lock(mu_);
   take_incoming_locked();
   if (gone_ || !port_.connected()) {
-    gone_ = true;
+    mark_gone_locked();
     poke_locked();
     return {usb::TransferStatus::no_device, 0};
   }
@@ -62,11 +71,9 @@ usb::ControlResult InProcessTransport::control(const usb::ControlSetup& setup, s
   s.index = setup.index;
   s.length = static_cast<std::uint16_t>(std::min<std::size_t>(data.size(), 0xffff));
   const std::optional<std::size_t> n = port_.control(s, data.first(s.length));
+  if (!port_.connected()) mark_gone_locked();
   poke_locked();
-  if (!port_.connected()) {
-    gone_ = true;
-    return {usb::TransferStatus::no_device, 0};
-  }
+  if (gone_) return {usb::TransferStatus::no_device, 0};
   if (!n) return {usb::TransferStatus::stall, 0};
   return {usb::TransferStatus::completed, *n};
 }
@@ -92,9 +99,10 @@ usb::TransferStatus InProcessTransport::clear_halt(std::uint8_t endpoint) {
 
 usb::TransferStatus InProcessTransport::submit(usb::Transfer& transfer) {
   if (transfer.length > transfer.buffer.size()) return usb::TransferStatus::error;
-  // A device that left while this was on its way completes it as no_device (HostPort::submit).
-  if (gone_.load(std::memory_order_acquire)) return usb::TransferStatus::no_device;
   const std::lock_guard lock(incoming_mu_);
+  // gone_ is set under incoming_mu_ (mark_gone_locked): a request queued before that is taken
+  // and completed as no_device by the call that saw the device leave; one after is refused here.
+  if (gone_.load(std::memory_order_relaxed)) return usb::TransferStatus::no_device;
   std::unique_ptr<Pending>& pending = pending_[&transfer];
   if (!pending) pending = std::make_unique<Pending>();
   transfer.backend = pending.get();
@@ -150,7 +158,13 @@ void InProcessTransport::handle_events(unsigned timeout_ms) {
       }
       take_incoming_locked();
       port_.run(done, std::chrono::steady_clock::now());
-      if (!port_.connected()) gone_.store(true, std::memory_order_release);
+      if (!port_.connected() && !gone_.load(std::memory_order_relaxed)) {
+        // The device left. Nobody calls handle_events() for a device that is gone (the daemon
+        // stops at the no_device completions of this call), so requests submitted until now must
+        // complete in this call too, or their pipe is destroyed with them in flight.
+        mark_gone_locked();
+        port_.run(done, std::chrono::steady_clock::now());
+      }
       if (!done.empty()) break;
       const auto now = std::chrono::steady_clock::now();
       auto wait_until = until;

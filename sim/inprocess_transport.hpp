@@ -59,12 +59,13 @@ class InProcessTransport final : public usb::Transport {
   struct Pending;
   void poke_locked();        // mu_ held: something happened that may let a queued request complete
   void take_incoming_locked();  // mu_ held: the submitted requests into the HostPort
+  void mark_gone_locked();      // mu_ held: no submit from now on; the queued ones to the HostPort
 
   DeviceModel& model_;
   mutable std::mutex mu_;
   HostPort port_;
   std::vector<PortRequest*> taken_;  // take_incoming_locked()'s, under mu_
-  std::atomic<bool> gone_{false};
+  std::atomic<bool> gone_{false};  // written under mu_ and incoming_mu_ (mark_gone_locked)
 
   std::mutex incoming_mu_;
   std::condition_variable cv_;  // waits with incoming_mu_

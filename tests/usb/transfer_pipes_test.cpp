@@ -7,8 +7,10 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <numeric>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "sim/inprocess_transport.hpp"
@@ -257,6 +259,46 @@ TEST(InProcessTransport, ASubmitDoesNotWaitForTheDeviceModelToFinish) {
   EXPECT_EQ(completions, 2);
   EXPECT_EQ(in.status, TransferStatus::completed);
   EXPECT_EQ(in.actual_bytes, 10u);
+}
+
+// A loopback that runs a test's hook the first time its bulk IN is asked for data.
+class HookedInDevice final : public LoopbackDevice {
+ public:
+  std::function<void()> on_in;
+  sim::InResult in(std::uint8_t ep, std::span<std::uint8_t> buffer) override {
+    if (ep == kBulkIn && on_in) std::exchange(on_in, nullptr)();
+    return LoopbackDevice::in(ep, buffer);
+  }
+};
+
+TEST(InProcessTransport, ATransferSubmittedAsTheDeviceLeavesCompletesInTheCallThatSawItLeave) {
+  // The daemon stops calling handle_events() once its pipes report the device gone. A transfer
+  // submitted while the event thread was inside the model (the RX worker resubmitting a buffer)
+  // must complete as no_device in that same call, or its InPipe is destroyed with it in flight
+  // (seen under LeakSanitizer: an unplug with --once). Any submit after that is refused.
+  HookedInDevice device;
+  sim::InProcessTransport t(device);
+  ASSERT_EQ(t.set_alt_setting(0, 1), TransferStatus::completed);
+  std::array<std::uint8_t, 64> b1{}, b2{}, b3{};
+  Transfer first{.endpoint = LoopbackDevice::kBulkIn, .buffer = b1, .length = b1.size()};
+  Transfer second{.endpoint = LoopbackDevice::kBulkIn, .buffer = b2, .length = b2.size()};
+  Transfer third{.endpoint = LoopbackDevice::kBulkIn, .buffer = b3, .length = b3.size()};
+  int completions = 0;
+  for (Transfer* x : {&first, &second, &third}) {
+    x->on_complete = [](Transfer& done) { ++*static_cast<int*>(done.user); };
+    x->user = &completions;
+  }
+  device.on_in = [&] {
+    EXPECT_EQ(t.submit(second), TransferStatus::completed) << "queued: the device has not left yet";
+    device.unplugged = true;
+  };
+  ASSERT_EQ(t.submit(first), TransferStatus::completed);
+  t.handle_events(100);
+  EXPECT_EQ(completions, 2) << "both transfers end in the call that saw the device leave";
+  EXPECT_EQ(first.status, TransferStatus::no_device);
+  EXPECT_EQ(second.status, TransferStatus::no_device);
+  EXPECT_TRUE(t.device_gone());
+  EXPECT_EQ(t.submit(third), TransferStatus::no_device);
 }
 
 }  // namespace
