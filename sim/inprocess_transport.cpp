@@ -39,7 +39,7 @@ void InProcessTransport::poke_locked() {
 void InProcessTransport::mark_gone_locked() {
   {
     const std::lock_guard lock(incoming_mu_);
-    gone_.store(true, std::memory_order_relaxed);
+    gone_ = true;
   }
   // What was queued before: into the HostPort, which completes it as no_device at its next run().
   take_incoming_locked();
@@ -102,7 +102,7 @@ usb::TransferStatus InProcessTransport::submit(usb::Transfer& transfer) {
   const std::lock_guard lock(incoming_mu_);
   // gone_ is set under incoming_mu_ (mark_gone_locked): a request queued before that is taken
   // and completed as no_device by the call that saw the device leave; one after is refused here.
-  if (gone_.load(std::memory_order_relaxed)) return usb::TransferStatus::no_device;
+  if (gone_) return usb::TransferStatus::no_device;
   std::unique_ptr<Pending>& pending = pending_[&transfer];
   if (!pending) pending = std::make_unique<Pending>();
   transfer.backend = pending.get();
@@ -158,7 +158,7 @@ void InProcessTransport::handle_events(unsigned timeout_ms) {
       }
       take_incoming_locked();
       port_.run(done, std::chrono::steady_clock::now());
-      if (!port_.connected() && !gone_.load(std::memory_order_relaxed)) {
+      if (!port_.connected() && !gone_) {
         // The device left. Nobody calls handle_events() for a device that is gone (the daemon
         // stops at the no_device completions of this call), so requests submitted until now must
         // complete in this call too, or their pipe is destroyed with them in flight.

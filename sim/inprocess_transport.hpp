@@ -17,7 +17,6 @@
 // incoming_mu_.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -65,7 +64,8 @@ class InProcessTransport final : public usb::Transport {
   mutable std::mutex mu_;
   HostPort port_;
   std::vector<PortRequest*> taken_;  // take_incoming_locked()'s, under mu_
-  std::atomic<bool> gone_{false};  // written under mu_ and incoming_mu_ (mark_gone_locked)
+  // Written holding both mu_ and incoming_mu_ (mark_gone_locked), so read holding either.
+  bool gone_ = false;
 
   std::mutex incoming_mu_;
   std::condition_variable cv_;  // waits with incoming_mu_
